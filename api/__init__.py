@@ -1,0 +1,1 @@
+"""The HTTP edge of the segments API: app factory, settings, auth, CLI."""

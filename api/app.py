@@ -1,0 +1,55 @@
+"""The Starlette application factory."""
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from api import health
+from api.auth import Authenticator
+from api.graphql_http import GraphQLEndpoint, graphql_route
+from api.settings import Settings
+from db.pool import Database
+from schema.build import build_schema
+
+log = logging.getLogger("segments")
+
+
+def create_app(settings: Settings) -> Starlette:
+    """An app serving `settings.database_url`, which must already be migrated."""
+    if not settings.database_url:
+        raise ValueError("create_app needs settings.database_url (the CLI starts one if unset)")
+    schema = build_schema()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        db = await Database.connect(
+            settings.database_url,
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            statement_timeout_ms=settings.statement_timeout_ms,
+            connect_timeout=settings.connect_timeout_s,
+        )
+        app.state.db = db
+        authenticator = Authenticator(db, settings.token_cache_seconds)
+        app.state.graphql = GraphQLEndpoint(schema, settings, authenticator)
+        try:
+            yield
+        finally:
+            await db.close()
+
+    return Starlette(
+        routes=[
+            Route("/graphql", graphql_route, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            Route("/health/live", health.live),
+            Route("/health/ready", health.ready),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def app_from_env() -> Starlette:
+    """Factory for `uvicorn --factory` worker processes: settings from the environment."""
+    return create_app(Settings())

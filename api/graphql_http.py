@@ -1,0 +1,246 @@
+"""GraphQL over HTTP: request parsing, authentication, execution, error masking, logging."""
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import asyncpg
+import orjson
+from graphql import GraphQLError, GraphQLSyntaxError
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from strawberry import Schema
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types.graphql import OperationType
+
+from api.auth import Authenticator
+from api.settings import Settings
+from schema.context import Context
+
+log = logging.getLogger("segments.http")
+
+# What a lost or stopped database raises from asyncpg; answered with 503, not a stack trace.
+DATABASE_DOWN = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
+                 asyncpg.CannotConnectNowError)
+
+JSON = "application/json"
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+_ALLOWED = {
+    "GET": (OperationType.QUERY,),
+    "POST": (OperationType.QUERY, OperationType.MUTATION),
+}
+_GRAPHIQL = resources.files("api").joinpath("static/graphiql.html").read_text()
+
+
+class RequestError(Exception):
+    """A request that cannot be executed: answered with `status` and one coded error."""
+
+    def __init__(self, status: int, message: str, code: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.headers = headers or {}
+
+
+@dataclass
+class GraphQLParams:
+    query: str
+    variables: dict[str, Any] | None
+    operation_name: str | None
+
+
+def _accepts(request: Request) -> str:
+    """The response media type for this request's Accept header."""
+    accept = request.headers.get("accept", "")
+    if not accept or GRAPHQL_RESPONSE in accept:
+        return GRAPHQL_RESPONSE if GRAPHQL_RESPONSE in accept else JSON
+    if JSON in accept or "*/*" in accept or "application/*" in accept:
+        return JSON
+    raise RequestError(406, f"Send Accept: {GRAPHQL_RESPONSE} or {JSON}.", "NOT_ACCEPTABLE")
+
+
+def _params(raw: Any) -> GraphQLParams:
+    if not isinstance(raw, dict):
+        raise RequestError(400, "The request body must be a JSON object.", "BAD_REQUEST")
+    query = raw.get("query")
+    if not isinstance(query, str) or not query.strip():
+        raise RequestError(400, "`query` must be a non-empty string.", "BAD_REQUEST")
+    variables = raw.get("variables")
+    if variables is not None and not isinstance(variables, dict):
+        raise RequestError(400, "`variables` must be a JSON object.", "BAD_REQUEST")
+    operation_name = raw.get("operationName")
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise RequestError(400, "`operationName` must be a string.", "BAD_REQUEST")
+    return GraphQLParams(query, variables, operation_name)
+
+
+async def _read_post(request: Request, max_bytes: int) -> GraphQLParams:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != JSON:
+        raise RequestError(415, f"POST bodies must be {JSON}.", "UNSUPPORTED_MEDIA_TYPE")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise RequestError(413, f"The request body exceeds {max_bytes} bytes.", "PAYLOAD_TOO_LARGE")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise RequestError(413, f"The request body exceeds {max_bytes} bytes.", "PAYLOAD_TOO_LARGE")
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise RequestError(400, "The request body is not valid JSON.", "BAD_REQUEST") from None
+    return _params(raw)
+
+
+def _read_get(request: Request) -> GraphQLParams:
+    raw: dict[str, Any] = dict(request.query_params)
+    if isinstance(raw.get("variables"), str):
+        try:
+            raw["variables"] = orjson.loads(raw["variables"])
+        except orjson.JSONDecodeError:
+            raise RequestError(400, "`variables` is not valid JSON.", "BAD_REQUEST") from None
+    return _params(raw)
+
+
+def _error_code(error: GraphQLError) -> str | None:
+    extensions = error.extensions or {}
+    return extensions.get("code")
+
+
+async def graphql_route(request: Request) -> Response:
+    endpoint: GraphQLEndpoint = request.app.state.graphql
+    return await endpoint(request)
+
+
+class GraphQLEndpoint:
+    """The /graphql route. GraphiQL's page is public; everything else needs a token."""
+
+    def __init__(self, schema: Schema, settings: Settings, authenticator: Authenticator) -> None:
+        self.schema = schema
+        self.settings = settings
+        self.authenticator = authenticator
+
+    async def __call__(self, request: Request) -> Response:
+        started = time.perf_counter()
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        operation_name = None
+        status = 500
+        try:
+            response = await self._handle(request, request_id)
+            status = response.status_code
+            operation_name = getattr(response, "operation_name", None)
+        finally:
+            log.info(
+                "graphql request_id=%s operation=%s status=%s duration_ms=%.1f",
+                request_id,
+                operation_name or "-",
+                status,
+                (time.perf_counter() - started) * 1000,
+            )
+        response.headers["x-request-id"] = request_id
+        return response
+
+    async def _handle(self, request: Request, request_id: str) -> Response:
+        media_type = JSON
+        try:
+            accept = request.headers.get("accept", "")
+            if request.method == "GET" and not request.query_params and "text/html" in accept:
+                return HTMLResponse(_GRAPHIQL)
+            media_type = _accepts(request)
+            if request.method == "POST":
+                params = await _read_post(request, self.settings.max_body_bytes)
+            elif request.method == "GET":
+                params = _read_get(request)
+            else:
+                raise RequestError(405, "Use GET or POST.", "METHOD_NOT_ALLOWED", {"allow": "GET, POST"})
+            try:
+                principal = await self.authenticator.principal(request.headers.get("authorization"))
+            except DATABASE_DOWN:
+                log.warning("database unavailable request_id=%s", request_id, exc_info=True)
+                raise RequestError(
+                    503, "The database is unavailable; retry shortly.", "SERVICE_UNAVAILABLE"
+                ) from None
+            if principal is None:
+                raise RequestError(
+                    401,
+                    "Send a valid API token: Authorization: Bearer <token>.",
+                    "UNAUTHENTICATED",
+                    {"www-authenticate": "Bearer"},
+                )
+        except RequestError as exc:
+            body = {"errors": [{"message": str(exc), "extensions": {"code": exc.code}}]}
+            return Response(orjson.dumps(body), exc.status, exc.headers, media_type)
+
+        context = Context(
+            db=self.authenticator.db,
+            settings=self.settings,
+            principal=principal,
+            request_id=request_id,
+        )
+        try:
+            result = await self.schema.execute(
+                params.query,
+                variable_values=params.variables,
+                context_value=context,
+                operation_name=params.operation_name,
+                allowed_operation_types=_ALLOWED[request.method],
+            )
+        except InvalidOperationTypeError:
+            body = {"errors": [{"message": "Mutations need POST.", "extensions": {"code": "METHOD_NOT_ALLOWED"}}]}
+            return Response(orjson.dumps(body), 405, {"allow": "POST"}, media_type)
+        except CannotGetOperationTypeError:
+            message = "Name the operation to run with operationName."
+            body = {"errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]}
+            return Response(orjson.dumps(body), 400, media_type=media_type)
+        errors = [self._format_error(e, request_id) for e in result.errors or []]
+        body: dict[str, Any] = {}
+        if errors:
+            body["errors"] = errors
+        request_failed = result.data is None and all(e.path is None for e in result.errors or [])
+        if not request_failed:
+            body["data"] = result.data
+        status = 400 if request_failed and media_type == GRAPHQL_RESPONSE else 200
+        if request_failed and media_type == JSON and any(
+            e["extensions"]["code"] == "GRAPHQL_PARSE_FAILED" for e in errors
+        ):
+            status = 400
+        response = Response(orjson.dumps(body), status, media_type=media_type)
+        response.operation_name = params.operation_name  # type: ignore[attr-defined]
+        return response
+
+    def _format_error(self, error: GraphQLError, request_id: str) -> dict[str, Any]:
+        original = error.original_error
+        if original is None or isinstance(original, GraphQLError):
+            source = original if isinstance(original, GraphQLError) else error
+            code = _error_code(source)
+            if code is None:
+                if isinstance(error, GraphQLSyntaxError) or isinstance(original, GraphQLSyntaxError):
+                    code = "GRAPHQL_PARSE_FAILED"
+                elif error.path is None and "Variable" in error.message:
+                    code = "BAD_USER_INPUT"
+                elif error.path is None:
+                    code = "GRAPHQL_VALIDATION_FAILED"
+                else:
+                    code = "BAD_USER_INPUT"
+            formatted = error.formatted
+            formatted["extensions"] = {**(formatted.get("extensions") or {}), "code": code}
+            return formatted
+        log.error(
+            "unexpected error request_id=%s path=%s",
+            request_id,
+            error.path,
+            exc_info=(type(original), original, original.__traceback__),
+        )
+        masked: dict[str, Any] = {
+            "message": "Internal server error.",
+            "extensions": {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+        }
+        if error.path is not None:
+            masked["path"] = error.path
+        if error.locations:
+            masked["locations"] = [loc._asdict() for loc in error.locations]
+        return masked

@@ -1,0 +1,1 @@
+"""Database access: asyncpg pool, raw SQL per entity, DataLoaders, migrations."""

@@ -1,0 +1,86 @@
+"""Keyset pagination: the one place that turns a page request into ORDER BY / WHERE / LIMIT."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """A window over rows ordered by (column, id).
+
+    `after`/`before` are (sort value, id) pairs taken from cursors; `limit` rows are wanted
+    from the start of the window, or from its end when `from_end` (Relay's `last`).
+    """
+
+    column: str
+    descending: bool
+    limit: int
+    from_end: bool = False
+    after: tuple[Any, int] | None = None
+    before: tuple[Any, int] | None = None
+
+
+def contains_pattern(text: str) -> str:
+    """An ILIKE pattern matching `text` anywhere, with LIKE's wildcards escaped."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+class SqlBuilder:
+    """Collects WHERE conditions and numbered parameters for one statement."""
+
+    def __init__(self, *params: Any) -> None:
+        self.params: list[Any] = list(params)
+        self.conditions: list[str] = []
+
+    def param(self, value: Any) -> str:
+        self.params.append(value)
+        return f"${len(self.params)}"
+
+    def where(self, condition: str) -> None:
+        self.conditions.append(condition)
+
+    @property
+    def where_sql(self) -> str:
+        return " AND ".join(self.conditions) if self.conditions else "true"
+
+
+def keyset(sql: SqlBuilder, alias: str, page: PageRequest) -> str:
+    """Add the cursor bounds to `sql` and return the ORDER BY ... LIMIT tail.
+
+    Rows come back in the direction they are read; `from_end` pages must be reversed
+    by the caller. One row more than `limit` is fetched to tell whether more exist.
+    """
+    col = f"{alias}.{page.column}"
+    for bound, is_after in ((page.after, True), (page.before, False)):
+        if bound is None:
+            continue
+        # "after" means later in the requested order, which is smaller when descending.
+        op = ">" if is_after != page.descending else "<"
+        sql.where(f"({col}, {alias}.id) {op} ({sql.param(bound[0])}, {sql.param(bound[1])})")
+    backwards = page.descending != page.from_end
+    direction = "DESC" if backwards else "ASC"
+    return f"ORDER BY {col} {direction}, {alias}.id {direction} LIMIT {sql.param(page.limit + 1)}"
+
+
+async def exists_outside(
+    conn: asyncpg.Connection,
+    table: str,
+    sql: SqlBuilder,
+    page: PageRequest,
+    before: bool,
+) -> bool:
+    """Whether a row matching `sql` lies before the `after` cursor (before=True) or after
+    the `before` cursor, i.e. outside the window; `table` is "name alias"."""
+    bound = page.after if before else page.before
+    if bound is None:
+        return False
+    alias = table.split()[-1]
+    col = f"{alias}.{page.column}"
+    op = "<=" if before != page.descending else ">="
+    sql.where(f"({col}, {alias}.id) {op} ({sql.param(bound[0])}, {sql.param(bound[1])})")
+    return await conn.fetchval(
+        f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {sql.where_sql})", *sql.params
+    )

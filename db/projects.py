@@ -1,0 +1,90 @@
+"""SQL about projects and their environments."""
+
+import asyncpg
+
+DEFAULT_ENVIRONMENTS = (("production", "Production"), ("staging", "Staging"))
+
+
+class ProjectExists(Exception):
+    pass
+
+
+async def create_project(conn: asyncpg.Connection, key: str, name: str) -> asyncpg.Record:
+    """Create a project with its default environments, in one transaction."""
+    async with conn.transaction():
+        try:
+            project = await conn.fetchrow(
+                "INSERT INTO projects (key, name) VALUES ($1, $2) RETURNING id, key, name",
+                key,
+                name,
+            )
+        except asyncpg.UniqueViolationError:
+            raise ProjectExists(key) from None
+        await conn.executemany(
+            "INSERT INTO environments (project_id, key, name) VALUES ($1, $2, $3)",
+            [(project["id"], k, n) for k, n in DEFAULT_ENVIRONMENTS],
+        )
+    return project
+
+
+async def project_by_key(conn: asyncpg.Connection, key: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT id, key, name FROM projects WHERE key = $1", key)
+
+
+async def projects_by_id(conn: asyncpg.Connection, ids: list[int]) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT id, key, name FROM projects WHERE id = ANY($1)", ids)
+
+
+async def environments_of_projects(
+    conn: asyncpg.Connection, project_ids: list[int]
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """
+        SELECT project_id, id, key, name
+        FROM environments
+        WHERE project_id = ANY($1)
+        ORDER BY project_id, id
+        """,
+        project_ids,
+    )
+
+
+async def environments_by_id(
+    conn: asyncpg.Connection, project_id: int, ids: list[int]
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """
+        SELECT project_id, id, key, name
+        FROM environments
+        WHERE project_id = $1 AND id = ANY($2)
+        """,
+        project_id,
+        ids,
+    )
+
+
+async def environment_by_key(
+    conn: asyncpg.Connection, project_id: int, key: str
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT project_id, id, key, name FROM environments WHERE project_id = $1 AND key = $2",
+        project_id,
+        key,
+    )
+
+
+async def create_environment(
+    conn: asyncpg.Connection, project_id: int, key: str, name: str
+) -> asyncpg.Record | None:
+    """Insert an environment; None when the key is taken in this project."""
+    return await conn.fetchrow(
+        """
+        INSERT INTO environments (project_id, key, name)
+        VALUES ($1, $2, $3)
+        ON CONFLICT (project_id, key) DO NOTHING
+        RETURNING project_id, id, key, name
+        """,
+        project_id,
+        key,
+        name,
+    )

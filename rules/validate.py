@@ -1,0 +1,306 @@
+"""Checks of segment input that report every problem found, each with its path in the input."""
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from itertools import count
+from typing import Any
+
+from rules.models import LOGICAL_OPS, OPERATORS, Limits, StoredCondition, StoredGroup, StoredRule
+from rules.values import compile_regex, is_number, parse_iso_instant, parse_semver
+
+Path = tuple[str, ...]
+
+MAX_KEY_LENGTH = 100
+MAX_NAME_LENGTH = 100
+MAX_DESCRIPTION_LENGTH = 500
+MAX_TAGS = 20
+MAX_TAG_LENGTH = 50
+MAX_TARGET_LENGTH = 256
+MAX_ATTRIBUTE_LENGTH = 200
+MAX_LIST_VALUES = 1000
+MAX_REGEX_LENGTH = 500
+
+_KEY = re.compile(r"[a-zA-Z0-9_-]+")
+_NOT_KEY_CHARS = re.compile(r"[^a-z0-9_-]+")
+_TAG = re.compile(r"[a-zA-Z0-9_.:-]+")
+
+
+@dataclass(frozen=True)
+class Problem:
+    field: Path
+    code: str  # a UserErrorCode name
+    message: str
+
+
+def validate_rules(
+    rules_input: list[dict[str, Any]], path: Path, limits: Limits
+) -> tuple[list[StoredRule], list[Problem]]:
+    """Turn a `[SegmentRuleInput]` into the stored rule shape, with every problem found.
+
+    `path` is where the list sits in the GraphQL input, e.g. ("input", "rules"). The stored
+    rules are only meaningful when no problem is returned.
+    """
+    walk = _RuleWalk(limits)
+    stored = walk.rule_list(rules_input, path, depth=0)
+    if walk.conditions > limits.max_conditions:
+        walk.problems.append(
+            Problem(
+                path,
+                "LIMIT_EXCEEDED",
+                f"{walk.conditions} conditions (counting nested ones); "
+                f"at most {limits.max_conditions} are allowed",
+            )
+        )
+    return stored, walk.problems
+
+
+def validate_key(key: str, path: Path) -> list[Problem]:
+    if isinstance(key, str) and len(key) <= MAX_KEY_LENGTH and _KEY.fullmatch(key):
+        return []
+    return [
+        Problem(
+            path,
+            "INVALID_KEY",
+            f"key must be 1-{MAX_KEY_LENGTH} characters of letters, digits, '_' and '-'",
+        )
+    ]
+
+
+def derive_key(name: str) -> str:
+    """A key made from a name: lowercase, other characters collapsed to "_", at most 100 long."""
+    key = _NOT_KEY_CHARS.sub("_", name.lower()).strip("_")
+    return key[:MAX_KEY_LENGTH].rstrip("_") or "segment"
+
+
+def key_candidates(base: str) -> Iterator[str]:
+    """base, base_2, base_3, … — each cut to fit 100 characters, for finding a free key."""
+    yield base[:MAX_KEY_LENGTH]
+    for number in count(2):
+        suffix = f"_{number}"
+        yield base[: MAX_KEY_LENGTH - len(suffix)] + suffix
+
+
+def normalize_name(name: str) -> str:
+    return name.strip()
+
+
+def validate_name(name: str, path: Path) -> list[Problem]:
+    """Problems with a name, judged after trimming (store `normalize_name(name)`)."""
+    if not isinstance(name, str):
+        return [Problem(path, "INVALID_INPUT", "name must be a string")]
+    return _length_problems(normalize_name(name), path, "name", 1, MAX_NAME_LENGTH)
+
+
+def validate_description(description: str | None, path: Path) -> list[Problem]:
+    if description is None:
+        return []
+    return _length_problems(description, path, "description", 0, MAX_DESCRIPTION_LENGTH)
+
+
+def validate_tags(tags: list[str] | None, path: Path) -> list[Problem]:
+    tags = tags or []
+    problems = []
+    if len(tags) > MAX_TAGS:
+        problems.append(
+            Problem(path, "LIMIT_EXCEEDED", f"{len(tags)} tags; at most {MAX_TAGS} are allowed")
+        )
+    for index, tag in enumerate(tags):
+        if not (isinstance(tag, str) and len(tag) <= MAX_TAG_LENGTH and _TAG.fullmatch(tag)):
+            problems.append(
+                Problem(
+                    (*path, str(index)),
+                    "INVALID_INPUT",
+                    f"a tag is 1-{MAX_TAG_LENGTH} characters of letters, digits and '_.:-'",
+                )
+            )
+    return problems
+
+
+def validate_targets(
+    included: list[str] | None,
+    excluded: list[str] | None,
+    path_included: Path,
+    path_excluded: Path,
+    limits: Limits,
+) -> list[Problem]:
+    included, excluded = included or [], excluded or []
+    problems = [
+        problem
+        for targets, path in ((included, path_included), (excluded, path_excluded))
+        for index, target in enumerate(targets)
+        for problem in _length_problems(
+            target, (*path, str(index)), "a target", 1, MAX_TARGET_LENGTH
+        )
+    ]
+    total = len(included) + len(excluded)
+    if total > limits.max_targets:
+        # Point at the list that contributes most, which is the one to trim.
+        path = path_included if len(included) >= len(excluded) else path_excluded
+        problems.append(
+            Problem(
+                path,
+                "LIMIT_EXCEEDED",
+                f"{total} targets in included and excluded; "
+                f"at most {limits.max_targets} are allowed",
+            )
+        )
+    return problems
+
+
+def _length_problems(text: object, path: Path, what: str, low: int, high: int) -> list[Problem]:
+    if isinstance(text, str) and low <= len(text) <= high:
+        return []
+    return [Problem(path, "INVALID_INPUT", f"{what} must be a string of {low}-{high} characters")]
+
+
+class _RuleWalk:
+    """One pass over a rule input tree, collecting problems and counting conditions."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.problems: list[Problem] = []
+        self.conditions = 0
+
+    def rule_list(self, items: object, path: Path, depth: int) -> list[StoredRule]:
+        if not isinstance(items, list):
+            self._invalid(path, "rules must be a list")
+            return []
+        return [
+            rule
+            for index, item in enumerate(items)
+            if (rule := self.rule(item, (*path, str(index)), depth)) is not None
+        ]
+
+    def rule(self, item: object, path: Path, depth: int) -> StoredRule | None:
+        condition = item.get("condition") if isinstance(item, dict) else None
+        group = item.get("group") if isinstance(item, dict) else None
+        if (condition is None) == (group is None):
+            self._invalid(path, "give exactly one of condition or group")
+            return None
+        if condition is not None:
+            return self.condition(condition, (*path, "condition"))
+        return self.group(group, (*path, "group"), depth + 1)
+
+    def condition(self, condition: object, path: Path) -> StoredCondition | None:
+        self.conditions += 1
+        if not isinstance(condition, dict):
+            self._invalid(path, "a condition must be an object")
+            return None
+        attribute = condition.get("attribute")
+        operator = condition.get("operator")
+        value = condition.get("value")
+        if not (
+            isinstance(attribute, str)
+            and 1 <= len(attribute) <= MAX_ATTRIBUTE_LENGTH
+            and "" not in attribute.split(".")
+        ):
+            self._invalid(
+                (*path, "attribute"),
+                f"attribute must be a dotted path of 1-{MAX_ATTRIBUTE_LENGTH} characters "
+                "with no empty segment",
+            )
+        if operator not in OPERATORS:
+            self._invalid((*path, "operator"), f"unknown operator {operator!r}")
+        elif (message := _VALUE_CHECKS[operator](value)) is not None:
+            self._invalid((*path, "value"), f"{operator} {message}")
+        return {"attribute": attribute, "operator": operator, "value": value}  # type: ignore[typeddict-item]
+
+    def group(self, group: object, path: Path, depth: int) -> StoredGroup | None:
+        if not isinstance(group, dict):
+            self._invalid(path, "a group must be an object")
+            return None
+        if depth == self.limits.max_depth + 1:  # deeper groups inside are not reported again
+            self.problems.append(
+                Problem(
+                    path,
+                    "LIMIT_EXCEEDED",
+                    f"groups nest at most {self.limits.max_depth} deep",
+                )
+            )
+        logical_op = group.get("logicalOp", "AND")
+        if logical_op not in LOGICAL_OPS:
+            self._invalid((*path, "logicalOp"), f"unknown logical operator {logical_op!r}")
+        rules = self.rule_list(group.get("rules"), (*path, "rules"), depth)
+        return {"logicalOp": logical_op, "rules": rules}
+
+    def _invalid(self, path: Path, message: str) -> None:
+        self.problems.append(Problem(path, "INVALID_RULE", message))
+
+
+# Each check returns what is wrong with a condition's value for its operator, or None.
+
+
+def _is_scalar(value: object) -> bool:
+    return isinstance(value, (str, bool)) or is_number(value)
+
+
+def _check_scalar(value: Any) -> str | None:
+    return None if _is_scalar(value) else "needs a string, number or boolean value"
+
+
+def _check_scalar_list(value: Any) -> str | None:
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_LIST_VALUES:
+        return f"needs a list of 1-{MAX_LIST_VALUES} values"
+    bad = [str(index) for index, item in enumerate(value) if not _is_scalar(item)]
+    if bad:
+        return f"values must be strings, numbers or booleans (not at index {', '.join(bad)})"
+    return None
+
+
+def _check_number(value: Any) -> str | None:
+    return None if is_number(value) else "needs a number value"
+
+
+def _check_string(value: Any) -> str | None:
+    return None if isinstance(value, str) else "needs a string value"
+
+
+def _check_absent(value: Any) -> str | None:
+    return None if value is None else "takes no value (null)"
+
+
+def _check_regex(value: Any) -> str | None:
+    if not isinstance(value, str) or len(value) > MAX_REGEX_LENGTH:
+        return f"needs a regular expression string of at most {MAX_REGEX_LENGTH} characters"
+    if compile_regex(value) is None:
+        return (
+            "needs a regular expression that compiles (RE2 syntax: no lookaround or backreferences)"
+        )
+    return None
+
+
+def _check_instant(value: Any) -> str | None:
+    if isinstance(value, str) and parse_iso_instant(value) is not None:
+        return None
+    return "needs an ISO-8601 date or date-time, e.g. 2026-01-31 or 2026-01-31T10:00:00Z"
+
+
+def _check_semver(value: Any) -> str | None:
+    if isinstance(value, str) and parse_semver(value) is not None:
+        return None
+    return "needs a semantic version, e.g. 1.4.0 or v2.0.0-beta.1"
+
+
+_VALUE_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "EQ": _check_scalar,
+    "NEQ": _check_scalar,
+    "IN": _check_scalar_list,
+    "NIN": _check_scalar_list,
+    "GT": _check_number,
+    "GTE": _check_number,
+    "LT": _check_number,
+    "LTE": _check_number,
+    "CONTAINS": _check_string,
+    "NOT_CONTAINS": _check_string,
+    "STARTS_WITH": _check_string,
+    "ENDS_WITH": _check_string,
+    "EXISTS": _check_absent,
+    "NOT_EXISTS": _check_absent,
+    "REGEX": _check_regex,
+    "BEFORE": _check_instant,
+    "AFTER": _check_instant,
+    "SEMVER_EQ": _check_semver,
+    "SEMVER_GT": _check_semver,
+    "SEMVER_LT": _check_semver,
+}

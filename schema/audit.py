@@ -1,0 +1,111 @@
+"""Audit events: who changed what, before and after, newest first."""
+
+from collections.abc import Mapping
+from datetime import datetime
+from enum import Enum
+from typing import Any, Self
+
+import strawberry
+from strawberry.scalars import JSON
+
+from db import audit as db_audit
+from schema.context import AppInfo
+from schema.ids import encode_id
+from schema.node import Node
+from schema.pagination import PageInfo, decode_cursor, encode_cursor, id_value, page_request, window
+
+
+@strawberry.enum(description="What happened to the entity.")
+class AuditAction(Enum):
+    CREATED = strawberry.enum_value("CREATED", description="It was created.")
+    UPDATED = strawberry.enum_value("UPDATED", description="Some of its fields changed.")
+    DELETED = strawberry.enum_value("DELETED", description="It was (softly) deleted or archived.")
+    RESTORED = strawberry.enum_value("RESTORED", description="A deleted entity was restored.")
+
+
+@strawberry.type(description="One field's value before and after a change.")
+class FieldChange:
+    field: str = strawberry.field(description="Name of the field as in the API, e.g. \"name\".")
+    before: JSON | None = strawberry.field(description="Value before; null on creation.")
+    after: JSON | None = strawberry.field(description="Value after.")
+
+
+@strawberry.type(description="A recorded change to a segment, flag or environment.")
+class AuditEvent(Node):
+    action: AuditAction = strawberry.field(description="What happened.")
+    entity_type: str = strawberry.field(description='"segment", "flag", ...')
+    entity_id: strawberry.ID = strawberry.field(description="Global id of the changed entity.")
+    actor: str = strawberry.field(description="Name of the API key that made the change.")
+    changes: list[FieldChange] = strawberry.field(description="Changed fields (all of them on creation).")
+    created_at: datetime = strawberry.field(description="When it happened.")
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Self:
+        entity_type = row["entity_type"]
+        return cls(
+            id=strawberry.ID(encode_id("AuditEvent", row["id"])),
+            action=AuditAction(row["action"]),
+            entity_type=entity_type,
+            entity_id=strawberry.ID(encode_id(entity_type.capitalize(), row["entity_id"])),
+            actor=row["actor"],
+            changes=[
+                FieldChange(field=c["field"], before=c.get("before"), after=c.get("after"))
+                for c in row["changes"]
+            ],
+            created_at=row["created_at"],
+        )
+
+
+@strawberry.type(description="An audit event in a connection.")
+class AuditEventEdge:
+    cursor: str = strawberry.field(description="Opaque position of this edge.")
+    node: AuditEvent = strawberry.field(description="The event.")
+
+
+@strawberry.type(description="A page of audit events, newest first.")
+class AuditEventConnection:
+    edges: list[AuditEventEdge] = strawberry.field(description="The page, with cursors.")
+    page_info: PageInfo = strawberry.field(description="Where the page lies in the whole list.")
+    _count: strawberry.Private[Any]
+
+    @strawberry.field(description="The page's events without cursors.")
+    def nodes(self) -> list[AuditEvent]:
+        return [edge.node for edge in self.edges]
+
+    @strawberry.field(description="All events of the list, across pages.")
+    async def total_count(self) -> int:
+        return await self._count()
+
+
+async def history_of(
+    info: AppInfo,
+    entity: tuple[str, int] | None,
+    first: int | None,
+    after: str | None,
+    project_id: int,
+) -> AuditEventConnection:
+    ctx = info.context
+    page = page_request(
+        first=first,
+        after=decode_cursor(after, "audit", id_value) if after else None,
+        last=None,
+        before=None,
+        column="id",
+        descending=True,
+    )
+    async with ctx.db.connection() as conn:
+        rows = await db_audit.list_events(conn, project_id, entity, page)
+
+    async def outside(before: bool) -> bool:
+        async with ctx.db.connection() as conn:
+            return await db_audit.any_event_outside(conn, project_id, entity, page, before)
+
+    async def count() -> int:
+        async with ctx.db.connection() as conn:
+            return await db_audit.count_events(conn, project_id, entity)
+
+    pairs, page_info = window(
+        page, rows, outside, lambda row: encode_cursor("audit", row["id"], row["id"])
+    )
+    edges = [AuditEventEdge(cursor=cursor, node=AuditEvent.from_row(row)) for cursor, row in pairs]
+    return AuditEventConnection(edges=edges, page_info=page_info, _count=count)

@@ -1,0 +1,40 @@
+"""What every resolver gets as `info.context`: the caller, the database and per-request loaders."""
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from strawberry.types import Info
+
+from db.api_keys import Principal
+from db.loaders import Loaders
+from db.pool import Database
+from schema.errors import forbidden
+
+if TYPE_CHECKING:
+    from api.settings import Settings
+
+
+@dataclass
+class Context:
+    db: Database
+    settings: "Settings"
+    principal: Principal
+    request_id: str = ""
+    loaders: Loaders = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders(self.db, self.principal.project_id)
+
+    def project_id_for(self, project_key: str) -> int:
+        """The caller's project id when it is the one named, else 0, which no row carries:
+        another project reads as empty, exactly like one that does not exist."""
+        if project_key == self.principal.project_key:
+            return self.principal.project_id
+        return 0
+
+    def require_editor(self) -> None:
+        if not self.principal.can_write:
+            raise forbidden()
+
+
+AppInfo = Info[Context, None]

@@ -1,0 +1,52 @@
+"""Typed errors: `UserError` values for domain problems, coded GraphQL errors for the rest."""
+
+from enum import Enum
+
+import strawberry
+from graphql import GraphQLError
+
+
+@strawberry.enum(description="Machine-readable kind of a user error.")
+class UserErrorCode(Enum):
+    INVALID_INPUT = strawberry.enum_value("INVALID_INPUT", description="A field is malformed or out of bounds.")
+    INVALID_KEY = strawberry.enum_value("INVALID_KEY", description="A key does not match ^[a-zA-Z0-9_-]+$ or is too long.")
+    INVALID_RULE = strawberry.enum_value("INVALID_RULE", description="A rule or condition is malformed.")
+    KEY_TAKEN = strawberry.enum_value("KEY_TAKEN", description="Another live object of the project uses this key.")
+    NOT_FOUND = strawberry.enum_value("NOT_FOUND", description="The object does not exist (or is not visible to this token).")
+    SEGMENT_IN_USE = strawberry.enum_value("SEGMENT_IN_USE", description="A targeting rule of a live flag references the segment.")
+    SEGMENT_DELETED = strawberry.enum_value("SEGMENT_DELETED", description="The segment is deleted.")
+    VERSION_CONFLICT = strawberry.enum_value("VERSION_CONFLICT", description="expectedVersion differs from the stored version.")
+    LIMIT_EXCEEDED = strawberry.enum_value("LIMIT_EXCEEDED", description="A configured limit would be exceeded.")
+
+
+@strawberry.type(description="A domain problem with the input of a mutation; nothing was written.")
+class UserError:
+    field: list[str] | None = strawberry.field(
+        description='Path into the input, e.g. ["input", "rules", "2", "condition", "value"].'
+    )
+    message: str = strawberry.field(description="Human-readable explanation.")
+    code: UserErrorCode = strawberry.field(description="Machine-readable kind of the problem.")
+
+
+def user_error(code: str, message: str, field: list[str] | tuple[str, ...] | None = None) -> UserError:
+    return UserError(
+        field=list(field) if field is not None else None,
+        message=message,
+        code=UserErrorCode[code],
+    )
+
+
+def coded_error(message: str, code: str) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": code})
+
+
+def bad_user_input(message: str) -> GraphQLError:
+    return coded_error(message, "BAD_USER_INPUT")
+
+
+def forbidden() -> GraphQLError:
+    return coded_error("This API key may only read; mutations need an editor key.", "FORBIDDEN")
+
+
+def not_found(message: str) -> GraphQLError:
+    return coded_error(message, "NOT_FOUND")

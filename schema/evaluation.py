@@ -1,0 +1,91 @@
+"""evaluateSegment: does a context match a segment, and which conditions decided it."""
+
+from collections.abc import Mapping
+from enum import Enum
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from db import segments as db_segments
+from rules.evaluate import CompiledSegment, compile_segment
+from schema.context import AppInfo
+from schema.enums import ConditionOperator
+from schema.errors import bad_user_input, not_found
+
+
+@strawberry.enum(description="Why a segment matched or not.")
+class EvaluationReason(Enum):
+    FORCED = strawberry.enum_value("FORCED", description="The segment has force: true.")
+    INCLUDED = strawberry.enum_value("INCLUDED", description="The targetingKey is in included.")
+    EXCLUDED = strawberry.enum_value("EXCLUDED", description="The targetingKey is in excluded.")
+    RULES_MATCHED = strawberry.enum_value("RULES_MATCHED", description="The rules matched.")
+    RULES_NOT_MATCHED = strawberry.enum_value(
+        "RULES_NOT_MATCHED", description="The rules did not match."
+    )
+
+
+@strawberry.type(description="The outcome of one leaf condition.")
+class ConditionResult:
+    attribute: str = strawberry.field(description="The condition's attribute path.")
+    operator: ConditionOperator = strawberry.field(description="The condition's operator.")
+    matched: bool = strawberry.field(description="Whether the condition held.")
+    actual: JSON | None = strawberry.field(
+        description="The value found in the flattened context, null when absent."
+    )
+
+
+@strawberry.type(description="Result of evaluating a segment against a context.")
+class SegmentEvaluation:
+    matched: bool = strawberry.field(description="Whether the context is in the segment.")
+    reason: EvaluationReason = strawberry.field(description="What decided it.")
+    conditions: list[ConditionResult] = strawberry.field(
+        description="Every leaf condition's outcome when the rules decided; empty otherwise."
+    )
+
+
+_COMPILED_CACHE_SIZE = 1024
+_compiled: dict[tuple[int, int, Any], CompiledSegment] = {}
+
+
+def compiled_segment(row: Mapping[str, Any]) -> CompiledSegment:
+    """A segment's evaluator, compiled once per stored version (every write bumps it)."""
+    key = (row["id"], row["version"], row["updated_at"])
+    found = _compiled.get(key)
+    if found is None:
+        if len(_compiled) >= _COMPILED_CACHE_SIZE:
+            _compiled.clear()
+        found = _compiled[key] = compile_segment(
+            logical_op=row["logical_op"],
+            rules=row["rules"],
+            force=row["force"],
+            included=row["included"],
+            excluded=row["excluded"],
+        )
+    return found
+
+
+async def evaluate_segment(
+    info: AppInfo, project_key: str, key: str, context: Any
+) -> SegmentEvaluation:
+    if not isinstance(context, dict):
+        raise bad_user_input("`context` must be a JSON object.")
+    ctx = info.context
+    async with ctx.db.connection() as conn:
+        row = await db_segments.segment_by_key(conn, ctx.project_id_for(project_key), key)
+    if row is None:
+        raise not_found(f"No segment with key {key!r} in project {project_key!r}.")
+    result = compiled_segment(row).evaluate(context)
+    return SegmentEvaluation(
+        matched=result.matched,
+        reason=EvaluationReason(result.reason),
+        conditions=[
+            ConditionResult(
+                attribute=c.attribute,
+                operator=ConditionOperator(c.operator),
+                matched=c.matched,
+                actual=c.actual,
+            )
+            for c in result.conditions
+        ],
+    )

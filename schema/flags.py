@@ -1,0 +1,154 @@
+"""The Flag and TargetingRule types and the flag queries."""
+
+from collections.abc import Mapping
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Any, Self
+
+import strawberry
+
+from db import flags as db_flags
+from schema.context import AppInfo
+from schema.enums import LogicalOperator
+from schema.ids import encode_id
+from schema.node import Node
+from schema.pagination import PageInfo, decode_cursor, encode_cursor, page_request, window
+from schema.rules import SegmentRule, rules_from_stored
+
+if TYPE_CHECKING:
+    from schema.segments import Segment
+
+
+@strawberry.enum(description="Whether a targeting rule points at a segment or carries its own conditions.")
+class TargetingRuleKind(Enum):
+    SEGMENT = strawberry.enum_value("SEGMENT", description="Matches the members of a segment.")
+    CUSTOM = strawberry.enum_value("CUSTOM", description="Matches inline conditions.")
+
+
+@strawberry.type(description="One ordered rule of a flag in one environment.")
+class TargetingRule:
+    id: strawberry.ID = strawberry.field(description="Opaque id of the rule.")
+    order_index: int = strawberry.field(description="Position in the environment's list, from 0.")
+    kind: TargetingRuleKind = strawberry.field(description="SEGMENT or CUSTOM.")
+    logical_op: LogicalOperator | None = strawberry.field(description="Set when kind = CUSTOM.")
+    variation_key: str | None = strawberry.field(
+        description="Variation served on match; exactly one of variationKey / rolloutKey is set."
+    )
+    rollout_key: str | None = strawberry.field(description="Rollout served on match.")
+    segment_id: strawberry.Private[int | None]
+    stored_rules: strawberry.Private[list[dict[str, Any]]]
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Self:
+        return cls(
+            id=strawberry.ID(encode_id("TargetingRule", row["id"])),
+            order_index=row["order_index"],
+            kind=TargetingRuleKind(row["kind"]),
+            logical_op=LogicalOperator(row["logical_op"]) if row["logical_op"] else None,
+            variation_key=row["variation_key"],
+            rollout_key=row["rollout_key"],
+            segment_id=row["segment_id"],
+            stored_rules=row["rules"],
+        )
+
+    @strawberry.field(description="The segment, when kind = SEGMENT.")
+    async def segment(
+        self, info: AppInfo
+    ) -> Annotated["Segment", strawberry.lazy("schema.segments")] | None:
+        from schema.segments import Segment
+
+        if self.segment_id is None:
+            return None
+        row = await info.context.loaders.segment.load(self.segment_id)
+        return Segment.from_row(row) if row else None
+
+    @strawberry.field(description="Inline conditions when kind = CUSTOM, else empty.")
+    def rules(self) -> list[SegmentRule]:
+        return rules_from_stored(self.stored_rules)
+
+
+@strawberry.type(description="A feature flag; its per-environment targeting rules may reference segments.")
+class Flag(Node):
+    key: str = strawberry.field(description="Unique within the project.")
+    name: str = strawberry.field(description="Display name.")
+    description: str | None = strawberry.field(description="Free text.")
+    archived: bool = strawberry.field(description="Archived flags no longer count as segment usage.")
+    db_id: strawberry.Private[int]
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Self:
+        return cls(
+            id=strawberry.ID(encode_id("Flag", row["id"])),
+            key=row["key"],
+            name=row["name"],
+            description=row["description"],
+            archived=row["archived_at"] is not None,
+            db_id=row["id"],
+        )
+
+    @strawberry.field(description="The flag's ordered targeting rules in one environment.")
+    async def targeting_rules(
+        self,
+        info: AppInfo,
+        environment_key: Annotated[str, strawberry.argument(description="Environment key, e.g. \"production\".")],
+    ) -> list[TargetingRule]:
+        rows = await info.context.loaders.targeting_rules.load((self.db_id, environment_key))
+        return [TargetingRule.from_row(row) for row in rows]
+
+
+@strawberry.type(description="A flag in a connection.")
+class FlagEdge:
+    cursor: str = strawberry.field(description="Opaque position of this edge.")
+    node: Flag = strawberry.field(description="The flag.")
+
+
+@strawberry.type(description="A page of flags, by key.")
+class FlagConnection:
+    edges: list[FlagEdge] = strawberry.field(description="The page, with cursors.")
+    page_info: PageInfo = strawberry.field(description="Where the page lies in the whole list.")
+    _count: strawberry.Private[Any]
+
+    @strawberry.field(description="The page's flags without cursors.")
+    def nodes(self) -> list[Flag]:
+        return [edge.node for edge in self.edges]
+
+    @strawberry.field(description="All flags matching search, across pages.")
+    async def total_count(self) -> int:
+        return await self._count()
+
+
+async def list_flags(
+    info: AppInfo, project_key: str, first: int | None, after: str | None, search: str | None
+) -> FlagConnection:
+    ctx = info.context
+    page = page_request(
+        first=first,
+        after=decode_cursor(after, "flag") if after else None,
+        last=None,
+        before=None,
+        column="key",
+    )
+    project_id = ctx.project_id_for(project_key)
+    search = search or None
+    async with ctx.db.connection() as conn:
+        rows = await db_flags.list_flags(conn, project_id, search, page)
+
+    async def outside(before: bool) -> bool:
+        async with ctx.db.connection() as conn:
+            return await db_flags.any_flag_outside_window(conn, project_id, search, page, before)
+
+    async def count() -> int:
+        async with ctx.db.connection() as conn:
+            return await db_flags.count_flags(conn, project_id, search)
+
+    pairs, page_info = window(
+        page, rows, outside, lambda row: encode_cursor("flag", row["key"], row["id"])
+    )
+    edges = [FlagEdge(cursor=cursor, node=Flag.from_row(row)) for cursor, row in pairs]
+    return FlagConnection(edges=edges, page_info=page_info, _count=count)
+
+
+async def flag_by_key(info: AppInfo, project_key: str, key: str) -> Flag | None:
+    ctx = info.context
+    async with ctx.db.connection() as conn:
+        row = await db_flags.flag_by_key(conn, ctx.project_id_for(project_key), key)
+    return Flag.from_row(row) if row else None

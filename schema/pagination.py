@@ -1,0 +1,136 @@
+"""Relay connections: opaque cursors, page-size bounds, and exact PageInfo over keyset pages."""
+
+import base64
+import binascii
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+import strawberry
+
+from db.pagination import PageRequest
+from schema.errors import bad_user_input
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 100
+
+Lazy = Callable[[], Awaitable[bool]]
+
+
+@strawberry.type(description="Where a page lies in the whole list (Relay cursor connections).")
+class PageInfo:
+    start_cursor: str | None = strawberry.field(description="Cursor of the first edge of the page.")
+    end_cursor: str | None = strawberry.field(description="Cursor of the last edge of the page.")
+    _has_next: strawberry.Private[bool | Lazy]
+    _has_previous: strawberry.Private[bool | Lazy]
+
+    @strawberry.field(description="Whether rows follow the page (exact).")
+    async def has_next_page(self) -> bool:
+        return self._has_next if isinstance(self._has_next, bool) else await self._has_next()
+
+    @strawberry.field(description="Whether rows precede the page (exact).")
+    async def has_previous_page(self) -> bool:
+        if isinstance(self._has_previous, bool):
+            return self._has_previous
+        return await self._has_previous()
+
+
+def encode_cursor(kind: str, value: Any, row_id: int) -> str:
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    return base64.urlsafe_b64encode(orjson.dumps([kind, value, row_id])).decode()
+
+
+def text_value(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError
+    return value
+
+
+def time_value(value: Any) -> datetime:
+    return datetime.fromisoformat(text_value(value))
+
+
+def id_value(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError
+    return value
+
+
+def decode_cursor(
+    cursor: str, kind: str, parse: Callable[[Any], Any] = text_value
+) -> tuple[Any, int]:
+    """(sort value, id) from a cursor made for ordering `kind`; BAD_USER_INPUT otherwise."""
+    try:
+        got_kind, value, row_id = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if got_kind != kind:
+            raise ValueError
+        value, row_id = parse(value), id_value(row_id)
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        raise bad_user_input("The cursor is not valid for this list and order.") from None
+    return value, row_id
+
+
+def page_request(
+    *,
+    first: int | None,
+    after: tuple[Any, int] | None,
+    last: int | None,
+    before: tuple[Any, int] | None,
+    column: str,
+    descending: bool = False,
+) -> PageRequest:
+    for name, size in (("first", first), ("last", last)):
+        if size is not None and not 0 <= size <= MAX_PAGE_SIZE:
+            raise bad_user_input(f"`{name}` must be between 0 and {MAX_PAGE_SIZE}.")
+    if first is not None and last is not None:
+        raise bad_user_input("Pass either `first` or `last`, not both.")
+    from_end = last is not None
+    limit = last if from_end else (first if first is not None else DEFAULT_PAGE_SIZE)
+    return PageRequest(
+        column=column,
+        descending=descending,
+        limit=limit,
+        from_end=from_end,
+        after=after,
+        before=before,
+    )
+
+
+def window(
+    page: PageRequest,
+    rows: Sequence[Any],
+    outside: Callable[[bool], Awaitable[bool]],
+    cursor: Callable[[Any], str],
+) -> tuple[list[tuple[str, Any]], PageInfo]:
+    """Trim the fetched rows (one extra was asked for), pair each with its cursor, and
+    work out PageInfo exactly.
+
+    `outside(before)` tells whether a matching row lies before the `after` cursor
+    (before=True) or after the `before` cursor; it runs only if a client asks.
+    """
+    more = len(rows) > page.limit
+    rows = list(rows[: page.limit])
+    if page.from_end:
+        rows.reverse()
+
+    def lazy(before: bool) -> Lazy:
+        return lambda: outside(before)
+
+    has_next: bool | Lazy
+    has_previous: bool | Lazy
+    if page.from_end:
+        has_previous = True if more else lazy(True)
+        has_next = lazy(False)
+    else:
+        has_next = True if more else lazy(False)
+        has_previous = lazy(True)
+    edges = [(cursor(row), row) for row in rows]
+    info = PageInfo(
+        start_cursor=edges[0][0] if edges else None,
+        end_cursor=edges[-1][0] if edges else None,
+        _has_next=has_next,
+        _has_previous=has_previous,
+    )
+    return edges, info

@@ -1,0 +1,47 @@
+"""Project and Environment types."""
+
+from collections.abc import Mapping
+from typing import Any, Self
+
+import strawberry
+
+from schema.context import AppInfo
+from schema.ids import encode_id
+from schema.node import Node
+
+
+@strawberry.type(description="A deployment target of a project's flags, such as production.")
+class Environment(Node):
+    key: str = strawberry.field(description="Unique within the project, e.g. \"production\".")
+    name: str = strawberry.field(description="Display name.")
+    db_id: strawberry.Private[int]
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Self:
+        return cls(
+            id=strawberry.ID(encode_id("Environment", row["id"])),
+            key=row["key"],
+            name=row["name"],
+            db_id=row["id"],
+        )
+
+
+@strawberry.type(description="A tenant: every segment, flag and key belongs to one project.")
+class Project(Node):
+    key: str = strawberry.field(description="Unique project key.")
+    name: str = strawberry.field(description="Display name.")
+    db_id: strawberry.Private[int]
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Self:
+        return cls(
+            id=strawberry.ID(encode_id("Project", row["id"])),
+            key=row["key"],
+            name=row["name"],
+            db_id=row["id"],
+        )
+
+    @strawberry.field(description="The project's environments, oldest first.")
+    async def environments(self, info: AppInfo) -> list[Environment]:
+        rows = await info.context.loaders.project_environments.load(self.db_id)
+        return [Environment.from_row(row) for row in rows]

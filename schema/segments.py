@@ -1,0 +1,242 @@
+"""The Segment type, its usage, and the segment queries."""
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Self
+
+import strawberry
+
+from db import segments as db_segments
+from db.segments import ORDER_COLUMNS, SegmentFilter as DbSegmentFilter
+from schema.audit import AuditEventConnection, history_of
+from schema.context import AppInfo
+from schema.enums import LogicalOperator, OrderDirection, SegmentOrderField
+from schema.ids import encode_id
+from schema.node import Node
+from schema.pagination import PageInfo, decode_cursor, encode_cursor, page_request, text_value, time_value, window
+from schema.projects import Environment, Project
+from schema.rules import SegmentRule, rules_from_stored
+
+if TYPE_CHECKING:
+    from schema.flags import Flag
+
+
+@strawberry.type(description="A flag that uses a segment in one environment.")
+class FlagUsage:
+    flag: Annotated["Flag", strawberry.lazy("schema.flags")] = strawberry.field(
+        description="The flag whose targeting rules reference the segment."
+    )
+    environment: Environment = strawberry.field(description="The environment of those rules.")
+    rule_count: int = strawberry.field(
+        description="Targeting rules of that flag in that environment that reference the segment."
+    )
+
+
+@strawberry.type(description="Where a segment is used by non-archived flags.")
+class SegmentUsage:
+    usage_count: int = strawberry.field(
+        description="Number of (flag, environment) pairs whose targeting rules reference the segment."
+    )
+    used_in_flags: list[FlagUsage] = strawberry.field(
+        description="Those pairs, by flag key then environment key."
+    )
+
+
+def usage_from_rows(rows: list[Mapping[str, Any]]) -> SegmentUsage:
+    from schema.flags import Flag
+
+    return SegmentUsage(
+        usage_count=len(rows),
+        used_in_flags=[
+            FlagUsage(
+                flag=Flag.from_row(
+                    {
+                        "id": row["flag_id"],
+                        "key": row["flag_key"],
+                        "name": row["flag_name"],
+                        "description": row["flag_description"],
+                        "archived_at": row["flag_archived_at"],
+                    }
+                ),
+                environment=Environment.from_row(
+                    {
+                        "id": row["environment_id"],
+                        "key": row["environment_key"],
+                        "name": row["environment_name"],
+                    }
+                ),
+                rule_count=row["rule_count"],
+            )
+            for row in rows
+        ],
+    )
+
+
+@strawberry.type(description="A reusable audience definition that flags reference from their targeting rules.")
+class Segment(Node):
+    key: str = strawberry.field(description="Unique among the project's live segments.")
+    name: str = strawberry.field(description="Display name, 1-100 characters.")
+    description: str | None = strawberry.field(description="Free text, at most 500 characters.")
+    tags: list[str] = strawberry.field(description="Labels for filtering, at most 20.")
+    logical_op: LogicalOperator = strawberry.field(description="How the top-level rules combine.")
+    force: bool = strawberry.field(description="When true the segment matches every context.")
+    included: list[str] = strawberry.field(description="Targeting keys always in the segment.")
+    excluded: list[str] = strawberry.field(description="Targeting keys never matched by the rules.")
+    version: int = strawberry.field(description="Starts at 1, +1 on every change.")
+    created_at: datetime = strawberry.field(description="When the segment was created.")
+    updated_at: datetime = strawberry.field(description="When the segment last changed.")
+    deleted_at: datetime | None = strawberry.field(description="When it was deleted; null while live.")
+    db_id: strawberry.Private[int]
+    project_id: strawberry.Private[int]
+    stored_rules: strawberry.Private[list[dict[str, Any]]]
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Self:
+        return cls(
+            id=strawberry.ID(encode_id("Segment", row["id"])),
+            key=row["key"],
+            name=row["name"],
+            description=row["description"],
+            tags=row["tags"],
+            logical_op=LogicalOperator(row["logical_op"]),
+            force=row["force"],
+            included=row["included"],
+            excluded=row["excluded"],
+            version=row["version"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            deleted_at=row["deleted_at"],
+            db_id=row["id"],
+            project_id=row["project_id"],
+            stored_rules=row["rules"],
+        )
+
+    @strawberry.field(description="Whether the segment is (softly) deleted.")
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    @strawberry.field(description="The rules, combined with logicalOp.")
+    def rules(self) -> list[SegmentRule]:
+        return rules_from_stored(self.stored_rules)
+
+    @strawberry.field(description="The project the segment belongs to.")
+    async def project(self, info: AppInfo) -> Project:
+        return Project.from_row(await info.context.loaders.project.load(self.project_id))
+
+    @strawberry.field(description="Which non-archived flags reference the segment, per environment.")
+    async def usage(self, info: AppInfo) -> SegmentUsage:
+        return usage_from_rows(await info.context.loaders.usage.load(self.db_id))
+
+    @strawberry.field(description="Audit events of this segment, newest first.")
+    async def history(
+        self,
+        info: AppInfo,
+        first: Annotated[int | None, strawberry.argument(description="Page size, 0-100.")] = 20,
+        after: Annotated[str | None, strawberry.argument(description="Cursor to continue after.")] = None,
+    ) -> AuditEventConnection:
+        return await history_of(info, ("segment", self.db_id), first, after, self.project_id)
+
+
+@strawberry.type(description="A segment in a connection.")
+class SegmentEdge:
+    cursor: str = strawberry.field(description="Opaque position of this edge.")
+    node: Segment = strawberry.field(description="The segment.")
+
+
+@strawberry.type(description="A page of segments.")
+class SegmentConnection:
+    edges: list[SegmentEdge] = strawberry.field(description="The page, with cursors.")
+    page_info: PageInfo = strawberry.field(description="Where the page lies in the whole list.")
+    _count: strawberry.Private[Any]
+
+    @strawberry.field(description="The page's segments without cursors.")
+    def nodes(self) -> list[Segment]:
+        return [edge.node for edge in self.edges]
+
+    @strawberry.field(description="All segments matching search and filter, across pages.")
+    async def total_count(self) -> int:
+        return await self._count()
+
+
+@strawberry.input(description="Order of a segment list.")
+class SegmentOrder:
+    field: SegmentOrderField = strawberry.field(
+        default=SegmentOrderField.NAME, description="Sort key; ties break by id."
+    )
+    direction: OrderDirection = strawberry.field(
+        default=OrderDirection.ASC, description="Sort direction."
+    )
+
+
+@strawberry.input(description="Narrows a segment list.")
+class SegmentFilter:
+    tags: list[str] | None = strawberry.field(
+        default=None, description="Segments carrying any of these tags."
+    )
+    in_use: bool | None = strawberry.field(
+        default=None,
+        description="true: only segments a non-archived flag references; false: only unreferenced ones.",
+    )
+    include_deleted: bool | None = strawberry.field(
+        default=False, description="Also list soft-deleted segments."
+    )
+
+
+_CURSOR_VALUE = {"NAME": text_value, "KEY": text_value, "CREATED_AT": time_value, "UPDATED_AT": time_value}
+
+
+async def list_segments(
+    info: AppInfo,
+    project_key: str,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    search: str | None,
+    order_by: SegmentOrder | None,
+    flt: SegmentFilter | None,
+) -> SegmentConnection:
+    ctx = info.context
+    order = order_by or SegmentOrder()
+    field = order.field.value
+    column = ORDER_COLUMNS[field]
+    parse = _CURSOR_VALUE[field]
+    page = page_request(
+        first=first,
+        after=decode_cursor(after, field, parse) if after else None,
+        last=last,
+        before=decode_cursor(before, field, parse) if before else None,
+        column=column,
+        descending=order.direction is OrderDirection.DESC,
+    )
+    project_id = ctx.project_id_for(project_key)
+    flt = flt or SegmentFilter()
+    db_filter = DbSegmentFilter(
+        search=search or None,
+        tags=flt.tags,
+        in_use=flt.in_use,
+        include_deleted=bool(flt.include_deleted),
+    )
+    async with ctx.db.connection() as conn:
+        rows = await db_segments.list_segments(conn, project_id, db_filter, page)
+
+    async def outside(before: bool) -> bool:
+        async with ctx.db.connection() as conn:
+            return await db_segments.any_outside_window(conn, project_id, db_filter, page, before)
+
+    async def count() -> int:
+        async with ctx.db.connection() as conn:
+            return await db_segments.count_segments(conn, project_id, db_filter)
+
+    pairs, page_info = window(
+        page, rows, outside, lambda row: encode_cursor(field, row[column], row["id"])
+    )
+    edges = [SegmentEdge(cursor=cursor, node=Segment.from_row(row)) for cursor, row in pairs]
+    return SegmentConnection(edges=edges, page_info=page_info, _count=count)
+
+
+async def segment_by_key(info: AppInfo, project_key: str, key: str) -> Segment | None:
+    ctx = info.context
+    async with ctx.db.connection() as conn:
+        row = await db_segments.segment_by_key(conn, ctx.project_id_for(project_key), key)
+    return Segment.from_row(row) if row else None
