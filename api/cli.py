@@ -10,13 +10,13 @@ from typing import Any
 
 import asyncpg
 
+from api.seed import DEMO_PROJECT
 from api.settings import Settings
 from db import api_keys, projects
 from db.migrate import migrate
+from db.pool import connect
 
 log = logging.getLogger("segments")
-
-DEMO_PROJECT = "demo"
 
 
 def _database_url(settings: Settings) -> str:
@@ -37,7 +37,7 @@ def _migrated(url: str, work: Work | None = None) -> Any:
     """Migrate the database at `url`, then run `work` on the same connection."""
 
     async def run() -> Any:
-        conn = await asyncpg.connect(url)
+        conn = await connect(url)
         try:
             applied = await migrate(conn)
             return await work(conn) if work else applied

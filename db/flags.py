@@ -1,7 +1,10 @@
 """Every SQL statement about flags and their per-environment targeting rules."""
 
+from typing import Any
+
 import asyncpg
 
+from db.audit import record_event
 from db.pagination import (
     PageRequest,
     SqlBuilder,
@@ -84,3 +87,137 @@ async def rules_of_flags(
         [k[0] for k in keys],
         [k[1] for k in keys],
     )
+
+
+async def create_flag(
+    conn: asyncpg.Connection,
+    project_id: int,
+    key: str,
+    name: str,
+    description: str | None,
+    *,
+    actor: str,
+) -> asyncpg.Record | None:
+    """Insert a flag; None when the key is taken in this project."""
+    row = await conn.fetchrow(
+        f"""
+        INSERT INTO flags AS f (project_id, key, name, description)
+        VALUES ($1, $2, $3, $4)
+        ON CONFLICT (project_id, key) DO NOTHING
+        RETURNING {FLAG_COLUMNS}
+        """,
+        project_id,
+        key,
+        name,
+        description,
+    )
+    if row is not None:
+        changes = [
+            {"field": field, "before": None, "after": row[field]}
+            for field in ("key", "name", "description")
+        ]
+        await record_event(
+            conn, project_id, entity_type="flag", entity_id=row["id"], action="CREATED",
+            actor=actor, changes=changes,
+        )
+    return row
+
+
+async def lock_flag(conn: asyncpg.Connection, project_id: int, flag_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT {FLAG_COLUMNS} FROM flags f WHERE f.project_id = $1 AND f.id = $2 FOR UPDATE",
+        project_id,
+        flag_id,
+    )
+
+
+def _rule_summary(row: Any) -> dict[str, Any]:
+    return {
+        "kind": row["kind"],
+        "segmentId": row["segment_id"],
+        "logicalOp": row["logical_op"],
+        "rules": row["rules"],
+        "variationKey": row["variation_key"],
+        "rolloutKey": row["rollout_key"],
+    }
+
+
+async def replace_rules(
+    conn: asyncpg.Connection,
+    project_id: int,
+    flag_id: int,
+    environment: asyncpg.Record,
+    rules: list[dict[str, Any]],
+    *,
+    actor: str,
+) -> None:
+    """Replace the flag's rules in one environment; order_index is the list position.
+    Call with the flag row locked and the referenced segments share-locked."""
+    before = await conn.fetch(
+        f"""
+        SELECT {RULE_COLUMNS} FROM targeting_rules tr
+        WHERE tr.project_id = $1 AND tr.flag_id = $2 AND tr.environment_id = $3
+        ORDER BY tr.order_index
+        """,
+        project_id,
+        flag_id,
+        environment["id"],
+    )
+    await conn.execute(
+        "DELETE FROM targeting_rules WHERE project_id = $1 AND flag_id = $2 AND environment_id = $3",
+        project_id,
+        flag_id,
+        environment["id"],
+    )
+    await conn.executemany(
+        """
+        INSERT INTO targeting_rules (project_id, flag_id, environment_id, order_index, kind,
+                                     segment_id, logical_op, rules, variation_key, rollout_key)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        """,
+        [
+            (
+                project_id,
+                flag_id,
+                environment["id"],
+                index,
+                rule["kind"],
+                rule["segment_id"],
+                rule["logical_op"],
+                rule["rules"],
+                rule["variation_key"],
+                rule["rollout_key"],
+            )
+            for index, rule in enumerate(rules)
+        ],
+    )
+    old = [_rule_summary(r) for r in before]
+    new = [_rule_summary(r) for r in rules]
+    if old != new:
+        await record_event(
+            conn, project_id, entity_type="flag", entity_id=flag_id, action="UPDATED", actor=actor,
+            changes=[{"field": f"targetingRules.{environment['key']}", "before": old, "after": new}],
+        )
+
+
+async def archive_flag(
+    conn: asyncpg.Connection, project_id: int, flag_id: int, *, actor: str
+) -> asyncpg.Record | None:
+    """Archive the flag (a no-op when it already is); None when it does not exist."""
+    row = await lock_flag(conn, project_id, flag_id)
+    if row is None or row["archived_at"] is not None:
+        return row
+    archived = await conn.fetchrow(
+        f"""
+        UPDATE flags AS f SET archived_at = now()
+        WHERE f.project_id = $1 AND f.id = $2
+        RETURNING {FLAG_COLUMNS}
+        """,
+        project_id,
+        flag_id,
+    )
+    await record_event(
+        conn, project_id, entity_type="flag", entity_id=flag_id, action="UPDATED", actor=actor,
+        changes=[{"field": "archived", "before": False, "after": True}],
+    )
+    return archived

@@ -22,10 +22,14 @@ class PageRequest:
     before: tuple[Any, int] | None = None
 
 
+def escape_like(text: str) -> str:
+    """`text` with LIKE's wildcards escaped, to match literally inside a pattern."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def contains_pattern(text: str) -> str:
-    """An ILIKE pattern matching `text` anywhere, with LIKE's wildcards escaped."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+    """An ILIKE pattern matching `text` anywhere."""
+    return f"%{escape_like(text)}%"
 
 
 class SqlBuilder:

@@ -18,6 +18,13 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=_dumps, decoder=orjson.loads, schema="pg_catalog")
 
 
+async def connect(dsn: str) -> asyncpg.Connection:
+    """A single connection with the pool's codecs, for the CLI and maintenance work."""
+    conn = await asyncpg.connect(dsn)
+    await _init_connection(conn)
+    return conn
+
+
 class Database:
     """Owns the pool; counts the SQL statements sent so tests can pin per-request costs."""
 

@@ -2,6 +2,8 @@
 
 import asyncpg
 
+from db.audit import record_event
+
 DEFAULT_ENVIRONMENTS = (("production", "Production"), ("staging", "Staging"))
 
 
@@ -74,10 +76,10 @@ async def environment_by_key(
 
 
 async def create_environment(
-    conn: asyncpg.Connection, project_id: int, key: str, name: str
+    conn: asyncpg.Connection, project_id: int, key: str, name: str, *, actor: str
 ) -> asyncpg.Record | None:
     """Insert an environment; None when the key is taken in this project."""
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         """
         INSERT INTO environments (project_id, key, name)
         VALUES ($1, $2, $3)
@@ -88,3 +90,9 @@ async def create_environment(
         key,
         name,
     )
+    if row is not None:
+        await record_event(
+            conn, project_id, entity_type="environment", entity_id=row["id"], action="CREATED",
+            actor=actor, changes=[{"field": f, "before": None, "after": row[f]} for f in ("key", "name")],
+        )
+    return row

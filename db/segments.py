@@ -1,16 +1,22 @@
 """Every SQL statement about segments: listing, lookups, usage, and writes."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
+
+from db.audit import record_event
 
 from db.pagination import (
     PageRequest,
     SqlBuilder,
     contains_pattern,
+    escape_like,
     exists_outside,
     keyset,
 )
+from rules.validate import key_candidates
 
 SEGMENT_COLUMNS = """
     s.project_id, s.id, s.key, s.name, s.description, s.tags, s.logical_op, s.rules,
@@ -124,6 +130,267 @@ async def usage_of_segments(
           AND f.archived_at IS NULL
         GROUP BY tr.segment_id, f.project_id, f.id, e.project_id, e.id
         ORDER BY tr.segment_id, f.key, e.key
+        """,
+        project_id,
+        segment_ids,
+    )
+
+
+# Writes. Each runs inside the caller's transaction (Database.transaction) and returns
+# either the written row or a WriteError; nothing is written when it returns an error.
+
+# Stored column -> field name in the API, for audit changes.
+FIELDS = {
+    "key": "key",
+    "name": "name",
+    "description": "description",
+    "tags": "tags",
+    "logical_op": "logicalOp",
+    "rules": "rules",
+    "force": "force",
+    "included": "included",
+    "excluded": "excluded",
+}
+
+
+@dataclass(frozen=True)
+class WriteError:
+    code: str
+    message: str
+    field: tuple[str, ...] | None = None
+    blocking_usage: list[asyncpg.Record] | None = None
+
+
+def _changes(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"field": api_name, "before": before[column] if before else None, "after": after[column]}
+        for column, api_name in FIELDS.items()
+        if before is None or before[column] != after[column]
+    ]
+
+
+async def _live_count(conn: asyncpg.Connection, project_id: int) -> int:
+    return await conn.fetchval(
+        "SELECT count(*) FROM segments WHERE project_id = $1 AND deleted_at IS NULL", project_id
+    )
+
+
+async def _free_key(conn: asyncpg.Connection, project_id: int, base: str) -> str:
+    """The first of base, base_2, base_3, ... that no live segment of the project uses."""
+    taken = {
+        row["key"]
+        for row in await conn.fetch(
+            """
+            SELECT key FROM segments
+            WHERE project_id = $1 AND deleted_at IS NULL AND (key = $2 OR key LIKE $3)
+            """,
+            project_id,
+            base,
+            # key_candidates may shorten the base to fit a suffix: match on a prefix.
+            escape_like(base[:80]) + "%",
+        )
+    }
+    return next(key for key in key_candidates(base) if key not in taken)
+
+
+async def create_segment(
+    conn: asyncpg.Connection,
+    project_id: int,
+    values: dict[str, Any],
+    *,
+    actor: str,
+    derive_key_from: str | None,
+    max_live: int,
+) -> asyncpg.Record | WriteError:
+    """Insert a segment. With `derive_key_from`, values["key"] is ignored and a free key is
+    derived from that base; otherwise a taken key is KEY_TAKEN."""
+    # Serialises creates per project, so the live-segment limit holds under concurrency.
+    await conn.execute("SELECT 1 FROM projects WHERE id = $1 FOR UPDATE", project_id)
+    if await _live_count(conn, project_id) >= max_live:
+        return WriteError("LIMIT_EXCEEDED", f"A project holds at most {max_live} live segments.")
+    if derive_key_from is not None:
+        values = {**values, "key": await _free_key(conn, project_id, derive_key_from)}
+    try:
+        async with conn.transaction():
+            row = await conn.fetchrow(
+                f"""
+                INSERT INTO segments AS s (project_id, key, name, description, tags, logical_op,
+                                           rules, force, included, excluded)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                RETURNING {SEGMENT_COLUMNS}
+                """,
+                project_id,
+                values["key"],
+                values["name"],
+                values["description"],
+                values["tags"],
+                values["logical_op"],
+                values["rules"],
+                values["force"],
+                values["included"],
+                values["excluded"],
+            )
+    except asyncpg.UniqueViolationError:
+        return _key_taken(values["key"])
+    await record_event(
+        conn, project_id, entity_type="segment", entity_id=row["id"], action="CREATED",
+        actor=actor, changes=_changes(None, row),
+    )
+    return row
+
+
+def _key_taken(key: str) -> WriteError:
+    return WriteError(
+        "KEY_TAKEN", f"Another live segment uses the key {key!r}.", ("input", "key")
+    )
+
+
+async def _locked(
+    conn: asyncpg.Connection, project_id: int, segment_id: int, expected_version: int | None
+) -> asyncpg.Record | WriteError:
+    """The segment row, locked until the transaction ends, after the common checks."""
+    row = await conn.fetchrow(
+        f"SELECT {SEGMENT_COLUMNS} FROM segments s WHERE s.project_id = $1 AND s.id = $2 FOR UPDATE",
+        project_id,
+        segment_id,
+    )
+    if row is None:
+        return WriteError("NOT_FOUND", "No such segment.", ("input", "id"))
+    if expected_version is not None and row["version"] != expected_version:
+        return WriteError(
+            "VERSION_CONFLICT",
+            f"The segment is at version {row['version']}, not {expected_version}.",
+            ("input", "expectedVersion"),
+        )
+    return row
+
+
+async def update_segment(
+    conn: asyncpg.Connection,
+    project_id: int,
+    segment_id: int,
+    changes: dict[str, Any],
+    *,
+    actor: str,
+    expected_version: int | None,
+    max_targets: int,
+) -> asyncpg.Record | WriteError:
+    """Apply the given columns; a change that changes nothing writes nothing."""
+    before = await _locked(conn, project_id, segment_id, expected_version)
+    if isinstance(before, WriteError):
+        return before
+    if before["deleted_at"] is not None:
+        return WriteError("SEGMENT_DELETED", "A deleted segment cannot be updated.", ("input", "id"))
+    after = {**before, **changes}
+    if len(after["included"]) + len(after["excluded"]) > max_targets:
+        return WriteError(
+            "LIMIT_EXCEEDED",
+            f"At most {max_targets} targets in included and excluded together.",
+            ("input", "included"),
+        )
+    diff = _changes(before, after)
+    if not diff:
+        return before
+    assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(FIELDS, start=3))
+    try:
+        async with conn.transaction():
+            row = await conn.fetchrow(
+                f"""
+                UPDATE segments AS s
+                SET {assignments}, version = s.version + 1, updated_at = now()
+                WHERE s.project_id = $1 AND s.id = $2
+                RETURNING {SEGMENT_COLUMNS}
+                """,
+                project_id,
+                segment_id,
+                *(after[column] for column in FIELDS),
+            )
+    except asyncpg.UniqueViolationError:
+        return _key_taken(after["key"])
+    await record_event(
+        conn, project_id, entity_type="segment", entity_id=segment_id, action="UPDATED",
+        actor=actor, changes=diff,
+    )
+    return row
+
+
+async def delete_segment(
+    conn: asyncpg.Connection,
+    project_id: int,
+    segment_id: int,
+    *,
+    actor: str,
+    expected_version: int | None,
+) -> asyncpg.Record | WriteError:
+    """Soft-delete unless a live flag uses it. The row lock taken first is the one
+    setTargetingRules takes to attach, so the usage seen here cannot change before commit."""
+    row = await _locked(conn, project_id, segment_id, expected_version)
+    if isinstance(row, WriteError):
+        return row
+    if row["deleted_at"] is not None:
+        return WriteError("SEGMENT_DELETED", "The segment is already deleted.", ("input", "id"))
+    usage = await usage_of_segments(conn, project_id, [segment_id])
+    if usage:
+        return WriteError(
+            "SEGMENT_IN_USE",
+            "Live flags still reference this segment; remove it from their targeting rules "
+            "or archive them first.",
+            ("input", "id"),
+            blocking_usage=usage,
+        )
+    deleted = await _set_deleted(conn, project_id, segment_id, deleted=True)
+    await record_event(
+        conn, project_id, entity_type="segment", entity_id=segment_id, action="DELETED",
+        actor=actor, changes=[{"field": "deleted", "before": False, "after": True}],
+    )
+    return deleted
+
+
+async def restore_segment(
+    conn: asyncpg.Connection, project_id: int, segment_id: int, *, actor: str
+) -> asyncpg.Record | WriteError:
+    row = await _locked(conn, project_id, segment_id, None)
+    if isinstance(row, WriteError) or row["deleted_at"] is None:
+        return row
+    try:
+        async with conn.transaction():
+            restored = await _set_deleted(conn, project_id, segment_id, deleted=False)
+    except asyncpg.UniqueViolationError:
+        return _key_taken(row["key"])
+    await record_event(
+        conn, project_id, entity_type="segment", entity_id=segment_id, action="RESTORED",
+        actor=actor, changes=[{"field": "deleted", "before": True, "after": False}],
+    )
+    return restored
+
+
+async def _set_deleted(
+    conn: asyncpg.Connection, project_id: int, segment_id: int, *, deleted: bool
+) -> asyncpg.Record:
+    return await conn.fetchrow(
+        f"""
+        UPDATE segments AS s
+        SET deleted_at = CASE WHEN $3 THEN now() END, version = s.version + 1, updated_at = now()
+        WHERE s.project_id = $1 AND s.id = $2
+        RETURNING {SEGMENT_COLUMNS}
+        """,
+        project_id,
+        segment_id,
+        deleted,
+    )
+
+
+async def lock_for_attach(
+    conn: asyncpg.Connection, project_id: int, segment_ids: list[int]
+) -> list[asyncpg.Record]:
+    """Share-lock segments a flag is about to reference (in id order, so no deadlock):
+    a concurrent delete waits, or has already committed and is seen here."""
+    return await conn.fetch(
+        """
+        SELECT id, deleted_at FROM segments
+        WHERE project_id = $1 AND id = ANY($2)
+        ORDER BY id
+        FOR SHARE
         """,
         project_id,
         segment_ids,

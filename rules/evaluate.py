@@ -27,6 +27,7 @@ from rules.values import (
 # every operator treats absent and null alike).
 Test = Callable[[Any], bool]
 Matcher = Callable[[dict[str, Any]], bool]
+Reporter = Callable[[dict[str, Any], list["ConditionOutcome"]], bool]
 
 # Stored rules are validated to depth 5; this only stops corrupt data from exhausting the stack.
 _MAX_COMPILE_DEPTH = 32
@@ -91,7 +92,7 @@ class _Group:
 class CompiledSegment:
     """A segment ready to evaluate many contexts; build it with `compile_segment`."""
 
-    __slots__ = ("_excluded", "_force", "_included", "_matches_rules", "_tree")
+    __slots__ = ("_excluded", "_force", "_included", "_matches_rules", "_report_rules")
 
     def __init__(
         self, force: bool, included: frozenset[str], excluded: frozenset[str], tree: _Group
@@ -99,8 +100,8 @@ class CompiledSegment:
         self._force = force
         self._included = included
         self._excluded = excluded
-        self._tree = tree
         self._matches_rules = _matcher(tree)
+        self._report_rules = _reporter(tree)
 
     def evaluate(self, context: object) -> Evaluation:
         """Decide a raw JSON context, reporting every leaf condition when the rules decide."""
@@ -113,7 +114,7 @@ class CompiledSegment:
         if key in self._included:
             return Evaluation(True, "INCLUDED", [])
         outcomes: list[ConditionOutcome] = []
-        matched = _report(self._tree, flat, outcomes)
+        matched = self._report_rules(flat, outcomes)
         return Evaluation(matched, "RULES_MATCHED" if matched else "RULES_NOT_MATCHED", outcomes)
 
     def matches_flat(self, flat: dict[str, Any]) -> bool:
@@ -228,21 +229,34 @@ def _matcher(group: _Group) -> Matcher:
     return all_match
 
 
-def _report(node: _Leaf | _Group, flat: dict[str, Any], outcomes: list[ConditionOutcome]) -> bool:
-    """Decide a node evaluating every leaf below it (no short circuit), recording outcomes."""
+def _reporter(node: _Leaf | _Group) -> Reporter:
+    """A closure deciding a node while evaluating every leaf below it, recording outcomes."""
     if isinstance(node, _Leaf):
-        actual = flat.get(node.attribute)
-        matched = node.test(actual)
-        outcomes.append(ConditionOutcome(node.attribute, node.operator, matched, actual))
-        return matched
-    results = [_report(child, flat, outcomes) for child in node.children]
-    if not results:
-        return False
-    if node.logical_op == "OR":
-        return any(results)
-    if node.logical_op == "NOT":
-        return not all(results)
-    return all(results)
+        attribute, op, test = node.attribute, node.operator, node.test
+
+        def report_leaf(flat: dict[str, Any], outcomes: list[ConditionOutcome]) -> bool:
+            actual = flat.get(attribute)
+            matched = test(actual)
+            outcomes.append(ConditionOutcome(attribute, op, matched, actual))
+            return matched
+
+        return report_leaf
+    children = tuple(_reporter(child) for child in node.children)
+    if not children:
+        return lambda flat, outcomes: False
+    decide = _DECIDE[node.logical_op]
+
+    def report_group(flat: dict[str, Any], outcomes: list[ConditionOutcome]) -> bool:
+        return decide([child(flat, outcomes) for child in children])
+
+    return report_group
+
+
+_DECIDE: dict[str, Callable[[list[bool]], bool]] = {
+    "AND": all,
+    "OR": any,
+    "NOT": lambda results: not all(results),
+}
 
 
 # One builder per operator: given the stored value, a test of the actual value, or None when

@@ -1,9 +1,12 @@
 """Typed errors: `UserError` values for domain problems, coded GraphQL errors for the rest."""
 
+from collections.abc import Iterable
 from enum import Enum
 
 import strawberry
 from graphql import GraphQLError
+
+from rules.validate import Problem
 
 
 @strawberry.enum(description="Machine-readable kind of a user error.")
@@ -50,3 +53,8 @@ def forbidden() -> GraphQLError:
 
 def not_found(message: str) -> GraphQLError:
     return coded_error(message, "NOT_FOUND")
+
+
+def from_problems(problems: Iterable[Problem]) -> list[UserError]:
+    """The one place validation problems from `rules` become UserErrors."""
+    return [user_error(p.code, p.message, p.field) for p in problems]

@@ -25,6 +25,7 @@ from api.app import create_app
 from api.settings import Settings
 from db import api_keys, projects
 from db.migrate import migrate
+from db.pool import connect
 
 
 def with_database(url: str, name: str) -> str:
@@ -112,7 +113,7 @@ class Project:
 
 
 async def make_project(database_url: str, key: str) -> Project:
-    conn = await asyncpg.connect(database_url)
+    conn = await connect(database_url)
     try:
         row = await projects.create_project(conn, key, key.title())
         editor = await api_keys.create_api_key(conn, row["id"], "editor", f"{key} editor")

@@ -2,9 +2,10 @@
 
 import strawberry
 
+from schema.mutations.flags import FlagMutations
+from schema.mutations.segments import SegmentMutations
+
 
 @strawberry.type(description="The write side of the segments API; every field needs an editor key.")
-class Mutation:
-    @strawberry.field
-    def placeholder(self) -> bool:
-        return True
+class Mutation(SegmentMutations, FlagMutations):
+    pass
