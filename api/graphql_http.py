@@ -22,9 +22,16 @@ from schema.context import Context
 
 log = logging.getLogger("segments.http")
 
-# What a lost or stopped database raises from asyncpg; answered with 503, not a stack trace.
-DATABASE_DOWN = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
-                 asyncpg.CannotConnectNowError)
+# What a lost or stopped database raises from asyncpg (an idle pooled connection the server
+# dropped surfaces as InternalClientError on first use); answered with 503, not a stack trace.
+DATABASE_DOWN = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+)
 
 JSON = "application/json"
 GRAPHQL_RESPONSE = "application/graphql-response+json"

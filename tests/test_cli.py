@@ -1,0 +1,176 @@
+"""The `segments` command line, run as a user would: a separate process per command."""
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from db.pool import connect
+from tests.conftest import with_database
+
+ROOT = Path(__file__).resolve().parent.parent
+SEGMENTS = [sys.executable, "-m", "api.cli"]
+
+
+def run(*args: str, database_url: str | None, env: dict[str, str] | None = None, cwd: Path = ROOT):
+    environ = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    if database_url:
+        environ["DATABASE_URL"] = database_url
+    environ.update(env or {})
+    return subprocess.run(
+        [*SEGMENTS, *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=120
+    )
+
+
+async def test_migrate_twice_is_a_no_op_the_second_time(database_url):
+    first = run("migrate", database_url=database_url)
+    second = run("migrate", database_url=database_url)
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert "up to date" in second.stdout
+
+
+async def test_two_processes_migrating_an_empty_database_together_both_succeed(server_url):
+    name = "segments_concurrent_migrate"
+    admin = await asyncpg.connect(server_url)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = with_database(server_url, name)
+        procs = [
+            subprocess.Popen(
+                [*SEGMENTS, "migrate"],
+                cwd=ROOT,
+                env={**os.environ, "DATABASE_URL": url},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
+        assert [r[2] for r in results] == [0, 0], results
+        conn = await asyncpg.connect(url)
+        try:
+            versions = await conn.fetch("SELECT version FROM schema_migrations")
+        finally:
+            await conn.close()
+        assert [r["version"] for r in versions] == ["0001_init"]
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_project_and_api_key_create_give_a_working_token(database_url, client):
+    created = run("project", "create", "shop", "--name", "Shop", database_url=database_url)
+    assert created.returncode == 0, created.stderr
+    key = run("api-key", "create", "--project", "shop", "--role", "viewer", database_url=database_url)
+    assert key.returncode == 0, key.stderr
+    token = key.stdout.strip().splitlines()[-1]
+
+    response = await client.post(
+        "/graphql",
+        json={"query": "{ project(key: \"shop\") { name environments { key } } }"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.json() == {
+        "data": {"project": {"name": "Shop", "environments": [{"key": "production"}, {"key": "staging"}]}}
+    }
+    conn = await connect(database_url)
+    try:
+        stored = await conn.fetchval("SELECT token_hash FROM api_keys WHERE name = 'viewer key'")
+    finally:
+        await conn.close()
+    assert token not in stored  # only the hash is kept
+
+
+async def test_project_create_refuses_a_taken_key(database_url):
+    assert run("project", "create", "shop", database_url=database_url).returncode == 0
+    again = run("project", "create", "shop", database_url=database_url)
+    assert again.returncode == 1
+    assert "exists" in again.stderr
+
+
+async def test_api_key_create_for_unknown_project_fails(database_url):
+    result = run("api-key", "create", "--project", "nope", "--role", "editor", database_url=database_url)
+    assert result.returncode == 1
+    assert "no project" in result.stderr
+
+
+def test_export_schema_prints_the_committed_schema_graphql():
+    result = run("export-schema", database_url=None)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (ROOT / "schema.graphql").read_text(), (
+        "schema.graphql drifted: regenerate it with `segments export-schema > schema.graphql`"
+    )
+
+
+async def test_seed_demo_fills_a_demo_project_once(database_url):
+    first = run("seed-demo", database_url=database_url)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip().splitlines()[-1].startswith("seg_")
+    second = run("seed-demo", database_url=database_url)
+    assert "exists already" in second.stdout
+    conn = await connect(database_url)
+    try:
+        names = {r["name"] for r in await conn.fetch("SELECT name FROM segments")}
+        used = await conn.fetchval("SELECT count(DISTINCT segment_id) FROM targeting_rules")
+    finally:
+        await conn.close()
+    assert {"EU Premium Users", "Beta Testers", "Non-Legacy Users"} <= names
+    assert len(names) == 9
+    assert used >= 3
+
+
+def test_without_database_url_commands_start_an_embedded_postgres(tmp_path):
+    env = {"SEGMENTS_DATA_DIR": str(tmp_path / "data")}
+    first = run("project", "create", "local", database_url=None, env=env)
+    assert first.returncode == 0, first.stderr
+    # The data survives: a second process finds the project.
+    again = run("project", "create", "local", database_url=None, env=env)
+    assert again.returncode == 1
+    assert (tmp_path / "data" / "pg" / "PG_VERSION").exists()
+
+
+async def test_serve_with_embedded_database_seeds_demo_and_answers(tmp_path, unused_tcp_port):
+    proc = await asyncio.create_subprocess_exec(
+        *SEGMENTS, "serve", "--port", str(unused_tcp_port),
+        cwd=ROOT,
+        env={**{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+             "SEGMENTS_DATA_DIR": str(tmp_path / "data")},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        lines = []
+        token = None
+        async with asyncio.timeout(60):
+            while token is None:
+                line = (await proc.stdout.readline()).decode()
+                assert line, "".join(lines)
+                lines.append(line)
+                if line.startswith("seg_"):
+                    token = line.strip()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{unused_tcp_port}") as http:
+            for _ in range(100):
+                try:
+                    ready = await http.get("/health/ready")
+                    break
+                except httpx.ConnectError:
+                    await asyncio.sleep(0.1)
+            assert ready.status_code == 200
+            answer = await http.post(
+                "/graphql",
+                json={"query": '{ segments(projectKey: "demo") { totalCount } }'},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert answer.json() == {"data": {"segments": {"totalCount": 9}}}
+            page = await http.get("/graphql", headers={"Accept": "text/html"})
+            assert page.status_code == 200 and "graphiql" in page.text.lower()
+    finally:
+        proc.terminate()
+        await proc.wait()

