@@ -9,16 +9,15 @@ from typing import Any
 
 import asyncpg
 import orjson
-from graphql import GraphQLError, GraphQLSyntaxError
+from graphql import GraphQLError, OperationType
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry import Schema
-from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
-from strawberry.types.graphql import OperationType
 
 from api.auth import Authenticator
 from api.settings import Settings
 from schema.context import Context
+from schema.execution import Executor, QueryLimits
 
 log = logging.getLogger("segments.http")
 
@@ -35,10 +34,6 @@ DATABASE_DOWN = (
 
 JSON = "application/json"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
-_ALLOWED = {
-    "GET": (OperationType.QUERY,),
-    "POST": (OperationType.QUERY, OperationType.MUTATION),
-}
 _GRAPHIQL = resources.files("api").joinpath("static/graphiql.html").read_text()
 
 
@@ -118,6 +113,21 @@ def _error_code(error: GraphQLError) -> str | None:
     return extensions.get("code")
 
 
+def _with_code(formatted: dict[str, Any], code: str) -> dict[str, Any]:
+    formatted["extensions"] = {**(formatted.get("extensions") or {}), "code": code}
+    return formatted
+
+
+def _json(body: dict[str, Any], status: int, media_type: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status, headers, f"{media_type}; charset=utf-8")
+
+
+def _error(
+    message: str, code: str, status: int, media_type: str, headers: dict[str, str] | None = None
+) -> Response:
+    return _json({"errors": [{"message": message, "extensions": {"code": code}}]}, status, media_type, headers)
+
+
 async def graphql_route(request: Request) -> Response:
     endpoint: GraphQLEndpoint = request.app.state.graphql
     return await endpoint(request)
@@ -127,9 +137,16 @@ class GraphQLEndpoint:
     """The /graphql route. GraphiQL's page is public; everything else needs a token."""
 
     def __init__(self, schema: Schema, settings: Settings, authenticator: Authenticator) -> None:
-        self.schema = schema
         self.settings = settings
         self.authenticator = authenticator
+        self.executor = Executor(
+            schema,
+            QueryLimits(
+                max_tokens=settings.max_tokens,
+                max_depth=settings.max_query_depth,
+                max_aliases=settings.max_aliases,
+            ),
+        )
 
     async def __call__(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -179,8 +196,22 @@ class GraphQLEndpoint:
                     {"www-authenticate": "Bearer"},
                 )
         except RequestError as exc:
-            body = {"errors": [{"message": str(exc), "extensions": {"code": exc.code}}]}
-            return Response(orjson.dumps(body), exc.status, exc.headers, media_type)
+            return _error(str(exc), exc.code, exc.status, media_type, exc.headers)
+
+        # Errors found before execution are "request errors": no `data` in the response, and
+        # 400 for graphql-response+json clients (200 for legacy application/json ones).
+        request_error_status = 400 if media_type == GRAPHQL_RESPONSE else 200
+        prepared = self.executor.prepare(params.query)
+        if prepared.document is None:
+            code = "GRAPHQL_PARSE_FAILED" if prepared.parse_failed else "GRAPHQL_VALIDATION_FAILED"
+            errors = [_with_code(error.formatted, code) for error in prepared.errors]
+            return _json({"errors": errors}, request_error_status, media_type)
+        operation = Executor.operation_type(prepared.document, params.operation_name)
+        if operation is None:
+            message = "Name the operation to run with operationName."
+            return _error(message, "BAD_REQUEST", request_error_status, media_type)
+        if request.method == "GET" and operation is not OperationType.QUERY:
+            return _error("Mutations need POST.", "METHOD_NOT_ALLOWED", 405, media_type, {"allow": "POST"})
 
         context = Context(
             db=self.authenticator.db,
@@ -188,54 +219,32 @@ class GraphQLEndpoint:
             principal=principal,
             request_id=request_id,
         )
-        try:
-            result = await self.schema.execute(
-                params.query,
-                variable_values=params.variables,
-                context_value=context,
-                operation_name=params.operation_name,
-                allowed_operation_types=_ALLOWED[request.method],
-            )
-        except InvalidOperationTypeError:
-            body = {"errors": [{"message": "Mutations need POST.", "extensions": {"code": "METHOD_NOT_ALLOWED"}}]}
-            return Response(orjson.dumps(body), 405, {"allow": "POST"}, media_type)
-        except CannotGetOperationTypeError:
-            message = "Name the operation to run with operationName."
-            body = {"errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]}
-            return Response(orjson.dumps(body), 400, media_type=media_type)
+        result = await self.executor.execute(
+            prepared.document,
+            variables=params.variables,
+            operation_name=params.operation_name,
+            context=context,
+        )
         errors = [self._format_error(e, request_id) for e in result.errors or []]
-        body: dict[str, Any] = {}
+        # Variable values that do not coerce stop execution before it starts.
+        if result.data is None and errors and all(e.path is None for e in result.errors or []):
+            return _json({"errors": errors}, request_error_status, media_type)
+        body: dict[str, Any] = {"data": result.data}
         if errors:
             body["errors"] = errors
-        request_failed = result.data is None and all(e.path is None for e in result.errors or [])
-        if not request_failed:
-            body["data"] = result.data
-        status = 400 if request_failed and media_type == GRAPHQL_RESPONSE else 200
-        if request_failed and media_type == JSON and any(
-            e["extensions"]["code"] == "GRAPHQL_PARSE_FAILED" for e in errors
-        ):
-            status = 400
-        response = Response(orjson.dumps(body), status, media_type=media_type)
+        response = _json(body, 200, media_type)
         response.operation_name = params.operation_name  # type: ignore[attr-defined]
         return response
 
     def _format_error(self, error: GraphQLError, request_id: str) -> dict[str, Any]:
-        original = error.original_error
-        if original is None or isinstance(original, GraphQLError):
-            source = original if isinstance(original, GraphQLError) else error
-            code = _error_code(source)
-            if code is None:
-                if isinstance(error, GraphQLSyntaxError) or isinstance(original, GraphQLSyntaxError):
-                    code = "GRAPHQL_PARSE_FAILED"
-                elif error.path is None and "Variable" in error.message:
-                    code = "BAD_USER_INPUT"
-                elif error.path is None:
-                    code = "GRAPHQL_VALIDATION_FAILED"
-                else:
-                    code = "BAD_USER_INPUT"
-            formatted = error.formatted
-            formatted["extensions"] = {**(formatted.get("extensions") or {}), "code": code}
-            return formatted
+        code = _error_code(error)
+        if code is not None:  # raised on purpose by a resolver: NOT_FOUND, FORBIDDEN, ...
+            return error.formatted
+        if error.path is None and (
+            error.original_error is None or isinstance(error.original_error, GraphQLError)
+        ):  # variable values that do not coerce
+            return _with_code(error.formatted, "BAD_USER_INPUT")
+        original = error.original_error or error
         log.error(
             "unexpected error request_id=%s path=%s",
             request_id,

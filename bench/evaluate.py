@@ -4,9 +4,10 @@ import time
 from collections.abc import Callable
 
 from rules.evaluate import compile_segment, flatten_context
+from rules.models import StoredRule
 
 # Ten conditions over mixed operators, one of them in a nested group — a typical segment.
-RULES = [
+RULES: list[StoredRule] = [
     {"attribute": "user.plan", "operator": "IN", "value": ["pro", "enterprise"]},
     {"attribute": "user.country", "operator": "NIN", "value": ["KP", "IR", "SY"]},
     {"attribute": "user.age", "operator": "GTE", "value": 18},
@@ -60,12 +61,15 @@ def main() -> None:
         logical_op="AND", rules=RULES, force=False, included=["vip-1"], excluded=["banned-1"]
     )
     evaluation = segment.evaluate(CONTEXT)
-    assert evaluation.matched and len(evaluation.conditions) == 10, evaluation
+    assert evaluation.matched, evaluation
+    assert len(evaluation.conditions) == 10, evaluation
 
+    # evaluate: what evaluateSegment does (flatten, then report every condition);
+    # matches_flat: the membership decision alone (flatten, then short-circuit).
     full = evals_per_second(lambda: segment.evaluate(CONTEXT))
-    print(f"evaluate: {full:,.0f} evals/s (flatten + every condition reported)")
+    print(f"evaluate: {full:.0f} evals/s")
     fast = evals_per_second(lambda: segment.matches_flat(flatten_context(CONTEXT)))
-    print(f"matches_flat: {fast:,.0f} evals/s (flatten + short-circuit decision)")
+    print(f"matches_flat: {fast:.0f} evals/s")
 
 
 if __name__ == "__main__":

@@ -165,10 +165,9 @@ def _targets(targets: object) -> frozenset[str]:
 
 def _targeting_key(flat: dict[str, Any]) -> str | None:
     key = flat.get("targetingKey")
-    kind = type(key)
-    if kind is str:
+    if isinstance(key, str):
         return key
-    if kind is int or kind is float:
+    if isinstance(key, (int, float)) and not isinstance(key, bool):
         return number_text(key)
     return None
 
@@ -277,15 +276,15 @@ def _absent(actual: Any) -> bool:
 
 def _equals(expected: Any) -> Test | None:
     """EQ: a string meets a number as a number when numeric, a boolean when "true"/"false"."""
-    kind = type(expected)
-    if kind is str:
-        as_number = to_number(expected)
-        as_bool = to_bool(expected)
+    if type(expected) is str:
+        text: str = expected
+        as_number = to_number(text)
+        as_bool = to_bool(text)
 
-        def equals_string(actual: Any) -> bool:
+        def equals_string(actual: object) -> bool:
             kind = type(actual)
             if kind is str:
-                return actual == expected
+                return text == actual
             if kind is bool:
                 return actual is as_bool
             if kind is int or kind is float:
@@ -293,44 +292,32 @@ def _equals(expected: Any) -> Test | None:
             return False
 
         return equals_string
-    if kind is bool:
-        text = "true" if expected else "false"
+    if type(expected) is bool:
+        spelled = "true" if expected else "false"
 
         def equals_bool(actual: Any) -> bool:
             kind = type(actual)
             if kind is bool:
                 return actual is expected
             if kind is str:
-                return len(actual) == len(text) and actual.lower() == text
+                return len(actual) == len(spelled) and spelled == actual.lower()
             return False
 
         return equals_bool
     if is_number(expected):
+        number: float = expected
 
-        def equals_number(actual: Any) -> bool:
+        def equals_number(actual: object) -> bool:
             kind = type(actual)
             if kind is int or kind is float:
-                return actual == expected
-            if kind is str:
-                number = to_number(actual)
-                return number is not None and number == expected
+                return number == actual
+            if isinstance(actual, str):
+                coerced = to_number(actual)
+                return coerced is not None and number == coerced
             return False
 
         return equals_number
     return None
-
-
-def _not_equals(expected: Any) -> Test | None:
-    equals = _equals(expected)
-    if equals is None:
-        return None
-
-    def not_equals(actual: Any) -> bool:
-        if actual is None:
-            return True
-        return type(actual) in _SCALAR_TYPES and not equals(actual)
-
-    return not_equals
 
 
 def _one_of(expected: Any) -> Test | None:
@@ -339,7 +326,7 @@ def _one_of(expected: Any) -> Test | None:
         return None
     strings = {value for value in expected if type(value) is str}
     bools = {value for value in expected if type(value) is bool}
-    numbers = {value for value in expected if type(value) in (int, float) and is_number(value)}
+    numbers = {value for value in expected if is_number(value)}
     # What a number or boolean actual meets: the listed ones plus the strings that spell one.
     number_keys = numbers | {n for n in map(to_number, strings) if n is not None}
     bool_keys = bools | {b for b in map(to_bool, strings) if b is not None}
@@ -363,17 +350,22 @@ def _one_of(expected: Any) -> Test | None:
     return one_of
 
 
-def _none_of(expected: Any) -> Test | None:
-    one_of = _one_of(expected)
-    if one_of is None:
-        return None
+def _negation(build: Callable[[Any], Test | None]) -> Callable[[Any], Test | None]:
+    """NEQ and NIN: true for a missing or null attribute, false for an array or object."""
 
-    def none_of(actual: Any) -> bool:
-        if actual is None:
-            return True
-        return type(actual) in _SCALAR_TYPES and not one_of(actual)
+    def build_negation(expected: Any) -> Test | None:
+        test = build(expected)
+        if test is None:
+            return None
 
-    return none_of
+        def negation(actual: Any) -> bool:
+            if actual is None:
+                return True
+            return type(actual) in _SCALAR_TYPES and not test(actual)
+
+        return negation
+
+    return build_negation
 
 
 def _comparison(compare: Callable[[Any, Any], bool]) -> Callable[[Any], Test | None]:
@@ -397,9 +389,9 @@ def _comparison(compare: Callable[[Any, Any], bool]) -> Callable[[Any], Test | N
 
 def _contains(expected: Any) -> Test | None:
     """CONTAINS: a substring of a string, or an element (compared as EQ does) of an array."""
-    if type(expected) is not str:
+    equals = _equals(expected) if type(expected) is str else None
+    if equals is None:
         return None
-    equals = _equals(expected)
 
     def contains(actual: Any) -> bool:
         kind = type(actual)
@@ -483,9 +475,9 @@ def _semver_comparison(compare: Callable[[Any, Any], bool]) -> Callable[[Any], T
 
 _TEST_BUILDERS: dict[str, Callable[[Any], Test | None]] = {
     "EQ": _equals,
-    "NEQ": _not_equals,
+    "NEQ": _negation(_equals),
     "IN": _one_of,
-    "NIN": _none_of,
+    "NIN": _negation(_one_of),
     "GT": _comparison(operator.gt),
     "GTE": _comparison(operator.ge),
     "LT": _comparison(operator.lt),

@@ -34,7 +34,7 @@ class Problem:
 
 
 def validate_rules(
-    rules_input: list[dict[str, Any]], path: Path, limits: Limits
+    rules_input: list[dict[str, Any]] | None, path: Path, limits: Limits
 ) -> tuple[list[StoredRule], list[Problem]]:
     """Turn a `[SegmentRuleInput]` into the stored rule shape, with every problem found.
 
@@ -163,6 +163,8 @@ class _RuleWalk:
         self.conditions = 0
 
     def rule_list(self, items: object, path: Path, depth: int) -> list[StoredRule]:
+        if items is None:  # an omitted or null list of rules is an empty one
+            return []
         if not isinstance(items, list):
             self._invalid(path, "rules must be a list")
             return []
@@ -187,9 +189,10 @@ class _RuleWalk:
         if not isinstance(condition, dict):
             self._invalid(path, "a condition must be an object")
             return None
-        attribute = condition.get("attribute")
-        operator = condition.get("operator")
-        value = condition.get("value")
+        # Any: these are only known to be well-typed once the checks below pass.
+        attribute: Any = condition.get("attribute")
+        operator: Any = condition.get("operator")
+        value: Any = condition.get("value")
         if not (
             isinstance(attribute, str)
             and 1 <= len(attribute) <= MAX_ATTRIBUTE_LENGTH
@@ -204,7 +207,7 @@ class _RuleWalk:
             self._invalid((*path, "operator"), f"unknown operator {operator!r}")
         elif (message := _VALUE_CHECKS[operator](value)) is not None:
             self._invalid((*path, "value"), f"{operator} {message}")
-        return {"attribute": attribute, "operator": operator, "value": value}  # type: ignore[typeddict-item]
+        return StoredCondition(attribute=attribute, operator=operator, value=value)
 
     def group(self, group: object, path: Path, depth: int) -> StoredGroup | None:
         if not isinstance(group, dict):

@@ -123,5 +123,5 @@ def test_included_and_excluded_together_are_limited() -> None:
 def test_the_default_target_limit_is_fifteen_thousand() -> None:
     targets = [f"u{i}" for i in range(7500)]
     assert validate_targets(targets, targets, INCLUDED, EXCLUDED, Limits()) == []
-    [problem] = validate_targets(targets + ["x"], targets, INCLUDED, EXCLUDED, Limits())
+    [problem] = validate_targets([*targets, "x"], targets, INCLUDED, EXCLUDED, Limits())
     assert (problem.field, problem.code) == (INCLUDED, "LIMIT_EXCEEDED")

@@ -191,7 +191,7 @@ def test_a_context_that_is_not_an_object_is_an_empty_context() -> None:
 
 
 def test_compile_rules_and_evaluate_rules_decide_like_a_segment() -> None:
-    rules = [A, group("NOT", B)]
+    rules: list[Any] = [A, group("NOT", B)]
     flat = flatten_context({"a": 1, "b": 2})
     assert compile_rules("AND", rules)(flat) is True
     assert evaluate_rules("AND", rules, flat) is True
@@ -225,6 +225,7 @@ def test_stored_rules_that_cannot_compile_never_match(rule: Any) -> None:
 
 def test_a_broken_top_level_never_matches() -> None:
     assert segment("XOR", [A]).evaluate({"a": 1}).matched is False
-    assert compile_segment(
-        logical_op="AND", rules="x", force=False, included=None, excluded=7  # type: ignore[arg-type]
-    ).evaluate({"a": 1}).matched is False
+    broken: Any = {"rules": "x", "included": None, "excluded": 7}
+    assert (
+        compile_segment(logical_op="AND", force=False, **broken).evaluate({"a": 1}).matched is False
+    )

@@ -1,5 +1,6 @@
-"""Each condition operator of DESIGN §7, with its coercions, missing and null attributes and wrong types."""
+"""Each condition operator of DESIGN §7: coercions, missing and null attributes, wrong types."""
 
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -104,73 +105,83 @@ NIN = cases(
     (["a"], ["b"], False),
 )
 
-COMPARISONS = cases(
-    "GT",
-    (10, 11, True),
-    (10, 10, False),
-    (10, 10.5, True),
-    (10, "11", True),
-    (10, "1e2", True),
-    (10, "abc", False),
-    (10, True, False),
-    (10, MISSING, False),
-    (10, None, False),
-    (10, [11], False),
-) + cases(
-    "GTE",
-    (10, 10, True),
-    (10, "10.0", True),
-    (10, 9.99, False),
-    (0, False, False),
-) + cases(
-    "LT",
-    (10, 9, True),
-    (10, 10, False),
-    (10, "-3", True),
-    (10, MISSING, False),
-) + cases(
-    "LTE",
-    (10, 10, True),
-    (10, 11, False),
-    (10, "", False),
-    (10, None, False),
+COMPARISONS = (
+    cases(
+        "GT",
+        (10, 11, True),
+        (10, 10, False),
+        (10, 10.5, True),
+        (10, "11", True),
+        (10, "1e2", True),
+        (10, "abc", False),
+        (10, True, False),
+        (10, MISSING, False),
+        (10, None, False),
+        (10, [11], False),
+    )
+    + cases(
+        "GTE",
+        (10, 10, True),
+        (10, "10.0", True),
+        (10, 9.99, False),
+        (0, False, False),
+    )
+    + cases(
+        "LT",
+        (10, 9, True),
+        (10, 10, False),
+        (10, "-3", True),
+        (10, MISSING, False),
+    )
+    + cases(
+        "LTE",
+        (10, 10, True),
+        (10, 11, False),
+        (10, "", False),
+        (10, None, False),
+    )
 )
 
-STRINGS = cases(
-    "CONTAINS",
-    ("ell", "hello", True),
-    ("Ell", "hello", False),
-    ("x", "hello", False),
-    ("b", ["a", "b"], True),
-    ("b", ["abc"], False),  # array elements are compared whole, not searched
-    ("2", [1, 2], True),  # with EQ's coercions
-    ("true", [True], True),
-    ("1", 123, False),
-    ("a", MISSING, False),
-    ("a", None, False),
-) + cases(
-    "NOT_CONTAINS",
-    ("x", "hello", True),
-    ("ell", "hello", False),
-    ("c", ["a", "b"], True),
-    ("a", ["a"], False),
-    ("1", 123, False),
-    ("a", MISSING, False),
-    ("a", None, False),
-) + cases(
-    "STARTS_WITH",
-    ("he", "hello", True),
-    ("He", "hello", False),
-    ("lo", "hello", False),
-    ("1", 123, False),
-    ("a", ["abc"], False),
-    ("a", MISSING, False),
-) + cases(
-    "ENDS_WITH",
-    ("lo", "hello", True),
-    ("LO", "hello", False),
-    ("3", 123, False),
-    ("a", None, False),
+STRINGS = (
+    cases(
+        "CONTAINS",
+        ("ell", "hello", True),
+        ("Ell", "hello", False),
+        ("x", "hello", False),
+        ("b", ["a", "b"], True),
+        ("b", ["abc"], False),  # array elements are compared whole, not searched
+        ("2", [1, 2], True),  # with EQ's coercions
+        ("true", [True], True),
+        ("1", 123, False),
+        ("a", MISSING, False),
+        ("a", None, False),
+    )
+    + cases(
+        "NOT_CONTAINS",
+        ("x", "hello", True),
+        ("ell", "hello", False),
+        ("c", ["a", "b"], True),
+        ("a", ["a"], False),
+        ("1", 123, False),
+        ("a", MISSING, False),
+        ("a", None, False),
+    )
+    + cases(
+        "STARTS_WITH",
+        ("he", "hello", True),
+        ("He", "hello", False),
+        ("lo", "hello", False),
+        ("1", 123, False),
+        ("a", ["abc"], False),
+        ("a", MISSING, False),
+    )
+    + cases(
+        "ENDS_WITH",
+        ("lo", "hello", True),
+        ("LO", "hello", False),
+        ("3", 123, False),
+        ("a", None, False),
+    )
 )
 
 PRESENCE = cases(
@@ -237,35 +248,39 @@ INSTANTS = cases(
     ("2024-01-01", [1704067201], False),
 )
 
-SEMVERS = cases(
-    "SEMVER_EQ",
-    ("1.2.3", "1.2.3", True),
-    ("1.2.3", "v1.2.3", True),
-    ("v1.2.3", "1.2.3", True),
-    ("1.2.3", "1.2.3+build.5", True),  # build metadata is ignored
-    ("1.2.3-rc.1", "1.2.3-rc.1+x", True),
-    ("1.2.3", "1.2.3-rc.1", False),
-    ("1.2.3", "1.2.4", False),
-    ("1.2.3", "1.2", False),
-    ("1.2.3", "01.2.3", False),
-    ("1.2.3", 1.2, False),
-    ("1.2.3", MISSING, False),
-) + cases(
-    "SEMVER_GT",
-    ("1.9.0", "1.10.0", True),  # numeric, not lexical
-    ("1.0.0-rc.1", "1.0.0", True),  # a release follows its pre-releases
-    ("1.0.0", "1.0.0-rc.1", False),
-    ("1.0.0", "1.0.0+1", False),
-    ("2.3.0", "v2.4.1", True),
-    ("2.3.0", "garbage", False),
-    ("2.3.0", None, False),
-) + cases(
-    "SEMVER_LT",
-    ("1.0.0", "0.9.9", True),
-    ("1.0.0", "1.0.0-alpha", True),
-    ("1.0.0-alpha.1", "1.0.0-alpha", True),
-    ("1.0.0-alpha.beta", "1.0.0-alpha.1", True),  # numeric identifiers sort first
-    ("1.0.0", 0, False),
+SEMVERS = (
+    cases(
+        "SEMVER_EQ",
+        ("1.2.3", "1.2.3", True),
+        ("1.2.3", "v1.2.3", True),
+        ("v1.2.3", "1.2.3", True),
+        ("1.2.3", "1.2.3+build.5", True),  # build metadata is ignored
+        ("1.2.3-rc.1", "1.2.3-rc.1+x", True),
+        ("1.2.3", "1.2.3-rc.1", False),
+        ("1.2.3", "1.2.4", False),
+        ("1.2.3", "1.2", False),
+        ("1.2.3", "01.2.3", False),
+        ("1.2.3", 1.2, False),
+        ("1.2.3", MISSING, False),
+    )
+    + cases(
+        "SEMVER_GT",
+        ("1.9.0", "1.10.0", True),  # numeric, not lexical
+        ("1.0.0-rc.1", "1.0.0", True),  # a release follows its pre-releases
+        ("1.0.0", "1.0.0-rc.1", False),
+        ("1.0.0", "1.0.0+1", False),
+        ("2.3.0", "v2.4.1", True),
+        ("2.3.0", "garbage", False),
+        ("2.3.0", None, False),
+    )
+    + cases(
+        "SEMVER_LT",
+        ("1.0.0", "0.9.9", True),
+        ("1.0.0", "1.0.0-alpha", True),
+        ("1.0.0-alpha.1", "1.0.0-alpha", True),
+        ("1.0.0-alpha.beta", "1.0.0-alpha.1", True),  # numeric identifiers sort first
+        ("1.0.0", 0, False),
+    )
 )
 
 
@@ -291,7 +306,7 @@ def test_semver_precedence_follows_the_spec_example() -> None:
         "2.1.0",
         "2.1.1",
     ]
-    for lower, higher in zip(ordered, ordered[1:], strict=False):
+    for lower, higher in pairwise(ordered):
         assert matches("SEMVER_LT", higher, lower)
         assert matches("SEMVER_GT", lower, higher)
         assert not matches("SEMVER_EQ", lower, higher)

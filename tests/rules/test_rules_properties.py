@@ -19,8 +19,12 @@ TRICKY_STRINGS = [
     "true",
     "FALSE",
     "pro",
+    "a",
     "v1.2.3",
+    "1.2.3",
+    "2.0.0",
     "1.0.0-rc.1",
+    "2023-06-01",
     "2024-01-01",
     "2024-01-01T10:00:00+02:00",
     "1704067200",
@@ -40,7 +44,26 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(KEYS, children, max_size=4),
     max_leaves=20,
 )
-contexts = st.dictionaries(KEYS, json_values, max_size=6)
+# Values likely to meet the generated conditions, under the attributes they name.
+attribute_values = (
+    st.sampled_from(TRICKY_STRINGS)
+    | st.integers(-3, 3)
+    | st.lists(st.sampled_from(TRICKY_STRINGS) | st.integers(-3, 3), max_size=3)
+    | json_values
+)
+contexts = st.tuples(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "a": attribute_values,
+            "b": attribute_values,
+            "a.b": attribute_values,
+            "user": st.fixed_dictionaries({}, optional={"plan": attribute_values}),
+            "targetingKey": attribute_values,
+        },
+    ),
+    st.dictionaries(KEYS, json_values, max_size=3),
+).map(lambda parts: {**parts[1], **parts[0]})
 
 rule_scalars = (
     st.booleans()
@@ -104,9 +127,11 @@ def leaf_count(rules: list[Any]) -> int:
     return sum(leaf_count(rule["rules"]) if is_group(rule) else 1 for rule in rules)
 
 
-def as_input(rule: dict[str, Any]) -> dict[str, Any]:
+def as_input(rule: Any) -> dict[str, Any]:
     if is_group(rule):
-        return {"group": {"logicalOp": rule["logicalOp"], "rules": list(map(as_input, rule["rules"]))}}
+        return {
+            "group": {"logicalOp": rule["logicalOp"], "rules": list(map(as_input, rule["rules"]))}
+        }
     return {"condition": dict(rule)}
 
 
@@ -178,7 +203,8 @@ def test_stored_rules_validate_back_to_themselves(rules: list[Any]) -> None:
 @settings(max_examples=300, deadline=None)
 @given(json_values, json_values, contexts)
 def test_arbitrary_stored_data_never_raises(logical_op: Any, rules: Any, context: Any) -> None:
-    for tree in (rules, [rules], [{"logicalOp": "OR", "rules": [rules]}]):
+    trees: list[Any] = [rules, [rules], [{"logicalOp": "OR", "rules": [rules]}]]
+    for tree in trees:
         segment = compile_segment(
             logical_op=logical_op, rules=tree, force=False, included=rules, excluded=[]
         )

@@ -26,7 +26,10 @@ def nested(depth: int) -> dict[str, Any]:
     return rule
 
 
-def problems(rules: list[Any], limits: Limits = Limits()) -> list[Problem]:
+DEFAULT_LIMITS = Limits()
+
+
+def problems(rules: list[Any], limits: Limits = DEFAULT_LIMITS) -> list[Problem]:
     return validate_rules(rules, PATH, limits)[1]
 
 
@@ -255,6 +258,10 @@ def test_the_depth_limit_is_a_setting() -> None:
 
 def test_an_empty_group_is_allowed() -> None:
     assert problems([group("NOT")]) == []
+
+
+def test_null_rules_are_an_empty_list() -> None:
+    assert validate_rules(None, PATH, Limits()) == ([], [])
 
 
 def test_rules_that_are_not_a_list_are_an_invalid_rule() -> None:

@@ -1,0 +1,162 @@
+"""Runs operations against the schema: cached parsing and validation, query guards, execution.
+
+Strawberry's own `Schema.execute` re-parses and re-validates every request; admin screens send
+the same few documents over and over, so a bounded cache keyed by the query text removes that
+work from the hot path. The guards (tokens, depth, aliases) are validation rules, so a
+rejected document is rejected from the cache too.
+"""
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from inspect import isawaitable
+from typing import Any
+
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    ExecutionResult,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    ValidationContext,
+    execute,
+    get_operation_ast,
+    parse,
+    specified_rules,
+    validate,
+)
+from strawberry import Schema
+from strawberry.execution import optimized_is_awaitable
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+
+@dataclass(frozen=True)
+class QueryLimits:
+    max_tokens: int = 2000
+    max_depth: int = 10
+    max_aliases: int = 15
+
+
+def _depth(
+    selection_set: SelectionSetNode | None,
+    fragments: dict[str, FragmentDefinitionNode],
+    visited: frozenset[str] = frozenset(),
+) -> int:
+    if selection_set is None:
+        return 0
+    deepest = 0
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            # Introspection (GraphiQL, code generators) nests deeply by design; it is cheap.
+            if selection.name.value.startswith("__"):
+                continue
+            deepest = max(deepest, 1 + _depth(selection.selection_set, fragments, visited))
+        elif isinstance(selection, InlineFragmentNode):
+            deepest = max(deepest, _depth(selection.selection_set, fragments, visited))
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            fragment = fragments.get(name)
+            if fragment is not None and name not in visited:
+                deepest = max(deepest, _depth(fragment.selection_set, fragments, visited | {name}))
+    return deepest
+
+
+def guard_rules(limits: QueryLimits) -> list[type[ASTValidationRule]]:
+    class DepthLimit(ASTValidationRule):
+        def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
+            fragments = {f.name.value: f for f in self.context.document.definitions
+                         if isinstance(f, FragmentDefinitionNode)}
+            depth = _depth(node.selection_set, fragments)
+            if depth > limits.max_depth:
+                self.report_error(
+                    GraphQLError(
+                        f"The query is {depth} levels deep; at most {limits.max_depth} are allowed.",
+                        node,
+                    )
+                )
+
+    class AliasLimit(ASTValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            self.aliases = 0
+
+        def enter_field(self, node: FieldNode, *_: Any) -> None:
+            if node.alias is not None:
+                self.aliases += 1
+                if self.aliases == limits.max_aliases + 1:
+                    self.report_error(
+                        GraphQLError(
+                            f"The query uses more than {limits.max_aliases} aliases.", node
+                        )
+                    )
+
+    return [DepthLimit, AliasLimit]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A parsed and validated document, or the errors that stop it."""
+
+    document: DocumentNode | None
+    errors: list[GraphQLError]
+    parse_failed: bool = False
+
+
+class Executor:
+    def __init__(self, schema: Schema, limits: QueryLimits, cache_size: int = 1000) -> None:
+        self.schema: GraphQLSchema = schema._schema
+        self.limits = limits
+        self.rules = [*specified_rules, *guard_rules(limits)]
+        self.cache_size = cache_size
+        self._prepared: OrderedDict[str, Prepared] = OrderedDict()
+
+    def prepare(self, query: str) -> Prepared:
+        prepared = self._prepared.get(query)
+        if prepared is not None:
+            self._prepared.move_to_end(query)
+            return prepared
+        try:
+            document = parse(query, max_tokens=self.limits.max_tokens)
+        except GraphQLError as error:
+            prepared = Prepared(None, [error], parse_failed=True)
+        else:
+            errors = validate(self.schema, document, self.rules)
+            prepared = Prepared(None if errors else document, errors)
+        self._prepared[query] = prepared
+        if len(self._prepared) > self.cache_size:
+            self._prepared.popitem(last=False)
+        return prepared
+
+    @staticmethod
+    def operation_type(document: DocumentNode, operation_name: str | None) -> OperationType | None:
+        """The type of the operation to run, or None when the name does not pick one."""
+        operation = get_operation_ast(document, operation_name)
+        return operation.operation if operation else None
+
+    async def execute(
+        self,
+        document: DocumentNode,
+        *,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        context: Any,
+    ) -> ExecutionResult:
+        result = execute(
+            self.schema,
+            document,
+            context_value=context,
+            variable_values=variables,
+            operation_name=operation_name,
+            executor_class=StrawberryGraphQLCoreExecutionContext,
+            is_awaitable=optimized_is_awaitable,
+        )
+        if isawaitable(result):
+            result = await result
+        return result
+
