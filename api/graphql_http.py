@@ -224,7 +224,7 @@ class GraphQLEndpoint:
             request_id=request_id,
         )
         result = await self.executor.execute(
-            prepared.document,
+            prepared,
             variables=params.variables,
             operation_name=params.operation_name,
             context=context,

@@ -1,7 +1,8 @@
 """What every resolver gets as `info.context`: the caller, the database and per-request loaders."""
 
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from strawberry.types import Info
 
@@ -12,6 +13,9 @@ from schema.errors import forbidden
 
 if TYPE_CHECKING:
     from api.settings import Settings
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
@@ -38,3 +42,25 @@ class Context:
 
 
 AppInfo = Info[Context, None]
+
+
+class Mapped(Generic[T, R]):
+    """`convert` applied to a DataLoader's future once it resolves; awaitable.
+
+    Loader-backed fields return this rather than being `async def`: a coroutine per object
+    needs a Task per object to batch, this needs nothing until it is awaited (and the
+    compiled executor awaits the future directly).
+    """
+
+    __slots__ = ("future", "convert")
+
+    def __init__(self, future: Awaitable[T], convert: Callable[[T], R]) -> None:
+        self.future = future
+        self.convert = convert
+
+    def __await__(self) -> Generator[Any, None, R]:
+        value = yield from self.future.__await__()
+        return self.convert(value)
+
+
+mapped = Mapped

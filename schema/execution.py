@@ -7,7 +7,7 @@ rejected document is rejected from the cache too.
 """
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from inspect import isawaitable
 from typing import Any
 
@@ -34,6 +34,8 @@ from graphql import (
 from strawberry import Schema
 from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from schema.fast_path import Plan, compile_plan
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,8 @@ class Prepared:
     document: DocumentNode | None
     errors: list[GraphQLError]
     parse_failed: bool = False
+    # Compiled plans by operation name (None: not compilable), filled on first use.
+    plans: dict[str | None, Plan | None] = field(default_factory=dict)
 
 
 class Executor:
@@ -115,6 +119,8 @@ class Executor:
         self.rules = [*specified_rules, *guard_rules(limits)]
         self.cache_size = cache_size
         self._prepared: OrderedDict[str, Prepared] = OrderedDict()
+        self.fast_runs = 0
+        self.fallbacks = 0
 
     def prepare(self, query: str) -> Prepared:
         prepared = self._prepared.get(query)
@@ -141,12 +147,37 @@ class Executor:
 
     async def execute(
         self,
+        prepared: Prepared,
+        *,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        context: Any,
+    ) -> ExecutionResult:
+        assert prepared.document is not None
+        if operation_name not in prepared.plans:
+            prepared.plans[operation_name] = compile_plan(self.schema, prepared.document, operation_name)
+        plan = prepared.plans[operation_name]
+        if plan is not None:
+            try:
+                data = await plan.execute(context, variables)
+            except Exception:  # noqa: BLE001 - graphql-core below gives the exact response
+                self.fallbacks += 1
+            else:
+                self.fast_runs += 1
+                return ExecutionResult(data=data)
+        return await self.execute_standard(
+            prepared.document, variables=variables, operation_name=operation_name, context=context
+        )
+
+    async def execute_standard(
+        self,
         document: DocumentNode,
         *,
         variables: dict[str, Any] | None,
         operation_name: str | None,
         context: Any,
     ) -> ExecutionResult:
+        """graphql-core's executor: every operation type, every error path."""
         result = execute(
             self.schema,
             document,

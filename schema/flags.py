@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Self
 import strawberry
 
 from db import flags as db_flags
-from schema.context import AppInfo
+from schema.context import AppInfo, mapped
 from schema.enums import LogicalOperator
 from schema.ids import encode_id
 from schema.node import Node
@@ -51,15 +51,17 @@ class TargetingRule:
         )
 
     @strawberry.field(description="The segment, when kind = SEGMENT.")
-    async def segment(
+    def segment(
         self, info: AppInfo
     ) -> Annotated["Segment", strawberry.lazy("schema.segments")] | None:
         from schema.segments import Segment
 
         if self.segment_id is None:
             return None
-        row = await info.context.loaders.segment.load(self.segment_id)
-        return Segment.from_row(row) if row else None
+        return mapped(
+            info.context.loaders.segment.load(self.segment_id),
+            lambda row: Segment.from_row(row) if row else None,
+        )
 
     @strawberry.field(description="Inline conditions when kind = CUSTOM, else empty.")
     def rules(self) -> list[SegmentRule]:
@@ -86,13 +88,15 @@ class Flag(Node):
         )
 
     @strawberry.field(description="The flag's ordered targeting rules in one environment.")
-    async def targeting_rules(
+    def targeting_rules(
         self,
         info: AppInfo,
         environment_key: Annotated[str, strawberry.argument(description="Environment key, e.g. \"production\".")],
     ) -> list[TargetingRule]:
-        rows = await info.context.loaders.targeting_rules.load((self.db_id, environment_key))
-        return [TargetingRule.from_row(row) for row in rows]
+        return mapped(
+            info.context.loaders.targeting_rules.load((self.db_id, environment_key)),
+            lambda rows: [TargetingRule.from_row(row) for row in rows],
+        )
 
 
 @strawberry.type(description="A flag in a connection.")

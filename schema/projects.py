@@ -5,7 +5,7 @@ from typing import Any, Self
 
 import strawberry
 
-from schema.context import AppInfo
+from schema.context import AppInfo, mapped
 from schema.ids import encode_id
 from schema.node import Node
 
@@ -42,6 +42,8 @@ class Project(Node):
         )
 
     @strawberry.field(description="The project's environments, oldest first.")
-    async def environments(self, info: AppInfo) -> list[Environment]:
-        rows = await info.context.loaders.project_environments.load(self.db_id)
-        return [Environment.from_row(row) for row in rows]
+    def environments(self, info: AppInfo) -> list[Environment]:
+        return mapped(
+            info.context.loaders.project_environments.load(self.db_id),
+            lambda rows: [Environment.from_row(row) for row in rows],
+        )

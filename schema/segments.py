@@ -9,7 +9,7 @@ import strawberry
 from db import segments as db_segments
 from db.segments import ORDER_COLUMNS, SegmentFilter as DbSegmentFilter
 from schema.audit import AuditEventConnection, history_of
-from schema.context import AppInfo
+from schema.context import AppInfo, mapped
 from schema.enums import LogicalOperator, OrderDirection, SegmentOrderField
 from schema.ids import encode_id
 from schema.node import Node
@@ -120,12 +120,12 @@ class Segment(Node):
         return rules_from_stored(self.stored_rules)
 
     @strawberry.field(description="The project the segment belongs to.")
-    async def project(self, info: AppInfo) -> Project:
-        return Project.from_row(await info.context.loaders.project.load(self.project_id))
+    def project(self, info: AppInfo) -> Project:
+        return mapped(info.context.loaders.project.load(self.project_id), Project.from_row)
 
     @strawberry.field(description="Which non-archived flags reference the segment, per environment.")
-    async def usage(self, info: AppInfo) -> SegmentUsage:
-        return usage_from_rows(await info.context.loaders.usage.load(self.db_id))
+    def usage(self, info: AppInfo) -> SegmentUsage:
+        return mapped(info.context.loaders.usage.load(self.db_id), usage_from_rows)
 
     @strawberry.field(description="Audit events of this segment, newest first.")
     async def history(

@@ -1,0 +1,327 @@
+"""A compiled executor for queries: the hot path of admin screens.
+
+graphql-core's executor pays about 2 µs of bookkeeping per field (resolve info, dispatch on
+the return type, awaitable checks), which for a page of 50 segments with their usage is
+ten times the cost of fetching the rows. This module compiles a validated query once into a
+plan of closures — per object type, the fields to fetch, how to get each value and how to
+serialise it — and runs that plan over the resolvers' results.
+
+It covers what admin screens send (fields, aliases, arguments, variables, fragments,
+__typename, unions and interfaces). Anything else — introspection, directives, mutations —
+is not compiled, and any exception while running a plan (a resolver's coded error, a null
+in a non-null field, an unexpected shape) makes the caller re-run the operation through
+graphql-core, which produces the exact GraphQL response with errors. Queries have no side
+effects, so running one twice is safe. A test runs a corpus of queries through both paths
+and compares the results.
+"""
+
+import asyncio
+from collections.abc import Callable
+from inspect import iscoroutine
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLAbstractType,
+    GraphQLEnumType,
+    GraphQLError,
+    GraphQLField,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLScalarType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    get_operation_ast,
+)
+from graphql.execution.values import get_argument_values, get_variable_values
+from graphql.pyutils import Path
+from strawberry.execution import optimized_is_awaitable
+from strawberry.schema.schema import _OperationContextAwareGraphQLResolveInfo
+from strawberry.types.base import get_object_definition
+
+from schema.context import Mapped
+
+DEFINITION = "strawberry-definition"
+
+Completer = Callable[[Any, "Run"], Any]
+
+
+class NotCompiled(Exception):
+    """The document uses something the fast path does not handle."""
+
+
+class FastInfo:
+    """What our argument-free resolvers read from `info`: the request context."""
+
+    __slots__ = ("context",)
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+
+
+class Run:
+    """One execution: the context, coerced variables, and async work still to finish."""
+
+    __slots__ = ("context", "info", "variables", "pending", "plan")
+
+    def __init__(self, plan: "Plan", context: Any, variables: Any) -> None:
+        self.plan = plan
+        self.context = context
+        self.info = FastInfo(context)
+        self.variables = variables
+        # (awaitable, target dict, key, completer): filled breadth-first, so the async
+        # resolvers of all siblings run together and their DataLoaders batch.
+        self.pending: list[tuple[Any, dict[str, Any], str, Completer]] = []
+
+
+def _null(*_: Any) -> Any:
+    raise GraphQLError("null in a non-null field")
+
+
+def _leaf_expression(graphql_type: GraphQLOutputType, name: str, namespace: dict[str, Any]) -> str | None:
+    """Inline Python serialising `value` for a (non-null) scalar or enum; None otherwise."""
+    non_null = isinstance(graphql_type, GraphQLNonNull)
+    inner = graphql_type.of_type if non_null else graphql_type
+    if not isinstance(inner, (GraphQLScalarType, GraphQLEnumType)):
+        return None
+    namespace[name] = _leaf(inner)
+    return f"{name}(value) if value is not None else _null()" if non_null else (
+        f"None if value is None else {name}(value)"
+    )
+
+
+def _leaf(graphql_type: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], Any]:
+    serialize = graphql_type.serialize
+    wrapped = getattr(graphql_type, "wrapped_cls", None)
+    if isinstance(graphql_type, GraphQLEnumType) and wrapped is not None:
+        # Strawberry's enum serializer scans every value per call; a dict does it once.
+        names = {member: name for name, v in graphql_type.values.items() for member in wrapped
+                 if member.value == v.value}
+        return lambda value: names.get(value) or serialize(value)
+    python_type = {"String": str, "ID": str, "Boolean": bool}.get(graphql_type.name)
+    if python_type is not None:
+        return lambda value: value if type(value) is python_type else serialize(value)
+    if graphql_type.name == "Int":
+        return lambda value: value if type(value) is int and -(2**31) <= value < 2**31 else serialize(value)
+    return serialize
+
+
+class Plan:
+    """A query compiled against the schema; reusable across requests."""
+
+    def __init__(self, schema: GraphQLSchema, document: DocumentNode, operation_name: str | None):
+        operation = get_operation_ast(document, operation_name)
+        if operation is None or operation.operation is not OperationType.QUERY:
+            raise NotCompiled("only queries")
+        self.schema = schema
+        self.operation: OperationDefinitionNode = operation
+        self.fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        self._objects: dict[tuple[str, tuple[int, ...]], Callable[[Any, Run], dict[str, Any]]] = {}
+        self._runtime_types: dict[type, GraphQLObjectType] = {}
+        root = schema.query_type
+        assert root is not None
+        self.root = self._object(root, (operation.selection_set,))
+
+    # -- compiling ------------------------------------------------------------------------
+
+    def _collect(
+        self, object_type: GraphQLObjectType, selection_sets: tuple[SelectionSetNode, ...]
+    ) -> dict[str, list[FieldNode]]:
+        fields: dict[str, list[FieldNode]] = {}
+
+        def visit(selection_set: SelectionSetNode, seen: frozenset[str]) -> None:
+            for selection in selection_set.selections:
+                if selection.directives:
+                    raise NotCompiled("directives")
+                if isinstance(selection, FieldNode):
+                    key = selection.alias.value if selection.alias else selection.name.value
+                    fields.setdefault(key, []).append(selection)
+                elif isinstance(selection, InlineFragmentNode):
+                    if self._applies(selection.type_condition, object_type):
+                        visit(selection.selection_set, seen)
+                elif isinstance(selection, FragmentSpreadNode):
+                    name = selection.name.value
+                    fragment = self.fragments.get(name)
+                    if fragment is not None and name not in seen:
+                        if self._applies(fragment.type_condition, object_type):
+                            visit(fragment.selection_set, seen | {name})
+
+        for selection_set in selection_sets:
+            visit(selection_set, frozenset())
+        return fields
+
+    def _applies(self, condition: Any, object_type: GraphQLObjectType) -> bool:
+        if condition is None:
+            return True
+        name = condition.name.value
+        if name == object_type.name:
+            return True
+        condition_type = self.schema.get_type(name)
+        return isinstance(condition_type, GraphQLAbstractType) and self.schema.is_sub_type(
+            condition_type, object_type
+        )
+
+    def _object(
+        self, object_type: GraphQLObjectType, selection_sets: tuple[SelectionSetNode, ...]
+    ) -> Callable[[Any, Run], dict[str, Any]]:
+        cache_key = (object_type.name, tuple(id(s) for s in selection_sets))
+        compiled = self._objects.get(cache_key)
+        if compiled is not None:
+            return compiled
+        # The object's completion is generated as straight-line Python: one statement per
+        # field, leaves serialised inline. Attribute names come from Python identifiers
+        # and response keys are passed as constants, never spliced, into the source.
+        namespace: dict[str, Any] = {"_null": _null, "_is_awaitable": optimized_is_awaitable}
+        lines = ["def complete_object(source, run):", "    result = {}"]
+        for index, (key, nodes) in enumerate(self._collect(object_type, selection_sets).items()):
+            namespace[f"k{index}"] = key
+            name = nodes[0].name.value
+            if name == "__typename":
+                namespace[f"t{index}"] = object_type.name
+                lines.append(f"    result[k{index}] = t{index}")
+                continue
+            if name.startswith("__"):
+                raise NotCompiled("introspection")
+            field = object_type.fields[name]
+            definition = field.extensions.get(DEFINITION)
+            if definition is None:
+                raise NotCompiled("not a strawberry field")
+            if definition.base_resolver is None and definition.python_name.isidentifier():
+                lines.append(f"    value = source.{definition.python_name}")
+            else:
+                namespace[f"g{index}"] = self._getter(object_type, field, nodes)
+                lines.append(f"    value = g{index}(source, run)")
+            sub_sets = tuple(n.selection_set for n in nodes if n.selection_set is not None)
+            namespace[f"c{index}"] = self._completer(field.type, sub_sets)
+            if definition.base_resolver is not None:  # may hand back a future or coroutine
+                lines.append("    if _is_awaitable(value):")
+                lines.append(f"        result[k{index}] = None")
+                lines.append(f"        run.pending.append((value, result, k{index}, c{index}))")
+                lines.append("    else:")
+                lines.append(f"        result[k{index}] = c{index}(value, run)")
+                continue
+            leaf = _leaf_expression(field.type, f"s{index}", namespace)
+            lines.append(f"    result[k{index}] = {leaf}" if leaf else f"    result[k{index}] = c{index}(value, run)")
+        lines.append("    return result")
+        exec("\n".join(lines), namespace)  # noqa: S102 - generated from the schema, see above
+        complete_object = namespace["complete_object"]
+        self._objects[cache_key] = complete_object
+        return complete_object
+
+    def _getter(
+        self, parent_type: GraphQLObjectType, field: GraphQLField, nodes: list[FieldNode]
+    ) -> Callable[[Any, Run], Any]:
+        definition = field.extensions.get(DEFINITION)
+        if definition is None:
+            raise NotCompiled("not a strawberry field")
+        resolver = definition.base_resolver
+        if resolver is None:
+            attribute = definition.python_name
+            return lambda source, run: getattr(source, attribute)
+        if not definition.arguments and not definition.extensions:
+            function = resolver.wrapped_func
+            if resolver.info_parameter is not None:
+                info_name = resolver.info_parameter.name
+                return lambda source, run: function(source, **{info_name: run.info})
+            return lambda source, run: function(source)
+        # Resolvers with arguments (the root fields) go through Strawberry's own wrapper,
+        # which converts the arguments into Python inputs and enums.
+        node = nodes[0]
+        name = node.name.value
+        resolve = field.resolve
+        assert resolve is not None
+
+        def with_arguments(source: Any, run: Run) -> Any:
+            info = _OperationContextAwareGraphQLResolveInfo(
+                name, nodes, field.type, parent_type, Path(None, name, parent_type.name),
+                self.schema, self.fragments, None, self.operation, run.variables.coerced,
+                run.context, optimized_is_awaitable, None, None, None,
+            )
+            return resolve(source, info, **get_argument_values(field, node, run.variables))
+
+        return with_arguments
+
+    def _completer(self, graphql_type: GraphQLOutputType, sub_sets: tuple[SelectionSetNode, ...]) -> Completer:
+        """A closure completing one value of `graphql_type`; non-null checks are fused into
+        the closure of the wrapped type, so each value costs one call."""
+        non_null = isinstance(graphql_type, GraphQLNonNull)
+        inner = graphql_type.of_type if non_null else graphql_type
+        complete: Completer
+        if isinstance(inner, GraphQLList):
+            item = self._completer(inner.of_type, sub_sets)
+            complete = lambda value, run: [item(v, run) for v in value]  # noqa: E731
+        elif isinstance(inner, (GraphQLScalarType, GraphQLEnumType)):
+            serialize = _leaf(inner)
+            complete = lambda value, run: serialize(value)  # noqa: E731
+        elif isinstance(inner, GraphQLObjectType):
+            complete = self._object(inner, sub_sets)
+        elif isinstance(inner, GraphQLAbstractType):
+            complete = self._abstract(inner, sub_sets)
+        else:
+            raise NotCompiled(f"type {graphql_type}")
+        if non_null:
+            return lambda value, run: _null() if value is None else complete(value, run)
+        return lambda value, run: None if value is None else complete(value, run)
+
+    def _abstract(self, abstract: GraphQLAbstractType, sub_sets: tuple[SelectionSetNode, ...]) -> Completer:
+        by_type: dict[str, Callable[[Any, Run], dict[str, Any]]] = {}
+
+        def complete_abstract(value: Any, run: Run) -> Any:
+            runtime = self._runtime_types.get(type(value))
+            if runtime is None:
+                definition = get_object_definition(type(value), strict=True)
+                runtime = self.schema.get_type(definition.name)
+                if not isinstance(runtime, GraphQLObjectType) or not self.schema.is_sub_type(abstract, runtime):
+                    raise GraphQLError(f"{definition.name} is not a possible {abstract.name}")
+                self._runtime_types[type(value)] = runtime
+            complete_object = by_type.get(runtime.name)
+            if complete_object is None:
+                complete_object = by_type[runtime.name] = self._object(runtime, sub_sets)
+            return complete_object(value, run)
+
+        return complete_abstract
+
+    # -- running --------------------------------------------------------------------------
+
+    async def execute(self, context: Any, raw_variables: dict[str, Any] | None) -> dict[str, Any]:
+        variables = get_variable_values(
+            self.schema, self.operation.variable_definitions or (), raw_variables or {}
+        )
+        if isinstance(variables, list):
+            raise NotCompiled("variables do not coerce")
+        run = Run(self, context, variables)
+        data = self.root(None, run)
+        while run.pending:
+            batch, run.pending = run.pending, []
+            # Every load of this level is registered by now, so the first await lets the
+            # DataLoaders run one batch each and later awaits find their futures done.
+            # Coroutines get a Task so that they all start (and load) before any is awaited.
+            started = [
+                asyncio.ensure_future(awaitable) if iscoroutine(awaitable) else awaitable
+                for awaitable, *_ in batch
+            ]
+            for awaitable, (_, target, key, complete) in zip(started, batch, strict=True):
+                if type(awaitable) is Mapped:
+                    value = awaitable.convert(await awaitable.future)
+                else:
+                    value = await awaitable
+                target[key] = complete(value, run)
+        return data
+
+
+def compile_plan(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None) -> Plan | None:
+    """A plan for the operation, or None when it must run through graphql-core."""
+    try:
+        return Plan(schema, document, operation_name)
+    except NotCompiled:
+        return None
