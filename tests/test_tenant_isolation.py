@@ -1,0 +1,170 @@
+"""A token sees only its own project: every root field, tried across the tenant boundary.
+
+The cases are keyed by the schema's own root fields, so a new query or mutation without a
+case here fails `test_every_root_field_has_an_isolation_case`.
+"""
+
+import pytest
+
+from schema.build import build_schema
+
+CREATE_SEGMENT = """mutation($i: CreateSegmentInput!) { createSegment(input: $i) { segment { id key } userErrors { code } } }"""
+
+
+async def _seed(gql, project) -> dict:
+    """One of everything in `project`, made with its own editor token."""
+    token = project.editor
+    seg = await gql(CREATE_SEGMENT, {"i": {"projectKey": project.key, "name": "Secret", "key": "secret"}}, token=token)
+    gone = await gql(CREATE_SEGMENT, {"i": {"projectKey": project.key, "name": "Old", "key": "old"}}, token=token)
+    flag = await gql(
+        'mutation($p: String!) { createFlag(input: {projectKey: $p, key: "flag", name: "Flag"}) { flag { id } } }',
+        {"p": project.key}, token=token,
+    )
+    segment_id = seg["createSegment"]["segment"]["id"]
+    flag_id = flag["createFlag"]["flag"]["id"]
+    await gql(
+        'mutation($f: ID!, $s: ID!) { setTargetingRules(input: {flagId: $f, environmentKey: "production",'
+        ' rules: [{segmentId: $s, variationKey: "on"}]}) { userErrors { code } } }',
+        {"f": flag_id, "s": segment_id}, token=token,
+    )
+    old_id = gone["createSegment"]["segment"]["id"]
+    await gql('mutation($id: ID!) { deleteSegment(input: {id: $id}) { userErrors { code } } }', {"id": old_id}, token=token)
+    ids = await gql(
+        'query($p: String!) { project(key: $p) { id environments { id } } auditLog(projectKey: $p) { nodes { id } } }',
+        {"p": project.key}, token=token,
+    )
+    return {
+        "segment": segment_id,
+        "deleted_segment": old_id,
+        "flag": flag_id,
+        "project": ids["project"]["id"],
+        "environment": ids["project"]["environments"][0]["id"],
+        "audit": ids["auditLog"]["nodes"][0]["id"],
+    }
+
+
+# Each case: (query, variables built from the victim's key "k" and ids, check of the data).
+def _null(field):
+    return lambda data: data[field] is None
+
+
+def _empty(field):
+    return lambda data: data[field]["totalCount"] == 0 and data[field]["nodes"] == []
+
+
+def _not_found(field):
+    return lambda data: [e["code"] for e in data[field]["userErrors"]] == ["NOT_FOUND"]
+
+
+QUERY_CASES = {
+    "node": [
+        ("query($id: ID!) { node(id: $id) { id } }", {"id": key}, _null("node"))
+        for key in ("segment", "flag", "project", "environment", "audit")
+    ],
+    "project": [("query($k: String!) { project(key: $k) { id } }", {}, _null("project"))],
+    "segment": [("query($k: String!) { segment(projectKey: $k, key: \"secret\") { id } }", {}, _null("segment"))],
+    "segments": [
+        ("query($k: String!) { segments(projectKey: $k, filter: {includeDeleted: true}) { totalCount nodes { id } } }",
+         {}, _empty("segments")),
+    ],
+    "flag": [("query($k: String!) { flag(projectKey: $k, key: \"flag\") { id } }", {}, _null("flag"))],
+    "flags": [("query($k: String!) { flags(projectKey: $k) { totalCount nodes { id } } }", {}, _empty("flags"))],
+    "auditLog": [("query($k: String!) { auditLog(projectKey: $k) { totalCount nodes { id } } }", {}, _empty("auditLog"))],
+    "evaluateSegment": [],  # returns an error instead of data: see its own test below
+}
+
+MUTATION_CASES = {
+    "createSegment": [
+        ("mutation($k: String!) { createSegment(input: {projectKey: $k, name: \"X\"}) { segment { id } userErrors { code } } }",
+         {}, _not_found("createSegment")),
+    ],
+    "updateSegment": [
+        ("mutation($id: ID!) { updateSegment(input: {id: $id, name: \"Hacked\"}) { segment { id } userErrors { code } } }",
+         {"id": "segment"}, _not_found("updateSegment")),
+    ],
+    "deleteSegment": [
+        ("mutation($id: ID!) { deleteSegment(input: {id: $id}) { deletedSegmentId userErrors { code } } }",
+         {"id": "segment"}, _not_found("deleteSegment")),
+    ],
+    "restoreSegment": [
+        ("mutation($id: ID!) { restoreSegment(input: {id: $id}) { segment { id } userErrors { code } } }",
+         {"id": "deleted_segment"}, _not_found("restoreSegment")),
+    ],
+    "createEnvironment": [
+        ("mutation($k: String!) { createEnvironment(input: {projectKey: $k, key: \"qa\", name: \"QA\"}) { environment { id } userErrors { code } } }",
+         {}, _not_found("createEnvironment")),
+    ],
+    "createFlag": [
+        ("mutation($k: String!) { createFlag(input: {projectKey: $k, key: \"x\", name: \"X\"}) { flag { id } userErrors { code } } }",
+         {}, _not_found("createFlag")),
+    ],
+    "setTargetingRules": [
+        ("mutation($id: ID!) { setTargetingRules(input: {flagId: $id, environmentKey: \"production\", rules: []}) { flag { id } userErrors { code } } }",
+         {"id": "flag"}, _not_found("setTargetingRules")),
+    ],
+    "archiveFlag": [
+        ("mutation($id: ID!) { archiveFlag(input: {flagId: $id}) { flag { id } userErrors { code } } }",
+         {"id": "flag"}, _not_found("archiveFlag")),
+    ],
+}
+
+
+def test_every_root_field_has_an_isolation_case():
+    schema = build_schema()._schema
+    assert set(schema.query_type.fields) <= set(QUERY_CASES), "add a case for the new query field"
+    assert set(schema.mutation_type.fields) <= set(MUTATION_CASES), "add a case for the new mutation"
+
+
+CASES = [
+    pytest.param(field, *case, id=f"{field}-{i}")
+    for table in (QUERY_CASES, MUTATION_CASES)
+    for field, cases in table.items()
+    for i, case in enumerate(cases)
+]
+
+
+@pytest.mark.parametrize("field,query,variables,check", CASES)
+async def test_another_projects_objects_do_not_exist_for_this_token(
+    gql, project, other_project, field, query, variables, check
+):
+    victim = await _seed(gql, other_project)
+    before = await _snapshot(gql, other_project)
+    resolved = {name: victim[value] for name, value in variables.items()}
+    if "$k" in query:
+        resolved["k"] = other_project.key
+    data = await gql(query, resolved, token=project.editor)
+    assert check(data), data
+    assert await _snapshot(gql, other_project) == before, "the other project changed"
+
+
+async def test_evaluating_another_projects_segment_is_not_found(gql, project, other_project):
+    await _seed(gql, other_project)
+    errors = await gql.errors(
+        'query($k: String!) { evaluateSegment(projectKey: $k, key: "secret", context: {}) { matched } }',
+        {"k": other_project.key}, token=project.editor,
+    )
+    assert errors[0]["extensions"]["code"] == "NOT_FOUND"
+
+
+async def test_attaching_another_projects_segment_is_not_found(gql, project, other_project):
+    victim = await _seed(gql, other_project)
+    flag = await gql('mutation($p: String!) { createFlag(input: {projectKey: $p, key: "mine", name: "Mine"}) { flag { id } } }',
+                     {"p": project.key})
+    data = await gql(
+        'mutation($f: ID!, $s: ID!) { setTargetingRules(input: {flagId: $f, environmentKey: "production",'
+        ' rules: [{segmentId: $s, variationKey: "on"}]}) { userErrors { code field } } }',
+        {"f": flag["createFlag"]["flag"]["id"], "s": victim["segment"]},
+    )
+    assert data["setTargetingRules"]["userErrors"] == [{"code": "NOT_FOUND", "field": ["input", "rules", "0", "segmentId"]}]
+
+
+async def _snapshot(gql, project) -> dict:
+    return await gql(
+        """query($p: String!) {
+          segments(projectKey: $p, filter: {includeDeleted: true}) { nodes { id key name version deleted } }
+          flags(projectKey: $p) { nodes { id archived targetingRules(environmentKey: "production") { id } } }
+          project(key: $p) { environments { key } }
+          auditLog(projectKey: $p) { totalCount }
+        }""",
+        {"p": project.key}, token=project.viewer,
+    )
