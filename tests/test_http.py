@@ -1,5 +1,6 @@
 """The HTTP edge: health endpoints, authentication, request logging, database outages."""
 
+import asyncio
 import logging
 import tempfile
 from pathlib import Path
@@ -127,3 +128,48 @@ async def test_ready_is_503_while_the_database_is_down_and_recovers(private_serv
             assert (await http.get("/health/ready")).status_code == 200
             again = await http.post("/graphql", json=QUERY, headers=headers)
             assert again.status_code == 200
+
+
+async def test_a_connection_killed_mid_transaction_fails_only_that_request_and_writes_nothing(
+    client, project, database_url
+):
+    auth = {"Authorization": f"Bearer {project.editor}"}
+    created = await client.post("/graphql", headers=auth, json={
+        "query": 'mutation($p: String!) { createSegment(input: {projectKey: $p, name: "Victim"}) { segment { id } } }',
+        "variables": {"p": project.key},
+    })
+    segment_id = created.json()["data"]["createSegment"]["segment"]["id"]
+    blocker = await connect(database_url)
+    killer = await connect(database_url)
+    try:
+        # Hold the audit table so the update waits between its two writes.
+        transaction = blocker.transaction()
+        await transaction.start()
+        await blocker.execute("LOCK TABLE audit_events IN EXCLUSIVE MODE")
+        update = asyncio.create_task(client.post("/graphql", headers=auth, json={
+            "query": 'mutation($id: ID!) { updateSegment(input: {id: $id, name: "Changed"}) { segment { name } } }',
+            "variables": {"id": segment_id},
+        }))
+        for _ in range(100):
+            pids = await killer.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'segments'"
+                " AND wait_event_type = 'Lock' AND datname = current_database()"
+            )
+            if pids:
+                break
+            await asyncio.sleep(0.05)
+        assert pids, "the update never waited on the lock"
+        await killer.execute("SELECT pg_terminate_backend($1)", pids[0]["pid"])
+        response = await update
+        await transaction.rollback()
+    finally:
+        await blocker.close()
+        await killer.close()
+    assert response.status_code == 200
+    assert response.json()["errors"][0]["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert "terminat" not in response.text
+    after = await client.post("/graphql", headers=auth, json={
+        "query": 'query($p: String!) { segment(projectKey: $p, key: "victim") { name version history { totalCount } } }',
+        "variables": {"p": project.key},
+    })
+    assert after.json()["data"]["segment"] == {"name": "Victim", "version": 1, "history": {"totalCount": 1}}
