@@ -81,6 +81,32 @@ def cmd_api_key_create(settings: Settings, args: argparse.Namespace) -> int:
     return _migrated(_database_url(settings), work)
 
 
+def cmd_api_key_list(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(conn: asyncpg.Connection) -> int:
+        project = await projects.project_by_key(conn, args.project)
+        if project is None:
+            print(f"error: no project with key {args.project!r}", file=sys.stderr)
+            return 1
+        for key in await api_keys.list_api_keys(conn, project["id"]):
+            state = f"revoked {key['revoked_at']:%Y-%m-%d %H:%M}" if key["revoked_at"] else "active"
+            print(f"{key['id']}\t{key['role']}\t{state}\t{key['name']}")
+        return 0
+
+    return _migrated(_database_url(settings), work)
+
+
+def cmd_api_key_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(conn: asyncpg.Connection) -> int:
+        project = await projects.project_by_key(conn, args.project)
+        if project is None or not await api_keys.revoke_api_key_by_id(conn, project["id"], args.id):
+            print(f"error: no active key {args.id} in project {args.project!r}", file=sys.stderr)
+            return 1
+        print(f"revoked key {args.id}; requests with its token now get 401")
+        return 0
+
+    return _migrated(_database_url(settings), work)
+
+
 def cmd_export_schema(_settings: Settings, _args: argparse.Namespace) -> int:
     from schema.build import export_sdl
 
@@ -168,6 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
     key_create.add_argument("--role", required=True, choices=["viewer", "editor"])
     key_create.add_argument("--name")
     key_create.set_defaults(func=cmd_api_key_create)
+    key_list = api_key.add_parser("list", help="list a project's keys (never their tokens)")
+    key_list.add_argument("--project", required=True)
+    key_list.set_defaults(func=cmd_api_key_list)
+    key_revoke = api_key.add_parser("revoke", help="revoke a key by the id `list` shows")
+    key_revoke.add_argument("id", type=int)
+    key_revoke.add_argument("--project", required=True)
+    key_revoke.set_defaults(func=cmd_api_key_revoke)
 
     sub.add_parser("export-schema", help="print the GraphQL SDL").set_defaults(
         func=cmd_export_schema

@@ -71,3 +71,27 @@ async def revoke_api_key(conn: asyncpg.Connection, token: str) -> bool:
         hash_token(token),
     )
     return status.endswith(" 1")
+
+
+async def list_api_keys(conn: asyncpg.Connection, project_id: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """
+        SELECT id, name, role, created_at, revoked_at
+        FROM api_keys
+        WHERE project_id = $1
+        ORDER BY id
+        """,
+        project_id,
+    )
+
+
+async def revoke_api_key_by_id(conn: asyncpg.Connection, project_id: int, key_id: int) -> bool:
+    status = await conn.execute(
+        """
+        UPDATE api_keys SET revoked_at = now()
+        WHERE project_id = $1 AND id = $2 AND revoked_at IS NULL
+        """,
+        project_id,
+        key_id,
+    )
+    return status.endswith(" 1")

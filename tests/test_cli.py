@@ -88,6 +88,24 @@ async def test_project_and_api_key_create_give_a_working_token(database_url, cli
     assert token not in stored  # only the hash is kept
 
 
+async def test_api_key_list_and_revoke_stop_a_token_at_once(database_url, client):
+    assert run("project", "create", "shop", database_url=database_url).returncode == 0
+    token = run("api-key", "create", "--project", "shop", "--role", "editor", "--name", "ci",
+                database_url=database_url).stdout.strip().splitlines()[-1]
+    listed = run("api-key", "list", "--project", "shop", database_url=database_url)
+    assert token not in listed.stdout
+    key_id, role, state, name = listed.stdout.strip().splitlines()[-1].split("\t")
+    assert (role, state, name) == ("editor", "active", "ci")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (await client.post("/graphql", json={"query": "{ __typename }"}, headers=headers)).status_code == 200
+
+    revoked = run("api-key", "revoke", key_id, "--project", "shop", database_url=database_url)
+    assert revoked.returncode == 0, revoked.stderr
+    assert (await client.post("/graphql", json={"query": "{ __typename }"}, headers=headers)).status_code == 401
+    again = run("api-key", "revoke", key_id, "--project", "shop", database_url=database_url)
+    assert again.returncode == 1
+
+
 async def test_project_create_refuses_a_taken_key(database_url):
     assert run("project", "create", "shop", database_url=database_url).returncode == 0
     again = run("project", "create", "shop", database_url=database_url)
