@@ -85,6 +85,18 @@ async def exists_outside(
     col = f"{alias}.{page.column}"
     op = "<=" if before != page.descending else ">="
     sql.where(f"({col}, {alias}.id) {op} ({sql.param(bound[0])}, {sql.param(bound[1])})")
-    return await conn.fetchval(
-        f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {sql.where_sql})", *sql.params
+    # Walk the keyset index away from the cursor: the first row found answers. Not
+    # EXISTS (...), which drops ORDER BY/LIMIT and lets the planner pick a sequential scan
+    # that reads the whole table when the matching rows sit at its end.
+    direction = "DESC" if op == "<=" else "ASC"
+    found = await conn.fetchval(
+        f"""
+        SELECT 1
+        FROM {table}
+        WHERE {sql.where_sql}
+        ORDER BY {col} {direction}, {alias}.id {direction}
+        LIMIT 1
+        """,
+        *sql.params,
     )
+    return found is not None

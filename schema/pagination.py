@@ -43,7 +43,8 @@ def encode_cursor(kind: str, value: Any, row_id: int) -> str:
 
 
 def text_value(value: Any) -> str:
-    if not isinstance(value, str):
+    # PostgreSQL text cannot hold NUL; no stored value has one.
+    if not isinstance(value, str) or "\x00" in value:
         raise TypeError
     return value
 
@@ -53,7 +54,8 @@ def time_value(value: Any) -> datetime:
 
 
 def id_value(value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
+    # Ids are bigint: anything outside would fail in the driver, not as bad input.
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
         raise TypeError
     return value
 
@@ -115,7 +117,10 @@ def window(
     if page.from_end:
         rows.reverse()
 
-    def lazy(before: bool) -> Lazy:
+    def lazy(before: bool) -> bool | Lazy:
+        # With no cursor on that side nothing lies outside: answer without a connection.
+        if (page.after if before else page.before) is None:
+            return False
         return lambda: outside(before)
 
     has_next: bool | Lazy

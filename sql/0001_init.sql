@@ -58,6 +58,9 @@ CREATE INDEX segments_order_name ON segments (project_id, name, id);
 CREATE INDEX segments_order_key ON segments (project_id, key, id);
 CREATE INDEX segments_order_created ON segments (project_id, created_at, id);
 CREATE INDEX segments_order_updated ON segments (project_id, updated_at, id);
+-- Counting a project's live segments (totalCount, the live-segment limit) reads this small
+-- index alone instead of the table.
+CREATE INDEX segments_live ON segments (project_id) WHERE deleted_at IS NULL;
 -- Case-insensitive substring search on name and key.
 CREATE INDEX segments_search_name ON segments USING gin (name gin_trgm_ops);
 CREATE INDEX segments_search_key ON segments USING gin (key gin_trgm_ops);
