@@ -117,6 +117,18 @@ def _error_code(error: GraphQLError) -> str | None:
     return extensions.get("code")
 
 
+def _typed_database_error(error: BaseException | None) -> tuple[str, str] | None:
+    """Database errors a client caused or can retry, as (message, code); the driver's own
+    text never reaches the client."""
+    if isinstance(error, (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)):
+        return "A text value contains a character that cannot be stored (such as NUL).", "BAD_USER_INPUT"
+    if isinstance(error, asyncpg.QueryCanceledError):
+        return "The query took longer than the statement timeout; narrow it and retry.", "QUERY_TIMEOUT"
+    if isinstance(error, DATABASE_DOWN):
+        return "The database is unavailable; retry shortly.", "SERVICE_UNAVAILABLE"
+    return None
+
+
 def _with_code(formatted: dict[str, Any], code: str) -> dict[str, Any]:
     formatted["extensions"] = {**(formatted.get("extensions") or {}), "code": code}
     return formatted
@@ -248,6 +260,10 @@ class GraphQLEndpoint:
             error.original_error is None or isinstance(error.original_error, GraphQLError)
         ):  # variable values that do not coerce
             return _with_code(error.formatted, "BAD_USER_INPUT")
+        typed = _typed_database_error(error.original_error)
+        if typed is not None:
+            message, code = typed
+            return {**error.formatted, "message": message, "extensions": {"code": code}}
         original = error.original_error or error
         log.error(
             "unexpected error request_id=%s path=%s",

@@ -25,6 +25,12 @@ async def connect(dsn: str) -> asyncpg.Connection:
     return conn
 
 
+async def _no_reset(_conn: asyncpg.Connection) -> None:
+    """Connections come back clean: every transaction is closed by its context manager, and
+    nothing on the request path takes advisory locks, LISTENs or SETs. asyncpg's default
+    reset would cost a round trip on every release."""
+
+
 class Database:
     """Owns the pool; counts the SQL statements sent so tests can pin per-request costs."""
 
@@ -48,6 +54,8 @@ class Database:
 
         async def init(conn: asyncpg.Connection) -> None:
             await _init_connection(conn)
+            # asyncpg looks array types up on first use; do it now, not inside a request.
+            await conn.fetchval("SELECT $1::text[], $2::bigint[]", [], [])
             conn.add_query_logger(db._count_statement)
 
         db.pool = await asyncpg.create_pool(
@@ -55,12 +63,16 @@ class Database:
             min_size=min_size,
             max_size=max_size,
             init=init,
+            reset=_no_reset,
             timeout=connect_timeout,
             command_timeout=statement_timeout_ms / 1000 + 1,
             server_settings={
                 "statement_timeout": str(statement_timeout_ms),
                 "idle_in_transaction_session_timeout": str(statement_timeout_ms * 4),
                 "application_name": "segments",
+                # A generic plan for `name ILIKE $1` cannot use the trigram index; plan
+                # each execution with its values (cheap for these small statements).
+                "plan_cache_mode": "force_custom_plan",
             },
         )
         return db

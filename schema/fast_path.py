@@ -300,23 +300,38 @@ class Plan:
         if isinstance(variables, list):
             raise NotCompiled("variables do not coerce")
         run = Run(self, context, variables)
-        data = self.root(None, run)
-        while run.pending:
-            batch, run.pending = run.pending, []
-            # Every load of this level is registered by now, so the first await lets the
-            # DataLoaders run one batch each and later awaits find their futures done.
-            # Coroutines get a Task so that they all start (and load) before any is awaited.
-            started = [
-                asyncio.ensure_future(awaitable) if iscoroutine(awaitable) else awaitable
-                for awaitable, *_ in batch
-            ]
-            for awaitable, (_, target, key, complete) in zip(started, batch, strict=True):
-                if type(awaitable) is Mapped:
-                    value = awaitable.convert(await awaitable.future)
-                else:
-                    value = await awaitable
-                target[key] = complete(value, run)
+        batch: list[tuple[Any, dict[str, Any], str, Completer]] = []
+        try:
+            data = self.root(None, run)
+            while run.pending:
+                # Every load of this level is registered by now, so the first await lets
+                # the DataLoaders run one batch each and later awaits find their futures
+                # done. Coroutines get a Task so they all start (and load) before any is
+                # awaited. Completing a value may queue the next level in run.pending.
+                batch = [
+                    (asyncio.ensure_future(a) if iscoroutine(a) else a, target, key, complete)
+                    for a, target, key, complete in run.pending
+                ]
+                run.pending = []
+                for awaitable, target, key, complete in batch:
+                    if type(awaitable) is Mapped:
+                        value = awaitable.convert(await awaitable.future)
+                    else:
+                        value = await awaitable
+                    target[key] = complete(value, run)
+        except BaseException:
+            _abandon(batch + run.pending)
+            raise
         return data
+
+
+def _abandon(pending: list[tuple[Any, ...]]) -> None:
+    """Close what a failed run leaves behind, so nothing runs on (or warns) unawaited."""
+    for awaitable, *_ in pending:
+        if iscoroutine(awaitable):
+            awaitable.close()
+        elif isinstance(awaitable, asyncio.Task):
+            awaitable.cancel()
 
 
 def compile_plan(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None) -> Plan | None:

@@ -152,3 +152,37 @@ async def test_an_unexpected_failure_is_masked_and_logged_with_the_request_id(
     assert "secret" not in response.text and "SELECT" not in response.text
     assert error["extensions"]["requestId"] == response.headers["x-request-id"]
     assert "secret detail" in caplog.text  # the operator still sees what happened
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        'query($v: String!) { segments(projectKey: "acme", search: $v) { totalCount } }',
+        'query($v: String!) { segment(projectKey: "acme", key: $v) { id } }',
+        'mutation($v: String!) { createSegment(input: {projectKey: "acme", name: $v}) { userErrors { code } } }',
+        'mutation($v: String!) { createFlag(input: {projectKey: "acme", key: "f", name: $v}) { userErrors { code } } }',
+    ],
+)
+async def test_a_nul_character_is_bad_user_input_and_writes_nothing(gql, project, query):
+    errors = await gql.errors(query, {"v": "a\x00b"})
+    assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
+    data = await gql('{ segments(projectKey: "acme") { totalCount } flags(projectKey: "acme") { totalCount } }')
+    assert data == {"segments": {"totalCount": 0}, "flags": {"totalCount": 0}}
+
+
+async def test_a_statement_over_the_timeout_is_a_typed_error(app, gql, project, monkeypatch):
+    from db import segments
+
+    async def slow(conn, *args):
+        await conn.execute("SET LOCAL statement_timeout = 50")
+        return await conn.fetch("SELECT pg_sleep(1)")
+
+    monkeypatch.setattr(segments, "list_segments", lambda conn, *a: _in_transaction(conn, slow))
+    errors = await gql.errors('{ segments(projectKey: "acme") { nodes { id } } }')
+    assert errors[0]["extensions"]["code"] == "QUERY_TIMEOUT"
+    assert "canceling" not in errors[0]["message"]
+
+
+async def _in_transaction(conn, work):
+    async with conn.transaction():
+        return await work(conn)
