@@ -169,10 +169,20 @@ def _changes(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> list
     ]
 
 
-async def _live_count(conn: asyncpg.Connection, project_id: int) -> int:
-    return await conn.fetchval(
+async def _over_live_limit(
+    conn: asyncpg.Connection, project_id: int, max_live: int
+) -> WriteError | None:
+    """LIMIT_EXCEEDED when one more live segment would not fit. Locks the project row first,
+    which serialises what adds live segments (create, restore) so the limit holds under
+    concurrency. NO KEY UPDATE, not UPDATE: other writes' foreign keys (audit events) take
+    KEY SHARE on that row; blocking them could deadlock a create waiting on their unique key."""
+    await conn.execute("SELECT 1 FROM projects WHERE id = $1 FOR NO KEY UPDATE", project_id)
+    live = await conn.fetchval(
         "SELECT count(*) FROM segments WHERE project_id = $1 AND deleted_at IS NULL", project_id
     )
+    if live >= max_live:
+        return WriteError("LIMIT_EXCEEDED", f"A project holds at most {max_live} live segments.")
+    return None
 
 
 async def _free_key(conn: asyncpg.Connection, project_id: int, base: str) -> str:
@@ -204,10 +214,8 @@ async def create_segment(
 ) -> asyncpg.Record | WriteError:
     """Insert a segment. With `derive_key_from`, values["key"] is ignored and a free key is
     derived from that base; otherwise a taken key is KEY_TAKEN."""
-    # Serialises creates per project, so the live-segment limit holds under concurrency.
-    await conn.execute("SELECT 1 FROM projects WHERE id = $1 FOR UPDATE", project_id)
-    if await _live_count(conn, project_id) >= max_live:
-        return WriteError("LIMIT_EXCEEDED", f"A project holds at most {max_live} live segments.")
+    if over := await _over_live_limit(conn, project_id, max_live):
+        return over
     if derive_key_from is not None:
         values = {**values, "key": await _free_key(conn, project_id, derive_key_from)}
     try:
@@ -347,11 +355,13 @@ async def delete_segment(
 
 
 async def restore_segment(
-    conn: asyncpg.Connection, project_id: int, segment_id: int, *, actor: str
+    conn: asyncpg.Connection, project_id: int, segment_id: int, *, actor: str, max_live: int
 ) -> asyncpg.Record | WriteError:
     row = await _locked(conn, project_id, segment_id, None)
     if isinstance(row, WriteError) or row["deleted_at"] is None:
         return row
+    if over := await _over_live_limit(conn, project_id, max_live):
+        return over
     try:
         async with conn.transaction():
             restored = await _set_deleted(conn, project_id, segment_id, deleted=False)

@@ -49,11 +49,28 @@ class AuditEvent(Node):
             entity_id=strawberry.ID(encode_id(entity_type.capitalize(), row["entity_id"])),
             actor=row["actor"],
             changes=[
-                FieldChange(field=c["field"], before=c.get("before"), after=c.get("after"))
+                FieldChange(
+                    field=c["field"],
+                    before=_api_value(c["field"], c.get("before")),
+                    after=_api_value(c["field"], c.get("after")),
+                )
                 for c in row["changes"]
             ],
             created_at=row["created_at"],
         )
+
+
+def _api_value(field: str, value: Any) -> Any:
+    """A stored value as the API shows it: targeting rules name segments by their global id,
+    the one a client can look up, not by row id."""
+    if not field.startswith("targetingRules.") or not isinstance(value, list):
+        return value
+    return [
+        {**rule, "segmentId": encode_id("Segment", rule["segmentId"])}
+        if rule.get("segmentId") is not None
+        else rule
+        for rule in value
+    ]
 
 
 @strawberry.type(description="An audit event in a connection.")

@@ -174,20 +174,19 @@ class FlagMutations:
         if flag_id is None:
             return _flag_errors("NOT_FOUND", "No such flag.", "flagId")
         rows, problems = _checked_rules(input.rules, ctx.settings.limits)
-        if problems:
-            return FlagPayload(flag=None, user_errors=from_problems(problems))
+        # Every problem is reported: input problems together with what only the database knows.
+        errors = from_problems(problems)
         async with ctx.db.transaction() as conn:
             flag = await db_flags.lock_flag(conn, project_id, flag_id)
             if flag is None:
                 return _flag_errors("NOT_FOUND", "No such flag.", "flagId")
             environment = await db_projects.environment_by_key(conn, project_id, input.environment_key)
             if environment is None:
-                return _flag_errors("NOT_FOUND", "No such environment.", "environmentKey")
-            wanted = sorted({row["segment_id"] for row in rows if row["segment_id"] is not None})
+                errors.insert(0, user_error("NOT_FOUND", "No such environment.", ["input", "environmentKey"]))
+            wanted = sorted({row["segment_id"] for row in rows if row.get("segment_id") is not None})
             found = {s["id"]: s for s in await db_segments.lock_for_attach(conn, project_id, wanted)}
-            errors = []
             for index, row in enumerate(rows):
-                if row["segment_id"] is None:
+                if row.get("segment_id") is None:
                     continue
                 segment = found.get(row["segment_id"])
                 field = ["input", "rules", str(index), "segmentId"]
@@ -195,7 +194,7 @@ class FlagMutations:
                     errors.append(user_error("NOT_FOUND", "No such segment.", field))
                 elif segment["deleted_at"] is not None:
                     errors.append(user_error("SEGMENT_DELETED", "A deleted segment cannot be attached.", field))
-            if errors:
+            if errors or environment is None:
                 return FlagPayload(flag=None, user_errors=errors)
             await db_flags.replace_rules(conn, project_id, flag_id, environment, rows, actor=ctx.principal.name)
         return FlagPayload(flag=Flag.from_row(flag), user_errors=[])

@@ -155,11 +155,6 @@ class SegmentMutations:
         ctx = info.context
         ctx.require_editor()
         project_id = ctx.project_id_for(input.project_key)
-        if not project_id:
-            return SegmentPayload(
-                segment=None,
-                user_errors=[user_error("NOT_FOUND", "No such project.", ["input", "projectKey"])],
-            )
         given = {
             "name": input.name,
             "description": input.description,
@@ -173,8 +168,11 @@ class SegmentMutations:
         if input.key is not None:
             given["key"] = input.key
         values, problems = _checked(given, ctx.settings.limits)
-        if problems:
-            return SegmentPayload(segment=None, user_errors=from_problems(problems))
+        errors = from_problems(problems)
+        if not project_id:
+            errors.insert(0, user_error("NOT_FOUND", "No such project.", ["input", "projectKey"]))
+        if errors:
+            return SegmentPayload(segment=None, user_errors=errors)
         derive_from = None if input.key is not None else validate.derive_key(values["name"])
         async with ctx.db.transaction() as conn:
             result = await db_segments.create_segment(
@@ -255,6 +253,10 @@ class SegmentMutations:
             return SegmentPayload(segment=None, user_errors=_not_found("id"))
         async with ctx.db.transaction() as conn:
             result = await db_segments.restore_segment(
-                conn, ctx.principal.project_id, segment_id, actor=ctx.principal.name
+                conn,
+                ctx.principal.project_id,
+                segment_id,
+                actor=ctx.principal.name,
+                max_live=ctx.settings.max_segments_per_project,
             )
         return _payload(result)
