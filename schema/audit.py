@@ -19,7 +19,7 @@ from schema.pagination import PageInfo, decode_cursor, encode_cursor, id_value, 
 class AuditAction(Enum):
     CREATED = strawberry.enum_value("CREATED", description="It was created.")
     UPDATED = strawberry.enum_value("UPDATED", description="Some of its fields changed.")
-    DELETED = strawberry.enum_value("DELETED", description="It was (softly) deleted or archived.")
+    DELETED = strawberry.enum_value("DELETED", description="It was (softly) deleted; archiving a flag is an UPDATED event.")
     RESTORED = strawberry.enum_value("RESTORED", description="A deleted entity was restored.")
 
 
