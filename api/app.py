@@ -33,11 +33,13 @@ def create_app(settings: Settings) -> Starlette:
             connect_timeout=settings.connect_timeout_s,
         )
         app.state.db = db
-        authenticator = Authenticator(db, settings.token_cache_seconds)
+        authenticator = Authenticator(db, settings.token_cache_seconds, settings.database_url)
+        await authenticator.start()
         app.state.graphql = GraphQLEndpoint(schema, settings, authenticator)
         try:
             yield
         finally:
+            await authenticator.stop()
             await db.close()
 
     return Starlette(

@@ -1,18 +1,73 @@
-"""Resolves `Authorization: Bearer <token>` to a Principal, with a short in-process cache."""
+"""Resolves `Authorization: Bearer <token>` to a Principal, with a short in-process cache.
 
+A cached token is trusted for `cache_seconds` only while this process listens for key
+changes (sql/0003 notifies on every revocation): a revoked token is dropped as soon as the
+notification arrives. When the listening connection is down, nothing is cached.
+"""
+
+import asyncio
+import contextlib
+import logging
 import time
+
+import asyncpg
 
 from db import api_keys
 from db.api_keys import Principal
 from db.pool import Database
 
+log = logging.getLogger("segments.auth")
+
+_MAX_CACHED = 10_000
+_RELISTEN_SECONDS = 2.0
+
 
 class Authenticator:
-    def __init__(self, db: Database, cache_seconds: float) -> None:
+    def __init__(self, db: Database, cache_seconds: float, dsn: str | None = None) -> None:
         self.db = db
         self.cache_seconds = cache_seconds
+        self.dsn = dsn
         # token hash -> (principal, expiry); only valid tokens are cached.
         self._cache: dict[str, tuple[Principal, float]] = {}
+        self._listener: asyncpg.Connection | None = None
+        self._relisten: asyncio.Task[None] | None = None
+
+    @property
+    def caching(self) -> bool:
+        return self.cache_seconds > 0 and self._listener is not None
+
+    async def start(self) -> None:
+        if self.cache_seconds > 0 and self.dsn:
+            self._relisten = asyncio.create_task(self._keep_listening())
+
+    async def stop(self) -> None:
+        if self._relisten is not None:
+            self._relisten.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relisten
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
+
+    async def _keep_listening(self) -> None:
+        assert self.dsn is not None
+        while True:
+            if self._listener is None or self._listener.is_closed():
+                self._listener = None
+                try:
+                    self._listener = await api_keys.listen_for_changes(
+                        self.dsn, self._forget, self._lost, timeout=self.db.acquire_timeout
+                    )
+                except Exception:  # noqa: BLE001 - whatever the cause, retry; caching stays off
+                    log.warning("cannot listen for API key changes; token cache off until then")
+            await asyncio.sleep(_RELISTEN_SECONDS)
+
+    def _forget(self, token_hash: str) -> None:
+        self._cache.pop(token_hash, None)
+
+    def _lost(self) -> None:
+        self._listener = None
+        self._cache.clear()
 
     async def principal(self, authorization: str | None) -> Principal | None:
         if not authorization:
@@ -24,18 +79,14 @@ class Authenticator:
         digest = api_keys.hash_token(token)
         now = time.monotonic()
         cached = self._cache.get(digest)
-        if cached is not None and cached[1] > now:
+        if cached is not None and cached[1] > now and self.caching:
             return cached[0]
         async with self.db.connection() as conn:
             found = await api_keys.principal_for_token(conn, token)
         if found is None:
             self._cache.pop(digest, None)
-            return None
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[digest] = (found, now + self.cache_seconds)
+        elif self.caching:
+            if len(self._cache) >= _MAX_CACHED:
+                self._cache.clear()
+            self._cache[digest] = (found, now + self.cache_seconds)
         return found
-
-    def forget(self) -> None:
-        """Drop every cached token, e.g. after a revocation in this process."""
-        self._cache.clear()

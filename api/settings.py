@@ -22,9 +22,9 @@ class Settings(BaseSettings):
     # Every statement is bounded; a request can never hold a connection forever.
     statement_timeout_ms: int = 5000
     connect_timeout_s: float = 3.0
-    # How long a resolved API token is trusted before it is looked up again; 0 checks every
-    # request, so a revocation from another process takes effect at once.
-    token_cache_seconds: float = 0.0
+    # How long a resolved API token is trusted before it is looked up again (0: never
+    # cached). Revocations reach every server at once through LISTEN/NOTIFY (api/auth.py).
+    token_cache_seconds: float = 5.0
 
     max_conditions: int = 50
     max_depth: int = 5

@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -95,3 +96,23 @@ async def revoke_api_key_by_id(conn: asyncpg.Connection, project_id: int, key_id
         key_id,
     )
     return status.endswith(" 1")
+
+
+CHANGE_CHANNEL = "api_key_changed"  # sql/0003: the token hash of every changed key
+
+
+async def listen_for_changes(
+    dsn: str, on_change: Callable[[str], None], on_lost: Callable[[], None], timeout: float
+) -> asyncpg.Connection:
+    """A dedicated connection that calls `on_change(token_hash)` for every changed key and
+    `on_lost()` if the connection drops."""
+    conn = await asyncpg.connect(dsn, timeout=timeout)
+    try:
+        await conn.add_listener(
+            CHANGE_CHANNEL, lambda _c, _pid, _channel, payload: on_change(payload)
+        )
+    except BaseException:
+        conn.terminate()
+        raise
+    conn.add_termination_listener(lambda _c: on_lost())
+    return conn

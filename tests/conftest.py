@@ -167,6 +167,19 @@ def gql(client: httpx.AsyncClient, project: Project) -> GraphQLClient:
     return GraphQLClient(client, project.editor)
 
 
+async def refused_soon(client: httpx.AsyncClient, token: str) -> bool:
+    """Whether requests with `token` get 401 within a second: a revocation reaches a server
+    that caches tokens as a notification, which needs a moment to arrive."""
+    for _ in range(50):
+        response = await client.post(
+            "/graphql", json={"query": "{ __typename }"}, headers={"Authorization": f"Bearer {token}"}
+        )
+        if response.status_code == 401:
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
 class StatementCounter:
     def __init__(self, app: Any) -> None:
         self.db = app.state.db

@@ -9,8 +9,9 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from db.migrate import migration_files
 from db.pool import connect
-from tests.conftest import with_database
+from tests.conftest import refused_soon, with_database
 
 ROOT = Path(__file__).resolve().parent.parent
 SEGMENTS = [sys.executable, "-m", "api.cli"]
@@ -59,7 +60,7 @@ async def test_two_processes_migrating_an_empty_database_together_both_succeed(s
             versions = await conn.fetch("SELECT version FROM schema_migrations")
         finally:
             await conn.close()
-        assert [r["version"] for r in versions] == ["0001_init"]
+        assert [r["version"] for r in versions] == [name for name, _ in migration_files()]
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
@@ -101,7 +102,7 @@ async def test_api_key_list_and_revoke_stop_a_token_at_once(database_url, client
 
     revoked = run("api-key", "revoke", key_id, "--project", "shop", database_url=database_url)
     assert revoked.returncode == 0, revoked.stderr
-    assert (await client.post("/graphql", json={"query": "{ __typename }"}, headers=headers)).status_code == 401
+    assert await refused_soon(client, token)
     again = run("api-key", "revoke", key_id, "--project", "shop", database_url=database_url)
     assert again.returncode == 1
 
