@@ -1,0 +1,575 @@
+"""Load benchmark of the segments API (DESIGN §9): `python -m bench [options]`.
+
+Seeds its own database, starts `segments serve` and the asyncpg floor app, drives both over
+loopback HTTP, and prints a table and, on the last line, every figure as JSON.
+"""
+
+import argparse
+import asyncio
+import atexit
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from api.settings import Settings
+from bench import load
+from bench.scenarios import ORDER, PROJECT_KEY, Scenario, build
+from bench.seed import Seeded, prepare, retire_write_segments
+
+ROOT = Path(__file__).resolve().parents[1]
+# The write scenario creates segments in a project that already holds --segments of them.
+MAX_SEGMENTS = 100_000_000
+READY_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 10.0
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--segments", type=int, default=100_000)
+    parser.add_argument("--flags", type=int, default=2_000)
+    parser.add_argument("--rules", type=int, default=20_000, help="targeting rules")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per scenario")
+    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each")
+    parser.add_argument("--concurrency", type=int, default=16, help="open connections")
+    parser.add_argument("--workers", type=int, default=1, help="server processes")
+    parser.add_argument(
+        "--scenarios", default=",".join(ORDER), help=f"comma list of {', '.join(ORDER)}"
+    )
+    parser.add_argument("--reuse", action="store_true", help="keep an existing seeded bench DB")
+    parser.add_argument(
+        "--port", type=int, default=0, help="API port (floor: +1); 0 picks free ones"
+    )
+    parser.add_argument(
+        "--generator",
+        choices=["auto", "wrk", "asyncio"],
+        default="auto",
+        help="auto: wrk when on PATH (write always uses the asyncio client)",
+    )
+    args = parser.parse_args(argv)
+    args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = sorted(set(args.scenarios) - set(ORDER))
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(unknown)}")
+    for name in ("segments", "flags", "concurrency", "workers"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    if args.duration <= 0 or args.rules < 0 or args.warmup < 0:
+        parser.error("--duration must be positive; --rules and --warmup not negative")
+    return args
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((load.HOST, 0))
+        return sock.getsockname()[1]
+
+
+class Servers:
+    """Processes this run started; each leads its own process group, stopped as a whole."""
+
+    def __init__(self) -> None:
+        self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.logs = Path(tempfile.mkdtemp(prefix="segments-bench-logs-"))
+        self.keep_logs = False
+
+    def start(
+        self, name: str, command: list[str], env: dict[str, str], port: int
+    ) -> subprocess.Popen[bytes]:
+        log_file = (self.logs / f"{name}.log").open("wb")
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log_file.close()
+        self.processes.append((name, process))
+        self._wait_listening(name, process, port)
+        return process
+
+    def _wait_listening(self, name: str, process: subprocess.Popen[bytes], port: int) -> None:
+        # uvicorn listens only once its lifespan (pool) is up: a connect means ready.
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        for _ in range(int(READY_TIMEOUT_S / 0.1) + 1):
+            if process.poll() is not None:
+                self.keep_logs = True
+                raise RuntimeError(f"{name} exited with {process.returncode}:\n{self.tail(name)}")
+            try:
+                with socket.create_connection((load.HOST, port), timeout=1):
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.keep_logs = True
+        raise RuntimeError(f"{name} did not listen on port {port} in {READY_TIMEOUT_S:.0f} s")
+
+    def tail(self, name: str, lines: int = 30) -> str:
+        path = self.logs / f"{name}.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop_all(self) -> None:
+        for name, process in reversed(self.processes):
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGTERM)
+                    process.wait(STOP_TIMEOUT_S)
+                except ProcessLookupError:
+                    pass
+                except subprocess.TimeoutExpired:
+                    log(f"{name} ignored SIGTERM; killing it")
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait(STOP_TIMEOUT_S)
+        self.processes.clear()
+
+    def close(self) -> None:
+        """Stop what still runs; drop the logs unless something went wrong."""
+        self.stop_all()
+        if not self.logs.exists():
+            return
+        if self.keep_logs:
+            log(f"server logs kept in {self.logs}")
+        else:
+            shutil.rmtree(self.logs, ignore_errors=True)
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of `pid` and its descendants (uvicorn workers when --workers > 1)."""
+    total_kb = 0
+    pending, seen = [pid], set()
+    for _ in range(1000):
+        if not pending:
+            break
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        total_kb += next(
+            (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0
+        )
+        pending += [int(child) for child in children]
+    return round(total_kb / 1024, 1) if total_kb else None
+
+
+async def _settle() -> None:
+    # asyncpg reports statements through loop.call_soon: let those callbacks run.
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+class _CountingPool:
+    """An asyncpg pool that counts acquisitions (each is a trip through the pool)."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.acquires = 0
+
+    def acquire(self, *args: Any, **kwargs: Any) -> Any:
+        self.acquires += 1
+        return self.pool.acquire(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.pool, name)
+
+
+async def sql_per_request(
+    seeded: Seeded, scenarios: list[Scenario]
+) -> dict[str, tuple[float, float]]:
+    """(SQL statements, pool acquisitions) one request of each scenario costs, in-process.
+
+    Statements are the app's own counter (`Database.statements`); each request is sent twice
+    and the second one counts, as under load (warm caches, open connections).
+    """
+    import httpx
+
+    from api.app import create_app
+    from bench.floor import create_floor_app
+
+    headers = {
+        "Authorization": f"Bearer {seeded.token}",
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+    }
+    counts: dict[str, tuple[float, float]] = {}
+
+    async def measure(app: Any, requests: list[Scenario]) -> None:
+        async with app.router.lifespan_context(app):
+            db = app.state.db
+            pool = db.pool = _CountingPool(db.pool)  # this in-process app only
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+                for scenario in requests:
+                    if scenario.name == "write":
+                        label = f"sql {os.getpid()} {time.time_ns()}"
+                        cycle = load.WriteCycle(0, seeded.token, PROJECT_KEY, label)
+                        before, acquired = db.statements, pool.acquires
+                        for _ in range(3):
+                            response = await client.post(
+                                scenario.path, content=cycle.body(), headers=headers
+                            )
+                            if not cycle.response(response.status_code, response.content):
+                                raise RuntimeError(
+                                    f"write cycle failed in-process: {cycle.last_problem}"
+                                )
+                        await _settle()
+                        counts["write"] = (
+                            (db.statements - before) / 3,
+                            (pool.acquires - acquired) / 3,
+                        )
+                        continue
+                    for _ in range(2):  # the second request: caches warm, pool connections open
+                        before, acquired = db.statements, pool.acquires
+                        await client.request(
+                            scenario.method, scenario.path, content=scenario.body, headers=headers
+                        )
+                        await _settle()
+                        counts[scenario.name] = (db.statements - before, pool.acquires - acquired)
+
+    settings = Settings(database_url=seeded.dsn, max_segments_per_project=MAX_SEGMENTS)
+    api = [s for s in scenarios if s.target == "api"]
+    floor = [s for s in scenarios if s.target == "floor"]
+    if api:
+        await measure(create_app(settings), api)
+    if floor:
+        await measure(create_floor_app(seeded.dsn), floor)
+    return counts
+
+
+def check(scenario: Scenario, port: int, seeded: Seeded) -> tuple[str | None, Any]:
+    """One request before loading: a problem (HTTP status, GraphQL errors, wrong data) or None."""
+    if scenario.name == "write":
+        cycle = load.WriteCycle(
+            port, seeded.token, PROJECT_KEY, f"check {os.getpid()} {time.time_ns()}"
+        )
+        for _ in range(3):
+            status, body = asyncio.run(load.exchange(port, cycle.request()))
+            if not cycle.response(status, body):
+                return cycle.last_problem, None
+        return None, None
+    token = seeded.token if scenario.body is not None else None
+    request = load.http_request(scenario.method, scenario.path, port, scenario.body, token)
+    status, body = asyncio.run(load.exchange(port, request))
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return f"HTTP {status}, not JSON: {body[:200]!r}", None
+    if status != 200 or (isinstance(document, dict) and document.get("errors")):
+        return f"HTTP {status}: {orjson.dumps(document)[:300].decode()}", document
+    try:
+        return scenario.check(document), document
+    except (KeyError, TypeError, IndexError) as error:
+        return f"unexpected response shape ({error!r}): {body[:200]!r}", document
+
+
+def drive(
+    scenario: Scenario,
+    port: int,
+    seeded: Seeded,
+    args: argparse.Namespace,
+    seconds: float,
+    label: str,
+) -> load.Result:
+    """Load `scenario` for `seconds` with wrk (when chosen) or the asyncio client."""
+    if scenario.name == "write":
+        sessions = [
+            load.WriteCycle(
+                port, seeded.token, PROJECT_KEY, f"{label} {os.getpid()} {time.time_ns()} c{i}"
+            )
+            for i in range(args.concurrency)
+        ]
+        result = asyncio.run(load.run_asyncio(port, sessions, seconds))
+        result.cycles = sum(s.cycles for s in sessions)
+        return result
+    token = seeded.token if scenario.body is not None else None
+    if args.wrk:
+        return load.run_wrk(
+            args.wrk,
+            port,
+            method=scenario.method,
+            path=scenario.path,
+            body=scenario.body,
+            token=token,
+            concurrency=args.concurrency,
+            duration=seconds,
+        )
+    request = load.http_request(scenario.method, scenario.path, port, scenario.body, token)
+    return asyncio.run(
+        load.run_asyncio(port, [load.Fixed(request) for _ in range(args.concurrency)], seconds)
+    )
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a and b else None
+
+
+def report(rows: dict[str, dict[str, Any]], summary: dict[str, Any]) -> None:
+    header = (
+        f"{'scenario':<10} {'rps':>10} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7} {'SQL/req':>8} "
+        f"{'acquires':>8}  notes"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, row in rows.items():
+        notes = row["note"]
+        if row.get("cycles_per_s") is not None:
+            notes = f"{row['cycles_per_s']:,.1f} cycles/s; {notes}"
+        if row["problem"]:
+            notes = f"!! {row['problem']}  ({notes})"
+        print(
+            f"{name:<10} {_fmt(row['rps']):>10} {_fmt(row['p50_ms'], 2):>9} {_fmt(row['p99_ms'], 2):>9} "
+            f"{row['errors'] if row['errors'] is not None else '-':>7} {_fmt(row['sql'], 1):>8} "
+            f"{_fmt(row['acquires'], 1):>8}  {notes}"
+        )
+    print()
+    for label, key in (
+        ("list / floor", "list_vs_floor"),
+        ("deep / list", "deep_vs_list"),
+        ("search / list", "search_vs_list"),
+    ):
+        print(f"{label:<14} {_fmt(summary.get(key), 3)}")
+    print(f"server RSS     {_fmt(summary.get('server_rss_mb'))} MB after the run")
+    print(json.dumps(summary, separators=(", ", ": ")))
+
+
+def run(args: argparse.Namespace, servers: Servers) -> int:
+    settings = Settings()
+    cpus = os.cpu_count()
+    load_before = os.getloadavg()[0]
+    log(
+        f"{cpus} CPUs, load average {load_before:.2f}; generator {'wrk' if args.wrk else 'asyncio'}"
+    )
+    server_dsn = settings.database_url
+    if not server_dsn:
+        from api.embedded import start_embedded
+
+        log(f"DATABASE_URL unset: embedded PostgreSQL under {settings.data_dir}")
+        server_dsn = start_embedded(settings.data_dir)
+    log(
+        f"seeding {args.segments} segments, {args.flags} flags, {args.rules} rules"
+        + (" (or reusing)" if args.reuse else "")
+    )
+    seeded = asyncio.run(
+        prepare(
+            server_dsn, segments=args.segments, flags=args.flags, rules=args.rules, reuse=args.reuse
+        )
+    )
+    if seeded.seed_seconds is None:
+        log(f"reused the bench database: {seeded.live_segments} live segments")
+    else:
+        log(f"seeded in {seeded.seed_seconds:.1f} s")
+
+    all_scenarios = build(seeded)
+    selected = [all_scenarios[name] for name in ORDER if name in args.scenarios]
+    log("counting SQL statements per request in-process")
+    sql = asyncio.run(sql_per_request(seeded, selected))
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": seeded.dsn,
+        "SEGMENTS_MAX_SEGMENTS_PER_PROJECT": str(MAX_SEGMENTS),
+        "PYTHONUNBUFFERED": "1",
+    }
+    api_port = args.port or free_port()
+    floor_port = args.port + 1 if args.port else free_port()
+    ports = {}
+    api_process = None
+    if any(s.target == "api" for s in selected):
+        log(f"starting segments serve on port {api_port} with {args.workers} worker(s)")
+        api_process = servers.start(
+            "serve",
+            [
+                sys.executable,
+                "-m",
+                "api.cli",
+                "serve",
+                "--port",
+                str(api_port),
+                "--workers",
+                str(args.workers),
+            ],
+            env,
+            api_port,
+        )
+        ports["api"] = api_port
+    if any(s.target == "floor" for s in selected):
+        log(f"starting the floor app on port {floor_port}")
+        servers.start(
+            "floor",
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bench.floor:app",
+                "--host",
+                load.HOST,
+                "--port",
+                str(floor_port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            env,
+            floor_port,
+        )
+        ports["floor"] = floor_port
+
+    rows: dict[str, dict[str, Any]] = {}
+    pages: dict[str, Any] = {}
+    for scenario in selected:
+        port = ports[scenario.target]
+        problem, document = check(scenario, port, seeded)
+        pages[scenario.name] = document
+        listed = rows.get("list")
+        if scenario.name == "floor" and not problem and listed and not listed["problem"]:
+            list_keys = [n["key"] for n in pages["list"]["data"]["segments"]["nodes"]]
+            floor_keys = [n["key"] for n in document["data"]["segments"]["nodes"]]
+            if list_keys != floor_keys:
+                problem = "the floor's page differs from the API's"
+        if problem:
+            log(f"{scenario.name}: {problem}")
+        if args.warmup:
+            drive(scenario, port, seeded, args, args.warmup, "warmup")
+        log(f"{scenario.name}: {args.duration:g} s at concurrency {args.concurrency}")
+        result = drive(scenario, port, seeded, args, args.duration, "load")
+        if scenario.name == "write":
+            asyncio.run(retire_write_segments(seeded.dsn, seeded.project_id))
+        rows[scenario.name] = {
+            "rps": result.rps,
+            "p50_ms": result.p50_ms,
+            "p99_ms": result.p99_ms,
+            "errors": result.errors,
+            "requests": result.requests,
+            "sql": sql.get(scenario.name, (None, None))[0],
+            "acquires": sql.get(scenario.name, (None, None))[1],
+            "cycles_per_s": result.cycles_per_s,
+            "generator": result.generator,
+            "problem": problem,
+            "note": scenario.note,
+        }
+    rss = rss_mb(api_process.pid) if api_process else None
+    load_after = os.getloadavg()[0]
+    servers.stop_all()
+
+    def get(name: str, field: str) -> Any:
+        return rows.get(name, {}).get(field)
+
+    summary: dict[str, Any] = {
+        "list_rps": _round(get("list", "rps")),
+        "floor_rps": _round(get("floor", "rps")),
+        "list_vs_floor": _ratio(get("list", "rps"), get("floor", "rps")),
+        "deep_vs_list": _ratio(get("deep", "rps"), get("list", "rps")),
+        "search_vs_list": _ratio(get("search", "rps"), get("list", "rps")),
+        "list_p99_ms": _round(get("list", "p99_ms"), 2),
+        "health_rps": _round(get("health", "rps")),
+        "server_rss_mb": rss,
+        "write_cycles_per_s": _round(get("write", "cycles_per_s")),
+    }
+    for name, row in rows.items():
+        summary[f"{name}_rps"] = _round(row["rps"])
+        summary[f"{name}_p50_ms"] = _round(row["p50_ms"], 2)
+        summary[f"{name}_p99_ms"] = _round(row["p99_ms"], 2)
+        summary[f"{name}_errors"] = row["errors"]
+        summary[f"{name}_sql"] = _round(row["sql"], 2)
+        summary[f"{name}_pool_acquires"] = _round(row["acquires"], 2)
+        summary[f"{name}_generator"] = row["generator"]
+    summary |= {
+        "problems": {name: row["problem"] for name, row in rows.items() if row["problem"]},
+        "segments": seeded.live_segments,
+        "flags": args.flags,
+        "rules": args.rules,
+        "seed_s": _round(seeded.seed_seconds, 2),
+        "search_rows": seeded.search_rows,
+        "deep_offset": seeded.deep_offset,
+        "duration_s": args.duration,
+        "concurrency": args.concurrency,
+        "workers": args.workers,
+        "cpus": cpus,
+        # Other work on the machine skews every figure: the 1-minute load before and after.
+        "load_avg": [round(load_before, 2), round(load_after, 2)],
+    }
+    report(rows, summary)
+    failed = any(row["problem"] or row["errors"] for row in rows.values())
+    servers.keep_logs = servers.keep_logs or failed
+    return 1 if failed else 0
+
+
+def _round(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """SIGTERM and SIGHUP unwind like Ctrl-C, so every `finally` runs and servers stop."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.wrk = None
+    if args.generator in ("auto", "wrk"):
+        args.wrk = shutil.which("wrk")
+        if args.generator == "wrk" and not args.wrk:
+            log("wrk is not on PATH")
+            return 2
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
+    servers = Servers()
+    atexit.register(servers.close)
+    with interruptible():
+        try:
+            return run(args, servers)
+        except KeyboardInterrupt:
+            log("interrupted; stopping servers")
+            return 130
+        except Exception:
+            servers.keep_logs = True
+            raise
+        finally:
+            servers.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
