@@ -44,7 +44,7 @@ class AuditEvent(Node):
         entity_type = row["entity_type"]
         return cls(
             id=strawberry.ID(encode_id("AuditEvent", row["id"])),
-            action=AuditAction(row["action"]),
+            action=row["action"],
             entity_type=entity_type,
             entity_id=strawberry.ID(encode_id(entity_type.capitalize(), row["entity_id"])),
             actor=row["actor"],

@@ -1,4 +1,9 @@
-"""Enums shared by segments, flags and evaluation."""
+"""Enums shared by segments, flags and evaluation.
+
+Output objects carry an enum field as its stored string ("AND", "EQ"), which is also the
+enum's value: both executors serialise a value by lookup, so building an Enum member per
+field of every row would be work for nothing. Inputs arrive as Enum members.
+"""
 
 from enum import Enum
 

@@ -78,11 +78,11 @@ async def evaluate_segment(
     result = compiled_segment(row).evaluate(context)
     return SegmentEvaluation(
         matched=result.matched,
-        reason=EvaluationReason(result.reason),
+        reason=result.reason,
         conditions=[
             ConditionResult(
                 attribute=c.attribute,
-                operator=ConditionOperator(c.operator),
+                operator=c.operator,
                 matched=c.matched,
                 actual=c.actual,
             )

@@ -86,18 +86,6 @@ def _null(*_: Any) -> Any:
     raise GraphQLError("null in a non-null field")
 
 
-def _leaf_expression(graphql_type: GraphQLOutputType, name: str, namespace: dict[str, Any]) -> str | None:
-    """Inline Python serialising `value` for a (non-null) scalar or enum; None otherwise."""
-    non_null = isinstance(graphql_type, GraphQLNonNull)
-    inner = graphql_type.of_type if non_null else graphql_type
-    if not isinstance(inner, (GraphQLScalarType, GraphQLEnumType)):
-        return None
-    namespace[name] = _leaf(inner)
-    return f"{name}(value) if value is not None else _null()" if non_null else (
-        f"None if value is None else {name}(value)"
-    )
-
-
 def _leaf(graphql_type: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], Any]:
     serialize = graphql_type.serialize
     wrapped = getattr(graphql_type, "wrapped_cls", None)
@@ -105,6 +93,8 @@ def _leaf(graphql_type: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], 
         # Strawberry's enum serializer scans every value per call; a dict does it once.
         names = {member: name for name, v in graphql_type.values.items() for member in wrapped
                  if member.value == v.value}
+        # Output objects usually carry the stored value itself (see schema/enums.py).
+        names.update({member.value: names[member] for member in wrapped if member in names})
         return lambda value: names.get(value) or serialize(value)
     python_type = {"String": str, "ID": str, "Boolean": bool}.get(graphql_type.name)
     if python_type is not None:
@@ -202,21 +192,56 @@ class Plan:
                 namespace[f"g{index}"] = self._getter(object_type, field, nodes)
                 lines.append(f"    value = g{index}(source, run)")
             sub_sets = tuple(n.selection_set for n in nodes if n.selection_set is not None)
-            namespace[f"c{index}"] = self._completer(field.type, sub_sets)
+            complete = self._expression(field.type, sub_sets, f"s{index}", namespace)
             if definition.base_resolver is not None:  # may hand back a future or coroutine
+                namespace[f"c{index}"] = self._completer(field.type, sub_sets)
                 lines.append("    if _is_awaitable(value):")
                 lines.append(f"        result[k{index}] = None")
                 lines.append(f"        run.pending.append((value, result, k{index}, c{index}))")
                 lines.append("    else:")
-                lines.append(f"        result[k{index}] = c{index}(value, run)")
-                continue
-            leaf = _leaf_expression(field.type, f"s{index}", namespace)
-            lines.append(f"    result[k{index}] = {leaf}" if leaf else f"    result[k{index}] = c{index}(value, run)")
+                lines.append(f"        result[k{index}] = {complete}")
+            else:
+                lines.append(f"    result[k{index}] = {complete}")
         lines.append("    return result")
         exec("\n".join(lines), namespace)  # noqa: S102 - generated from the schema, see above
         complete_object = namespace["complete_object"]
         self._objects[cache_key] = complete_object
         return complete_object
+
+    def _expression(
+        self,
+        graphql_type: GraphQLOutputType,
+        sub_sets: tuple[SelectionSetNode, ...],
+        name: str,
+        namespace: dict[str, Any],
+        value: str = "value",
+    ) -> str:
+        """Inline Python completing the variable `value` of `graphql_type`, nulls checked;
+        lists become comprehensions, leaves are serialised in place, objects call their
+        compiled completion."""
+        non_null = isinstance(graphql_type, GraphQLNonNull)
+        inner = graphql_type.of_type if non_null else graphql_type
+        if isinstance(inner, GraphQLList):
+            item = f"{value}_"
+            item_code = self._expression(inner.of_type, sub_sets, f"{name}_", namespace, item)
+            core = f"[{item_code} for {item} in {value}]"
+        elif isinstance(inner, (GraphQLScalarType, GraphQLEnumType)):
+            namespace[name] = _leaf(inner)
+            if inner.name in ("String", "ID"):
+                core = f"({value} if {value}.__class__ is str else {name}({value}))"
+            else:
+                core = f"{name}({value})"
+        elif isinstance(inner, GraphQLObjectType):
+            namespace[name] = self._object(inner, sub_sets)
+            core = f"{name}({value}, run)"
+        elif isinstance(inner, GraphQLAbstractType):
+            namespace[name] = self._abstract(inner, sub_sets)
+            core = f"{name}({value}, run)"
+        else:
+            raise NotCompiled(f"type {graphql_type}")
+        if non_null:
+            return f"({core} if {value} is not None else _null())"
+        return f"(None if {value} is None else {core})"
 
     def _getter(
         self, parent_type: GraphQLObjectType, field: GraphQLField, nodes: list[FieldNode]

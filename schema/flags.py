@@ -42,8 +42,8 @@ class TargetingRule:
         return cls(
             id=strawberry.ID(encode_id("TargetingRule", row["id"])),
             order_index=row["order_index"],
-            kind=TargetingRuleKind(row["kind"]),
-            logical_op=LogicalOperator(row["logical_op"]) if row["logical_op"] else None,
+            kind=row["kind"],
+            logical_op=row["logical_op"],
             variation_key=row["variation_key"],
             rollout_key=row["rollout_key"],
             segment_id=row["segment_id"],

@@ -4,8 +4,20 @@ import base64
 import binascii
 
 
+_encoded: dict[tuple[str, int], str] = {}
+
+
 def encode_id(type_name: str, db_id: int) -> str:
-    return base64.urlsafe_b64encode(f"{type_name}:{db_id}".encode()).decode().rstrip("=")
+    # The same flags and environments recur on every page: remember their ids.
+    key = (type_name, db_id)
+    found = _encoded.get(key)
+    if found is None:
+        if len(_encoded) >= 100_000:
+            _encoded.clear()
+        found = _encoded[key] = (
+            base64.urlsafe_b64encode(f"{type_name}:{db_id}".encode()).decode().rstrip("=")
+        )
+    return found
 
 
 def decode_id(global_id: str) -> tuple[str, int] | None:

@@ -81,14 +81,14 @@ def rules_from_stored(stored: list[dict[str, Any]]) -> list[Condition | Conditio
             out.append(
                 Condition(
                     attribute=item["attribute"],
-                    operator=ConditionOperator(item["operator"]),
+                    operator=item["operator"],
                     value=item.get("value"),
                 )
             )
         else:
             out.append(
                 ConditionGroup(
-                    logical_op=LogicalOperator(item["logicalOp"]),
+                    logical_op=item["logicalOp"],
                     rules=rules_from_stored(item["rules"]),
                 )
             )

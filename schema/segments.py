@@ -98,7 +98,7 @@ class Segment(Node):
             name=row["name"],
             description=row["description"],
             tags=row["tags"],
-            logical_op=LogicalOperator(row["logical_op"]),
+            logical_op=row["logical_op"],
             force=row["force"],
             included=row["included"],
             excluded=row["excluded"],
