@@ -57,9 +57,9 @@ class GraphQLParams:
 def _accepts(request: Request) -> str:
     """The response media type for this request's Accept header."""
     accept = request.headers.get("accept", "")
-    if not accept or GRAPHQL_RESPONSE in accept:
-        return GRAPHQL_RESPONSE if GRAPHQL_RESPONSE in accept else JSON
-    if JSON in accept or "*/*" in accept or "application/*" in accept:
+    if GRAPHQL_RESPONSE in accept:
+        return GRAPHQL_RESPONSE
+    if not accept or JSON in accept or "*/*" in accept or "application/*" in accept:
         return JSON
     raise RequestError(406, f"Send Accept: {GRAPHQL_RESPONSE} or {JSON}.", "NOT_ACCEPTABLE")
 
@@ -86,14 +86,15 @@ async def _read_post(request: Request, max_bytes: int) -> GraphQLParams:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != JSON:
         raise RequestError(415, f"POST bodies must be {JSON}.", "UNSUPPORTED_MEDIA_TYPE")
+    too_large = RequestError(413, f"The request body exceeds {max_bytes} bytes.", "PAYLOAD_TOO_LARGE")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise RequestError(413, f"The request body exceeds {max_bytes} bytes.", "PAYLOAD_TOO_LARGE")
+        raise too_large
     body = bytearray()
-    async for chunk in request.stream():
+    async for chunk in request.stream():  # counted as it arrives: a lying length cannot pass
         body += chunk
         if len(body) > max_bytes:
-            raise RequestError(413, f"The request body exceeds {max_bytes} bytes.", "PAYLOAD_TOO_LARGE")
+            raise too_large
     try:
         raw = orjson.loads(body)
     except orjson.JSONDecodeError:
