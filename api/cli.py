@@ -1,11 +1,13 @@
-"""The `segments` command line: serve, migrate, project, api-key, export-schema, seed-demo."""
+"""The `segments` command line: serve, migrate, project, api-key, profiles, export-schema, seed-demo."""
 
 import argparse
 import asyncio
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -107,6 +109,163 @@ def cmd_api_key_revoke(settings: Settings, args: argparse.Namespace) -> int:
     return _migrated(_database_url(settings), work)
 
 
+async def _project_named(conn: asyncpg.Connection, key: str | None) -> asyncpg.Record | None:
+    """The project `--project` names, or the only one when it is omitted; None after
+    printing why there is none."""
+    if key is not None:
+        project = await projects.project_by_key(conn, key)
+        if project is None:
+            print(f"error: no project with key {key!r}", file=sys.stderr)
+        return project
+    project = await projects.only_project(conn)
+    if project is None:
+        print("error: name the project with --project KEY (there is not exactly one)", file=sys.stderr)
+    return project
+
+
+# Lines listed by number when an import finds invalid ones.
+_SHOWN_BAD_LINES = 10
+
+
+class _ImportAborted(Exception):
+    """Raised inside the import transaction to roll it back; the message says why."""
+
+
+def cmd_profiles_import(settings: Settings, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from api.profile_files import FileProblem, Line, ProfileFile
+    from db import profiles as db_profiles
+
+    started = time.monotonic()
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"error: no file {str(path)!r}", file=sys.stderr)
+        return 1
+    profile_file = ProfileFile(path, args.format)
+    # Progress bars only for a person watching; logs and pipes get the summary alone.
+    quiet = not sys.stderr.isatty()
+    bad: list[Line] = []
+    counts = {"valid": 0, "invalid": 0}
+
+    def note(line: Line) -> None:
+        if line.problem is None:
+            counts["valid"] += 1
+            return
+        counts["invalid"] += 1
+        if len(bad) < _SHOWN_BAD_LINES:
+            bad.append(line)
+
+    def check() -> None:
+        """The first, read-only pass: is every line valid?"""
+        with tqdm(total=profile_file.size, desc="checking", unit="B", unit_scale=True,
+                  disable=quiet, file=sys.stderr) as bar:
+            for index, line in enumerate(profile_file.lines()):
+                note(line)
+                if index % 4096 == 0:
+                    bar.update(profile_file.position - bar.n)
+            bar.update(profile_file.size - bar.n)
+
+    def valid_profiles(bar: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+        for line in profile_file.lines():
+            if line.profile is None:
+                if not args.skip_invalid:
+                    raise _ImportAborted(f"line {line.number} changed while importing; nothing imported")
+                note(line)
+                continue
+            counts["valid"] += 1
+            bar.update()
+            yield line.profile
+
+    async def work(conn: asyncpg.Connection) -> int:
+        project = await _project_named(conn, args.project)
+        if project is None:
+            return 1
+        try:
+            if not args.skip_invalid:
+                check()
+                if counts["invalid"]:
+                    _print_bad_lines(bad)
+                    print(
+                        f"error: {counts['invalid']} invalid line(s); nothing imported "
+                        "(--skip-invalid imports the valid lines)",
+                        file=sys.stderr,
+                    )
+                    return 1
+            total = counts["valid"] or None
+            counts["valid"] = 0
+            with tqdm(total=total, desc="importing", unit=" profiles", disable=quiet,
+                      file=sys.stderr) as bar:
+                async with conn.transaction():
+                    await db_profiles.copy_profiles(conn, project["id"], valid_profiles(bar))
+                    stored = await db_profiles.count_all_profiles(conn, project["id"])
+                    if stored > settings.max_profiles_per_project:
+                        raise _ImportAborted(
+                            f"the project would hold {stored} profiles, more than the limit of "
+                            f"{settings.max_profiles_per_project}; nothing imported"
+                        )
+        except (FileProblem, _ImportAborted) as problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 1
+        _print_bad_lines(bad)
+        elapsed = time.monotonic() - started
+        print(
+            f"imported {counts['valid']} profiles, skipped {counts['invalid']} invalid lines "
+            f"in {elapsed:.1f} s"
+        )
+        return 0
+
+    return _migrated(_database_url(settings), work)
+
+
+def _print_bad_lines(lines: list[Any]) -> None:
+    for line in lines:
+        print(f"line {line.number}: {line.problem}", file=sys.stderr)
+
+
+def cmd_profiles_export(settings: Settings, args: argparse.Namespace) -> int:
+    import orjson
+
+    from db import members, segments
+
+    started = time.monotonic()
+
+    async def work(conn: asyncpg.Connection) -> int:
+        project = await _project_named(conn, args.project)
+        if project is None:
+            return 1
+        out = sys.stdout.buffer
+        exported = 0
+        # One snapshot: a long export sees the profiles as they were when it began.
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            segment = await segments.segment_by_key(conn, project["id"], args.segment)
+            if segment is None:
+                print(f"error: no live segment {args.segment!r} in project {project['key']!r}",
+                      file=sys.stderr)
+                return 1
+            definition = members.Definition.from_row(segment)
+            async for row in members.iter_members(conn, project["id"], definition):
+                out.write(
+                    orjson.dumps(
+                        {"targetingKey": row["targeting_key"], "attributes": row["attributes"]},
+                        option=orjson.OPT_APPEND_NEWLINE,
+                    )
+                )
+                exported += 1
+        out.flush()
+        elapsed = time.monotonic() - started
+        print(f"exported {exported} members of segment {args.segment} in {elapsed:.1f} s",
+              file=sys.stderr)
+        return 0
+
+    try:
+        return _migrated(_database_url(settings), work)
+    except BrokenPipeError:
+        # The reader went away (`| head`): not an error. Keep Python's exit flush quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
 def cmd_export_schema(_settings: Settings, _args: argparse.Namespace) -> int:
     from schema.build import export_sdl
 
@@ -201,6 +360,29 @@ def build_parser() -> argparse.ArgumentParser:
     key_revoke.add_argument("id", type=int)
     key_revoke.add_argument("--project", required=True)
     key_revoke.set_defaults(func=cmd_api_key_revoke)
+
+    profiles_cmd = sub.add_parser("profiles", help="import and export stored profiles").add_subparsers(
+        dest="action", required=True
+    )
+    profiles_import = profiles_cmd.add_parser(
+        "import",
+        help="upsert profiles from an NDJSON or CSV file; all or nothing unless --skip-invalid",
+    )
+    profiles_import.add_argument("file", help="NDJSON (.ndjson/.jsonl) or CSV (.csv); else by content")
+    profiles_import.add_argument("--project", help="project key (default: the only project)")
+    profiles_import.add_argument(
+        "--skip-invalid", action="store_true", help="import the valid lines and count the rest"
+    )
+    profiles_import.add_argument(
+        "--format", choices=["ndjson", "csv"], help="file format, when the name does not tell"
+    )
+    profiles_import.set_defaults(func=cmd_profiles_import)
+    profiles_export = profiles_cmd.add_parser(
+        "export", help="write the members of a segment to stdout as NDJSON"
+    )
+    profiles_export.add_argument("--segment", required=True, help="segment key")
+    profiles_export.add_argument("--project", help="project key (default: the only project)")
+    profiles_export.set_defaults(func=cmd_profiles_export)
 
     sub.add_parser("export-schema", help="print the GraphQL SDL").set_defaults(
         func=cmd_export_schema

@@ -1,10 +1,13 @@
-"""Demo data: the example segments and flags of the product docs, for a first look in GraphiQL."""
+"""Demo data: the example segments and flags of the product docs, and profiles for them to
+match, for a first look in GraphiQL."""
 
+import random
+from datetime import date, timedelta
 from typing import Any
 
 import asyncpg
 
-from db import api_keys, flags, projects, segments
+from db import api_keys, flags, profiles, projects, segments
 
 ACTOR = "seed-demo"
 DEMO_PROJECT = "demo"
@@ -48,6 +51,50 @@ DEMO_SEGMENTS: list[tuple[str, str, str, list[str], str, list[dict[str, Any]], b
      [_c("app_version", "SEMVER_LT", "2.0.0"), _c("signup_date", "BEFORE", "2020-01-01")],
      False, [], []),
 ]
+
+
+DEMO_PROFILES = 1000
+_EU = ["DE", "FR", "ES", "IT", "NL", "AT", "BE", "IE", "PL", "SE"]
+_ELSEWHERE = ["CH", "US", "GB", "CA", "JP", "BR", "IN", "AU"]
+_PLANS = (["free"] * 45) + (["pro"] * 25) + (["premium"] * 20) + (["enterprise"] * 10)
+_ROLES = (["admin"] * 12) + (["member"] * 70) + (["viewer"] * 18)
+_VERSIONS = ["1.8.3", "1.9.0", "1.9.7", "2.0.0", "2.1.4", "2.2.0-beta.1", "v2.3.1", "3.0.0"]
+_DOMAINS = (["example.com"] * 4) + ["gmail.com", "outlook.com", "acme.io", "globex.com", "initech.net"] * 19
+_ORG_TAGS = ["partner", "eu", "startup", "nonprofit", "education", "reseller"]
+_NAMES = ["ada", "alan", "barbara", "claude", "donald", "edsger", "frances", "grace", "john",
+          "ken", "linus", "margaret", "niklaus", "radia", "tim", "sophie"]
+
+
+def demo_profiles(seed: int = 2026) -> list[tuple[str, dict[str, Any]]]:
+    """About a thousand varied profiles over the attributes the demo segments test; the same
+    every time for one seed."""
+    rng = random.Random(seed)
+    first_signup = date(2017, 1, 1)
+    out = []
+    for number in range(1, DEMO_PROFILES + 1):
+        plan = rng.choice(_PLANS)
+        name = rng.choice(_NAMES)
+        org_number = rng.randrange(1, 120)
+        tags = rng.sample(_ORG_TAGS, rng.randrange(0, 3))
+        attributes: dict[str, Any] = {
+            "country": rng.choice(_EU) if rng.random() < 0.6 else rng.choice(_ELSEWHERE),
+            "plan": plan,
+            "user": {"role": rng.choice(_ROLES), "name": name.title()},
+            "email": f"{name}.{number}@{rng.choice(_DOMAINS)}",
+            "org": {
+                "id": "internal" if org_number <= 3 else f"org-{org_number}",
+                "partner": plan == "enterprise" and rng.random() < 0.3,
+                "tags": tags,
+            },
+            "beta_opt_in": rng.random() < 0.15,
+            "app_version": rng.choice(_VERSIONS),
+            "signup_date": (first_signup + timedelta(days=rng.randrange(0, 9 * 365))).isoformat(),
+            "seats": rng.randrange(20, 500) if plan == "enterprise" else rng.randrange(1, 20),
+        }
+        if rng.random() < 0.1:
+            del attributes["app_version"]  # some contexts lack attributes entirely
+        out.append((f"user-{number}", attributes))
+    return out
 
 
 async def seed_demo(conn: asyncpg.Connection, project_key: str) -> str | None:
@@ -95,6 +142,7 @@ async def seed_demo(conn: asyncpg.Connection, project_key: str) -> str | None:
         ]
         for flag, env_key, rules in rules_by_flag:
             await flags.replace_rules(conn, project_id, flag["id"], envs[env_key], rules, actor=ACTOR)
+        await profiles.copy_profiles(conn, project_id, demo_profiles())
     return token
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from api.settings import Settings
-from bench import load
+from bench import load, profiles
 from bench.scenarios import ORDER, PROJECT_KEY, Scenario, build
 from bench.seed import Seeded, prepare, retire_write_segments
 
@@ -53,6 +53,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--reuse", action="store_true", help="keep an existing seeded bench DB")
     parser.add_argument(
+        "--profiles",
+        type=int,
+        default=0,
+        help="seed this many profiles and run member_count, members_page, preview and import "
+        "(0: skip them)",
+    )
+    parser.add_argument(
+        "--profile-runs", type=int, default=10, help="sequential requests per profile scenario"
+    )
+    parser.add_argument(
         "--port", type=int, default=0, help="API port (floor: +1); 0 picks free ones"
     )
     parser.add_argument(
@@ -71,6 +81,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--{name} must be at least 1")
     if args.duration <= 0 or args.rules < 0 or args.warmup < 0:
         parser.error("--duration must be positive; --rules and --warmup not negative")
+    if args.profiles < 0 or args.profile_runs < 1:
+        parser.error("--profiles must not be negative, --profile-runs at least 1")
     return args
 
 
@@ -334,7 +346,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 def report(rows: dict[str, dict[str, Any]], summary: dict[str, Any]) -> None:
     header = (
-        f"{'scenario':<10} {'rps':>10} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7} {'SQL/req':>8} "
+        f"{'scenario':<12} {'rps':>10} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7} {'SQL/req':>8} "
         f"{'acquires':>8}  notes"
     )
     print(header)
@@ -346,7 +358,7 @@ def report(rows: dict[str, dict[str, Any]], summary: dict[str, Any]) -> None:
         if row["problem"]:
             notes = f"!! {row['problem']}  ({notes})"
         print(
-            f"{name:<10} {_fmt(row['rps']):>10} {_fmt(row['p50_ms'], 2):>9} {_fmt(row['p99_ms'], 2):>9} "
+            f"{name:<12} {_fmt(row['rps']):>10} {_fmt(row['p50_ms'], 2):>9} {_fmt(row['p99_ms'], 2):>9} "
             f"{row['errors'] if row['errors'] is not None else '-':>7} {_fmt(row['sql'], 1):>8} "
             f"{_fmt(row['acquires'], 1):>8}  {notes}"
         )
@@ -388,6 +400,17 @@ def run(args: argparse.Namespace, servers: Servers) -> int:
     else:
         log(f"seeded in {seeded.seed_seconds:.1f} s")
 
+    profile_seed = None
+    if args.profiles:
+        log(f"seeding {args.profiles} profiles" + (" (or reusing)" if args.reuse else ""))
+        profile_seed = asyncio.run(
+            profiles.prepare(seeded.dsn, seeded.project_id, args.profiles, args.reuse)
+        )
+        if profile_seed.seed_seconds is None:
+            log("reused the bench profiles")
+        else:
+            log(f"profiles seeded in {profile_seed.seed_seconds:.1f} s")
+
     all_scenarios = build(seeded)
     selected = [all_scenarios[name] for name in ORDER if name in args.scenarios]
     log("counting SQL statements per request in-process")
@@ -403,7 +426,7 @@ def run(args: argparse.Namespace, servers: Servers) -> int:
     floor_port = args.port + 1 if args.port else free_port()
     ports = {}
     api_process = None
-    if any(s.target == "api" for s in selected):
+    if any(s.target == "api" for s in selected) or args.profiles:
         log(f"starting segments serve on port {api_port} with {args.workers} worker(s)")
         api_process = servers.start(
             "serve",
@@ -476,9 +499,20 @@ def run(args: argparse.Namespace, servers: Servers) -> int:
             "problem": problem,
             "note": scenario.note,
         }
+    if args.profiles:
+        log(f"profile scenarios: {args.profile_runs} sequential requests each")
+        rows |= profiles.measure(ports["api"], seeded.token, args.profile_runs)
+        for name in profiles.requests():
+            if rows[name]["problem"]:
+                log(f"{name}: {rows[name]['problem']}")
     rss = rss_mb(api_process.pid) if api_process else None
-    load_after = os.getloadavg()[0]
     servers.stop_all()
+    if args.profiles:
+        log(f"import: writing and importing {args.profiles} NDJSON profiles")
+        rows["import"] = profiles.time_import(seeded.dsn, args.profiles)
+        if rows["import"]["problem"]:
+            log(f"import: {rows['import']['problem']}")
+    load_after = os.getloadavg()[0]
 
     def get(name: str, field: str) -> Any:
         return rows.get(name, {}).get(field)
@@ -493,6 +527,9 @@ def run(args: argparse.Namespace, servers: Servers) -> int:
         "health_rps": _round(get("health", "rps")),
         "server_rss_mb": rss,
         "write_cycles_per_s": _round(get("write", "cycles_per_s")),
+        "profiles": args.profiles,
+        "profiles_seed_s": _round(profile_seed.seed_seconds, 2) if profile_seed else None,
+        "import_s": _round(get("import", "seconds"), 2),
     }
     for name, row in rows.items():
         summary[f"{name}_rps"] = _round(row["rps"])

@@ -1,15 +1,21 @@
 """Per-request DataLoaders: each batch is one `= ANY($n)` statement scoped to the caller's project."""
 
+import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
+import asyncpg
+import orjson
 from strawberry.dataloader import DataLoader
 
-from db import audit, flags, projects, segments
+from db import audit, flags, members, profiles, projects, segments
+from db.members import Definition
 from db.pool import Database
 
 Row = Mapping[str, Any]
+# A page of members: (definition, targetingKey to start after or None, page size).
+MemberPageKey = tuple[Definition, str | None, int]
 
 
 def _by_id(rows: Sequence[Row], keys: Sequence[int], field: str = "id") -> list[Row | None]:
@@ -20,9 +26,12 @@ def _by_id(rows: Sequence[Row], keys: Sequence[int], field: str = "id") -> list[
 class Loaders:
     """Created once per request; a key is fetched at most once per request."""
 
-    def __init__(self, db: Database, project_id: int) -> None:
+    def __init__(self, db: Database, project_id: int, member_deadline_s: float | None = None) -> None:
         self.db = db
         self.project_id = project_id
+        # Member counts and pages may stream candidates through the Python evaluator, which
+        # no statement timeout bounds: the whole computation gets this budget instead.
+        self.member_deadline_s = member_deadline_s
         self.project: DataLoader[int, Row | None] = DataLoader(self._projects)
         self.audit_event: DataLoader[int, Row | None] = DataLoader(self._audit_events)
         self.segment: DataLoader[int, Row | None] = DataLoader(self._segments)
@@ -34,6 +43,17 @@ class Loaders:
         )
         self.targeting_rules: DataLoader[tuple[int, str], list[Row]] = DataLoader(
             self._targeting_rules
+        )
+        self.profile: DataLoader[int, Row | None] = DataLoader(self._profiles)
+        # Member counts and pages are cached per definition, not batched: one request asking
+        # for a segment's memberCount and totalCount counts once, and a count that timed out
+        # fails again at once instead of running a second time.
+        self.member_count: DataLoader[Definition, int] = DataLoader(
+            self._member_counts, cache_key_fn=_definition_key
+        )
+        self.member_page: DataLoader[MemberPageKey, list[Row]] = DataLoader(
+            self._member_pages,
+            cache_key_fn=lambda key: (_definition_key(key[0]), key[1], key[2]),
         )
 
     async def _run(self, query: Callable[..., Awaitable[Any]], *args: Any) -> Any:
@@ -77,9 +97,52 @@ class Loaders:
             grouped[row["segment_id"]].append(row)
         return [grouped[sid] for sid in segment_ids]
 
+    async def _profiles(self, ids: list[int]) -> list[Row | None]:
+        return _by_id(await self._run(profiles.profiles_by_id, ids), ids)
+
+    async def _member_counts(self, definitions: list[Definition]) -> list[int | BaseException]:
+        async with self.db.connection() as conn:
+            return [
+                await self._bounded(members.count_members(conn, self.project_id, definition))
+                for definition in definitions
+            ]
+
+    async def _member_pages(self, keys: list[MemberPageKey]) -> list[list[Row] | BaseException]:
+        async with self.db.connection() as conn:
+            return [
+                await self._bounded(
+                    members.member_page(conn, self.project_id, definition, after_key, limit)
+                )
+                for definition, after_key, limit in keys
+            ]
+
+    async def _bounded(self, work: Coroutine[Any, Any, Any]) -> Any:
+        """The result, or the exception for the loader to fail this one key with: a run past
+        the deadline is cancelled and reported like a statement timeout."""
+        try:
+            async with asyncio.timeout(self.member_deadline_s):
+                return await work
+        except TimeoutError:
+            return asyncpg.QueryCanceledError("canceling member query: it outlived the statement timeout")
+        except Exception as error:  # noqa: BLE001 - handed to the caller through its future
+            return error
+
     async def _targeting_rules(self, keys: list[tuple[int, str]]) -> list[list[Row]]:
         rows = await self._run(flags.rules_of_flags, keys)
         grouped: dict[tuple[int, str], list[Row]] = defaultdict(list)
         for row in rows:
             grouped[(row["flag_id"], row["environment_key"])].append(row)
         return [grouped[key] for key in keys]
+
+
+def _definition_key(definition: Definition) -> bytes:
+    return orjson.dumps(
+        [
+            definition.logical_op,
+            definition.rules,
+            definition.force,
+            definition.included,
+            definition.excluded,
+        ],
+        option=orjson.OPT_SORT_KEYS,
+    )

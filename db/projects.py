@@ -33,6 +33,12 @@ async def project_by_key(conn: asyncpg.Connection, key: str) -> asyncpg.Record |
     return await conn.fetchrow("SELECT id, key, name FROM projects WHERE key = $1", key)
 
 
+async def only_project(conn: asyncpg.Connection) -> asyncpg.Record | None:
+    """The project when the database holds exactly one (CLI commands default to it)."""
+    rows = await conn.fetch("SELECT id, key, name FROM projects ORDER BY id LIMIT 2")
+    return rows[0] if len(rows) == 1 else None
+
+
 async def projects_by_id(conn: asyncpg.Connection, ids: list[int]) -> list[asyncpg.Record]:
     return await conn.fetch("SELECT id, key, name FROM projects WHERE id = ANY($1)", ids)
 

@@ -8,6 +8,7 @@ from strawberry.types import ExecutionContext
 from schema.audit import AuditEvent
 from schema.flags import Flag
 from schema.mutations import Mutation
+from schema.profiles import Profile
 from schema.projects import Environment, Project
 from schema.query import Query
 from schema.segments import Segment
@@ -26,7 +27,7 @@ def build_schema() -> SegmentsSchema:
     return SegmentsSchema(
         query=Query,
         mutation=Mutation,
-        types=[Segment, Flag, Environment, Project, AuditEvent],
+        types=[Segment, Flag, Environment, Project, AuditEvent, Profile],
     )
 
 

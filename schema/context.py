@@ -27,7 +27,11 @@ class Context:
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
-        self.loaders = Loaders(self.db, self.principal.project_id)
+        self.loaders = Loaders(
+            self.db,
+            self.principal.project_id,
+            member_deadline_s=self.settings.statement_timeout_ms / 1000,
+        )
 
     def project_id_for(self, project_key: str) -> int:
         """The caller's project id when it is the one named, else 0, which no row carries:

@@ -5,13 +5,14 @@ from typing import Annotated
 import strawberry
 from strawberry.scalars import JSON
 
-from schema import flags, segments
+from schema import flags, profiles, segments
 from schema.audit import AuditEvent, AuditEventConnection, history_of
 from schema.context import AppInfo
 from schema.evaluation import SegmentEvaluation, evaluate_segment
 from schema.flags import Flag, FlagConnection
 from schema.ids import decode_id
 from schema.node import Node
+from schema.profiles import PreviewSegmentInput, Profile, ProfileConnection, SegmentPreview
 from schema.projects import Environment, Project
 from schema.segments import Segment, SegmentConnection, SegmentFilter, SegmentOrder
 
@@ -46,6 +47,9 @@ class Query:
         if type_name == "AuditEvent":
             row = await loaders.audit_event.load(db_id)
             return AuditEvent.from_row(row) if row else None
+        if type_name == "Profile":
+            row = await loaders.profile.load(db_id)
+            return Profile.from_row(row) if row else None
         return None
 
     @strawberry.field(description="The project with this key, if the token belongs to it.")
@@ -127,3 +131,37 @@ class Query:
         ],
     ) -> SegmentEvaluation:
         return await evaluate_segment(info, project_key, key, context)
+
+    @strawberry.field(description="A stored profile by its targetingKey.")
+    async def profile(
+        self,
+        info: AppInfo,
+        project_key: ProjectKey,
+        targeting_key: Annotated[str, strawberry.argument(description="The profile's targetingKey.")],
+    ) -> Profile | None:
+        return await profiles.profile_by_key(info, project_key, targeting_key)
+
+    @strawberry.field(description="Stored profiles of a project, targetingKey ascending (keyset pages).")
+    async def profiles(
+        self,
+        info: AppInfo,
+        project_key: ProjectKey,
+        first: First = None,
+        after: After = None,
+        search: Annotated[
+            str | None, strawberry.argument(description="Case-insensitive substring of the targetingKey.")
+        ] = None,
+    ) -> ProfileConnection:
+        return await profiles.list_profiles(info, project_key, first, after, search)
+
+    @strawberry.field(
+        description="How many stored profiles an unsaved segment definition matches now, with a sample."
+    )
+    async def preview_segment(
+        self,
+        info: AppInfo,
+        input: Annotated[
+            PreviewSegmentInput, strawberry.argument(description="The definition, validated like createSegment's.")
+        ],
+    ) -> SegmentPreview:
+        return await profiles.preview_segment(info, input)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Self
 import strawberry
 
 from db import segments as db_segments
+from db.members import Definition
 from db.segments import ORDER_COLUMNS, SegmentFilter as DbSegmentFilter
 from schema.audit import AuditEventConnection, history_of
 from schema.context import AppInfo, mapped
@@ -14,6 +15,7 @@ from schema.enums import LogicalOperator, OrderDirection, SegmentOrderField
 from schema.ids import encode_id
 from schema.node import Node
 from schema.pagination import PageInfo, decode_cursor, encode_cursor, page_request, text_value, time_value, window
+from schema.profiles import ProfileConnection, member_connection
 from schema.projects import Environment, Project
 from schema.rules import SegmentRule, rules_from_stored
 
@@ -135,6 +137,34 @@ class Segment(Node):
         after: Annotated[str | None, strawberry.argument(description="Cursor to continue after.")] = None,
     ) -> AuditEventConnection:
         return await history_of(info, ("segment", self.db_id), first, after, self.project_id)
+
+    @strawberry.field(
+        description="Stored profiles the segment matches now, targetingKey ascending; "
+        "totalCount equals memberCount."
+    )
+    async def members(
+        self,
+        info: AppInfo,
+        first: Annotated[int | None, strawberry.argument(description="Page size, 0-100 (default 50).")] = None,
+        after: Annotated[str | None, strawberry.argument(description="Cursor to continue after.")] = None,
+    ) -> ProfileConnection:
+        return await member_connection(info, self.definition(), first, after)
+
+    @strawberry.field(description="Exact number of stored profiles the segment matches now.")
+    def member_count(self, info: AppInfo) -> int:
+        return info.context.loaders.member_count.load(self.definition())
+
+    def definition(self) -> Definition:
+        """Who the segment matches, as stored (a deleted segment keeps its definition)."""
+        return Definition.from_row(
+            {
+                "logical_op": LogicalOperator(self.logical_op).value,  # a stored string or the enum
+                "rules": self.stored_rules,
+                "force": self.force,
+                "included": self.included,
+                "excluded": self.excluded,
+            }
+        )
 
 
 @strawberry.type(description="A segment in a connection.")

@@ -29,8 +29,14 @@ async def _seed(gql, project) -> dict:
     )
     old_id = gone["createSegment"]["segment"]["id"]
     await gql('mutation($id: ID!) { deleteSegment(input: {id: $id}) { userErrors { code } } }', {"id": old_id}, token=token)
+    await gql(
+        'mutation($p: String!) { upsertProfiles(input: {projectKey: $p, profiles: '
+        '[{targetingKey: "secret-user", attributes: {plan: "pro"}}]}) { userErrors { code } } }',
+        {"p": project.key}, token=token,
+    )
     ids = await gql(
-        'query($p: String!) { project(key: $p) { id environments { id } } auditLog(projectKey: $p) { nodes { id } } }',
+        'query($p: String!) { project(key: $p) { id environments { id } } auditLog(projectKey: $p) { nodes { id } } '
+        'profile(projectKey: $p, targetingKey: "secret-user") { id } }',
         {"p": project.key}, token=token,
     )
     return {
@@ -40,6 +46,7 @@ async def _seed(gql, project) -> dict:
         "project": ids["project"]["id"],
         "environment": ids["project"]["environments"][0]["id"],
         "audit": ids["auditLog"]["nodes"][0]["id"],
+        "profile": ids["profile"]["id"],
     }
 
 
@@ -59,7 +66,7 @@ def _not_found(field):
 QUERY_CASES = {
     "node": [
         ("query($id: ID!) { node(id: $id) { id } }", {"id": key}, _null("node"))
-        for key in ("segment", "flag", "project", "environment", "audit")
+        for key in ("segment", "flag", "project", "environment", "audit", "profile")
     ],
     "project": [("query($k: String!) { project(key: $k) { id } }", {}, _null("project"))],
     "segment": [("query($k: String!) { segment(projectKey: $k, key: \"secret\") { id } }", {}, _null("segment"))],
@@ -71,6 +78,12 @@ QUERY_CASES = {
     "flags": [("query($k: String!) { flags(projectKey: $k) { totalCount nodes { id } } }", {}, _empty("flags"))],
     "auditLog": [("query($k: String!) { auditLog(projectKey: $k) { totalCount nodes { id } } }", {}, _empty("auditLog"))],
     "evaluateSegment": [],  # returns an error instead of data: see its own test below
+    "profile": [("query($k: String!) { profile(projectKey: $k, targetingKey: \"secret-user\") { id } }", {}, _null("profile"))],
+    "profiles": [("query($k: String!) { profiles(projectKey: $k) { totalCount nodes { id } } }", {}, _empty("profiles"))],
+    "previewSegment": [
+        ("query($k: String!) { previewSegment(input: {projectKey: $k, force: true}) { memberCount sample { id } userErrors { code } } }",
+         {}, lambda data: data["previewSegment"] == {"memberCount": None, "sample": [], "userErrors": [{"code": "NOT_FOUND"}]}),
+    ],
 }
 
 MUTATION_CASES = {
@@ -105,6 +118,14 @@ MUTATION_CASES = {
     "archiveFlag": [
         ("mutation($id: ID!) { archiveFlag(input: {flagId: $id}) { flag { id } userErrors { code } } }",
          {"id": "flag"}, _not_found("archiveFlag")),
+    ],
+    "upsertProfiles": [
+        ("mutation($k: String!) { upsertProfiles(input: {projectKey: $k, profiles: [{targetingKey: \"secret-user\", attributes: {}}]}) { upsertedCount userErrors { code } } }",
+         {}, _not_found("upsertProfiles")),
+    ],
+    "deleteProfiles": [
+        ("mutation($k: String!) { deleteProfiles(input: {projectKey: $k, targetingKeys: [\"secret-user\"]}) { deletedCount userErrors { code } } }",
+         {}, _not_found("deleteProfiles")),
     ],
 }
 
@@ -165,6 +186,7 @@ async def _snapshot(gql, project) -> dict:
           flags(projectKey: $p) { nodes { id archived targetingRules(environmentKey: "production") { id } } }
           project(key: $p) { environments { key } }
           auditLog(projectKey: $p) { totalCount }
+          profiles(projectKey: $p) { totalCount nodes { id targetingKey attributes updatedAt } }
         }""",
         {"p": project.key}, token=project.viewer,
     )

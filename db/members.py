@@ -1,0 +1,207 @@
+"""Who is in a segment: counts, pages and streams of the stored profiles a definition matches.
+
+Membership is evaluation (DESIGN §11). `db.rules_sql` turns the definition into two SQL
+predicates, `sure` (certainly a member) and `maybe` (possibly one); rows in between are
+decided by the Python evaluator on their stored context, so the answer is exact either way.
+"""
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from db.pagination import SqlBuilder
+from db.profiles import PROFILE_COLUMNS
+from db.rules_sql import Predicate, compile_definition
+from rules.evaluate import CompiledSegment, compile_segment
+
+# Undecided rows fetched per round trip while streaming them to the evaluator.
+_CANDIDATE_PREFETCH = 2_000
+# Member pages read the key index in windows; the first window holds this many profiles per
+# wanted member, each next one four times as many, so a page of a dense segment costs one
+# small read and a sparse one a bounded number of round trips.
+_WINDOW_PER_MEMBER = 32
+_WINDOW_GROWTH = 4
+_MAX_WINDOW = 100_000
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A segment's stored (already validated) definition: what membership is decided by."""
+
+    logical_op: str
+    rules: list[dict[str, Any]]
+    force: bool
+    included: list[str]
+    excluded: list[str]
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> "Definition":
+        return cls(
+            logical_op=row["logical_op"],
+            rules=list(row["rules"] or []),
+            force=bool(row["force"]),
+            included=list(row["included"] or []),
+            excluded=list(row["excluded"] or []),
+        )
+
+    def compile(self) -> CompiledSegment:
+        return compile_segment(
+            logical_op=self.logical_op,
+            rules=self.rules,  # type: ignore[arg-type]
+            force=self.force,
+            included=self.included,
+            excluded=self.excluded,
+        )
+
+    def predicate(self, sql: SqlBuilder) -> Predicate:
+        return compile_definition(
+            sql,
+            logical_op=self.logical_op,
+            rules=self.rules,
+            force=self.force,
+            included=self.included,
+            excluded=self.excluded,
+        )
+
+
+async def count_members(conn: asyncpg.Connection, project_id: int, definition: Definition) -> int:
+    """The exact number of the project's profiles the definition matches now."""
+    sql = SqlBuilder(project_id)
+    predicate = definition.predicate(sql)
+    if predicate.exact:
+        return await conn.fetchval(
+            f"""
+            SELECT count(*)
+            FROM profiles p
+            WHERE p.project_id = $1
+              AND {predicate.expr}
+            """,
+            *sql.params,
+        )
+    # One scan tells members from undecided rows (the predicate is evaluated once per row,
+    # as a grouping key); a second one, only when some are undecided, streams those.
+    counts = {
+        row["decided"]: row["profiles"]
+        for row in await conn.fetch(
+            f"""
+            SELECT d.decided, count(*) AS profiles
+            FROM (
+                SELECT {predicate.expr} AS decided
+                FROM profiles p
+                WHERE p.project_id = $1
+            ) d
+            GROUP BY d.decided
+            """,
+            *sql.params,
+        )
+    }
+    members = counts.get(True, 0)
+    if not counts.get(None):
+        return members
+    compiled = definition.compile()
+    async with conn.transaction():
+        cursor = conn.cursor(
+            f"""
+            SELECT p.context
+            FROM profiles p
+            WHERE p.project_id = $1
+              AND ({predicate.expr}) IS NULL
+            """,
+            *sql.params,
+            prefetch=_CANDIDATE_PREFETCH,
+        )
+        async for row in cursor:
+            if compiled.matches_flat(row["context"]):
+                members += 1
+    return members
+
+
+async def member_page(
+    conn: asyncpg.Connection,
+    project_id: int,
+    definition: Definition,
+    after_key: str | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Members in targetingKey order after `after_key`: up to `limit + 1` rows, so the caller
+    can tell whether another page follows."""
+    wanted = limit + 1
+    if wanted <= 0:
+        return []
+    members: list[asyncpg.Record] = []
+    scan = _scan(conn, project_id, definition, after_key, wanted * _WINDOW_PER_MEMBER, wanted)
+    async for row in scan:
+        members.append(row)
+        if len(members) >= wanted:
+            break
+    await scan.aclose()
+    return members
+
+
+async def iter_members(
+    conn: asyncpg.Connection, project_id: int, definition: Definition, batch_size: int = 1000
+) -> AsyncIterator[asyncpg.Record]:
+    """Every member in targetingKey order, read in keyset windows (no transaction needed)."""
+    async for row in _scan(conn, project_id, definition, None, max(batch_size, 1), None):
+        yield row
+
+
+async def _scan(
+    conn: asyncpg.Connection,
+    project_id: int,
+    definition: Definition,
+    after_key: str | None,
+    window: int,
+    wanted: int | None,
+) -> AsyncIterator[asyncpg.Record]:
+    """Members after `after_key` in key order, read window by window along the key index.
+
+    Each statement walks the next `window` keys (growing with every round trip), evaluates
+    the predicate on them and returns the members and undecided rows, at most `wanted` of
+    them, plus the window's last row as a marker of where to go on. Windows rather than one
+    `WHERE predicate ORDER BY key LIMIT n`: the planner cannot estimate a rule predicate's
+    selectivity and may choose to scan and sort everything for a segment that matches most
+    profiles, where walking the index stops after a few hundred rows."""
+    # Every key is at least one character, so "" sorts before all of them.
+    sql = SqlBuilder(project_id, after_key or "", window, window if wanted is None else wanted)
+    predicate = definition.predicate(sql)
+    query = f"""
+        SELECT w.project_id, w.id, w.targeting_key, w.attributes, w.updated_at,
+               w.decided, w.position,
+               CASE WHEN w.decided THEN NULL ELSE w.context END AS context
+        FROM (
+            SELECT p.project_id, p.id, p.targeting_key, p.attributes, p.updated_at, p.context,
+                   {predicate.expr} AS decided,
+                   row_number() OVER (ORDER BY p.targeting_key) AS position
+            FROM (
+                SELECT {PROFILE_COLUMNS}, p.context
+                FROM profiles p
+                WHERE p.project_id = $1
+                  AND p.targeting_key > $2::text
+                ORDER BY p.targeting_key
+                LIMIT $3
+            ) p
+        ) w
+        WHERE w.decided IS NOT FALSE
+           OR w.position = $3
+        ORDER BY w.targeting_key
+        LIMIT $4
+    """
+    compiled: CompiledSegment | None = None
+    params = sql.params
+    while True:
+        rows = await conn.fetch(query, *params)
+        for row in rows:
+            if row["decided"] is None:
+                compiled = compiled or definition.compile()
+                if compiled.matches_flat(row["context"]):
+                    yield row
+            elif row["decided"]:
+                yield row
+        window_full = bool(rows) and rows[-1]["position"] == params[2]
+        if not window_full and len(rows) < params[3]:
+            return  # the window ran out of profiles
+        params[1] = rows[-1]["targeting_key"]
+        params[2] = min(params[2] * _WINDOW_GROWTH, _MAX_WINDOW)

@@ -1,0 +1,220 @@
+"""Every SQL statement about profiles: upserts, bulk import, deletes, lookups and listing."""
+
+from collections.abc import AsyncIterable, Iterable
+from typing import Any
+
+import asyncpg
+import orjson
+
+from db.pagination import PageRequest, SqlBuilder, contains_pattern, exists_outside, keyset
+from rules.evaluate import flatten_context
+
+PROFILE_COLUMNS = "p.project_id, p.id, p.targeting_key, p.attributes, p.updated_at"
+
+# Rows per COPY round trip in `copy_profiles`: large enough to amortise the statements, small
+# enough that an import of millions of rows holds only this many in memory.
+COPY_CHUNK_SIZE = 10_000
+
+_UPSERT_SET = """
+    ON CONFLICT (project_id, targeting_key) DO UPDATE
+    SET attributes = EXCLUDED.attributes,
+        context = EXCLUDED.context,
+        updated_at = now()
+"""
+
+
+def profile_context(targeting_key: str, attributes: dict[str, Any]) -> dict[str, Any]:
+    """The stored, flattened context: what evaluation sees for this profile (DESIGN §11)."""
+    context = flatten_context(attributes)
+    context["targetingKey"] = targeting_key
+    return context
+
+
+def _last_wins(profiles: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    # A dict keeps the first insertion position but the last value; one statement may not
+    # touch a row twice, so duplicates collapse here.
+    return {key: attributes for key, attributes in profiles}
+
+
+def _dumps(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _affected(status: str) -> int:
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def upsert_profiles(
+    conn: asyncpg.Connection, project_id: int, profiles: list[tuple[str, dict[str, Any]]]
+) -> int:
+    """Insert or replace profiles by key in one statement; the last of duplicate keys wins."""
+    batch = _last_wins(profiles)
+    if not batch:
+        return 0
+    keys = list(batch)
+    attributes = [_dumps(batch[key]) for key in keys]
+    contexts = [_dumps(profile_context(key, batch[key])) for key in keys]
+    status = await conn.execute(
+        f"""
+        INSERT INTO profiles (project_id, targeting_key, attributes, context)
+        SELECT $1, t.targeting_key, t.attributes::jsonb, t.context::jsonb
+        FROM unnest($2::text[], $3::text[], $4::text[]) AS t (targeting_key, attributes, context)
+        {_UPSERT_SET}
+        """,
+        project_id,
+        keys,
+        attributes,
+        contexts,
+    )
+    return _affected(status)
+
+
+async def copy_profiles(
+    conn: asyncpg.Connection,
+    project_id: int,
+    rows: AsyncIterable[tuple[str, dict[str, Any]]] | Iterable[tuple[str, dict[str, Any]]],
+) -> int:
+    """Bulk upsert for imports: COPY chunks into a temporary table, upsert each chunk.
+
+    Streams `rows` in chunks of COPY_CHUNK_SIZE, so memory stays flat however many come.
+    Runs in a transaction (a savepoint inside the caller's), so it applies all or nothing;
+    a later duplicate of a key replaces the earlier one, as repeated upserts would. Returns
+    the number of rows written (duplicates counted each time).
+    """
+    written = 0
+    async with conn.transaction():
+        await conn.execute(
+            """
+            CREATE TEMPORARY TABLE IF NOT EXISTS profiles_import (
+                targeting_key  text NOT NULL,
+                attributes     text NOT NULL,
+                context        text NOT NULL
+            ) ON COMMIT DELETE ROWS
+            """
+        )
+        await conn.execute("TRUNCATE profiles_import")
+        async for chunk in _chunks(rows, COPY_CHUNK_SIZE):
+            batch = _last_wins(chunk)
+            records = [
+                (key, _dumps(attributes), _dumps(profile_context(key, attributes)))
+                for key, attributes in batch.items()
+            ]
+            await conn.copy_records_to_table("profiles_import", records=records)
+            status = await conn.execute(
+                f"""
+                INSERT INTO profiles (project_id, targeting_key, attributes, context)
+                SELECT $1, i.targeting_key, i.attributes::jsonb, i.context::jsonb
+                FROM profiles_import i
+                {_UPSERT_SET}
+                """,
+                project_id,
+            )
+            written += _affected(status)
+            await conn.execute("TRUNCATE profiles_import")
+    return written
+
+
+async def _chunks(
+    rows: AsyncIterable[tuple[str, dict[str, Any]]] | Iterable[tuple[str, dict[str, Any]]],
+    size: int,
+):  # type: ignore[no-untyped-def]
+    chunk: list[tuple[str, dict[str, Any]]] = []
+    if isinstance(rows, AsyncIterable):
+        async for row in rows:
+            chunk.append(row)
+            if len(chunk) >= size:
+                yield chunk
+                chunk = []
+    else:
+        for row in rows:
+            chunk.append(row)
+            if len(chunk) >= size:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
+
+
+async def delete_profiles(
+    conn: asyncpg.Connection, project_id: int, targeting_keys: list[str]
+) -> int:
+    """Hard-delete profiles by key; unknown keys are ignored. Returns how many went."""
+    status = await conn.execute(
+        "DELETE FROM profiles WHERE project_id = $1 AND targeting_key = ANY($2::text[])",
+        project_id,
+        list(targeting_keys),
+    )
+    return _affected(status)
+
+
+async def profile_by_key(
+    conn: asyncpg.Connection, project_id: int, targeting_key: str
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"""
+        SELECT {PROFILE_COLUMNS}
+        FROM profiles p
+        WHERE p.project_id = $1 AND p.targeting_key = $2
+        """,
+        project_id,
+        targeting_key,
+    )
+
+
+async def profiles_by_id(
+    conn: asyncpg.Connection, project_id: int, ids: list[int]
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"""
+        SELECT {PROFILE_COLUMNS}
+        FROM profiles p
+        WHERE p.project_id = $1 AND p.id = ANY($2::bigint[])
+        """,
+        project_id,
+        list(ids),
+    )
+
+
+def _filtered(project_id: int, search: str | None) -> SqlBuilder:
+    sql = SqlBuilder(project_id)
+    sql.where("p.project_id = $1")
+    if search:
+        sql.where(f"p.targeting_key ILIKE {sql.param(contains_pattern(search))}")
+    return sql
+
+
+async def list_profiles(
+    conn: asyncpg.Connection, project_id: int, search: str | None, page: PageRequest
+) -> list[asyncpg.Record]:
+    """One page of profiles by `page.column` (targeting_key); a `from_end` page comes reversed."""
+    sql = _filtered(project_id, search)
+    tail = keyset(sql, "p", page)
+    return await conn.fetch(
+        f"""
+        SELECT {PROFILE_COLUMNS}
+        FROM profiles p
+        WHERE {sql.where_sql}
+        {tail}
+        """,
+        *sql.params,
+    )
+
+
+async def count_profiles(conn: asyncpg.Connection, project_id: int, search: str | None) -> int:
+    sql = _filtered(project_id, search)
+    return await conn.fetchval(
+        f"SELECT count(*) FROM profiles p WHERE {sql.where_sql}", *sql.params
+    )
+
+
+async def any_profile_outside_window(
+    conn: asyncpg.Connection, project_id: int, search: str | None, page: PageRequest, before: bool
+) -> bool:
+    return await exists_outside(conn, "profiles p", _filtered(project_id, search), page, before)
+
+
+async def count_all_profiles(conn: asyncpg.Connection, project_id: int) -> int:
+    """All of a project's profiles, for the per-project limit."""
+    return await conn.fetchval(
+        "SELECT count(*) FROM profiles p WHERE p.project_id = $1", project_id
+    )

@@ -1,0 +1,88 @@
+"""Checks of a stored profile (a targetingKey and its attributes), one way for the API and the import."""
+
+from typing import Any
+
+import orjson
+
+from rules.validate import Path, Problem
+
+MAX_TARGETING_KEY_LENGTH = 256
+MAX_ATTRIBUTES_BYTES = 32 * 1024
+MAX_ATTRIBUTES_DEPTH = 10
+MAX_PROFILES_PER_CALL = 1000
+
+
+def validate_profile(targeting_key: object, attributes: object, path: Path = ()) -> list[Problem]:
+    """Every problem with one profile; `path` is where it sits in the input, e.g.
+    ("input", "profiles", "3"), and each problem points at its targetingKey or attributes."""
+    problems = []
+    if not (
+        isinstance(targeting_key, str)
+        and 1 <= len(targeting_key) <= MAX_TARGETING_KEY_LENGTH
+        and "\x00" not in targeting_key
+    ):
+        problems.append(
+            Problem(
+                (*path, "targetingKey"),
+                "INVALID_INPUT",
+                f"targetingKey must be a string of 1-{MAX_TARGETING_KEY_LENGTH} characters "
+                "(no NUL)",
+            )
+        )
+    message = attributes_problem(attributes)
+    if message is not None:
+        problems.append(Problem((*path, "attributes"), "INVALID_INPUT", message))
+    return problems
+
+
+def attributes_problem(attributes: object) -> str | None:
+    """What is wrong with an attributes value, or None when it can be stored."""
+    if type(attributes) is not dict:
+        return "attributes must be a JSON object"
+    try:
+        encoded = orjson.dumps(attributes)
+    except (TypeError, orjson.JSONEncodeError):
+        # Values the JSON scalar or a JSON line cannot produce (NaN, huge ints, other types).
+        return "attributes must hold only JSON values (integers within 64 bits)"
+    if len(encoded) > MAX_ATTRIBUTES_BYTES:
+        return (
+            f"attributes take {len(encoded)} bytes as compact JSON; "
+            f"at most {MAX_ATTRIBUTES_BYTES} are allowed"
+        )
+    # PostgreSQL's jsonb cannot hold U+0000. orjson writes it as \u0000, so the bytes tell
+    # cheaply whether a closer look is needed (an escaped backslash can fake the pattern).
+    if b"\\u0000" in encoded and _holds_nul(attributes):
+        return "attributes must not contain the character U+0000 (NUL)"
+    if _depth_exceeds(attributes, MAX_ATTRIBUTES_DEPTH):
+        return f"attributes nest at most {MAX_ATTRIBUTES_DEPTH} levels deep"
+    return None
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether objects and arrays nest deeper than `limit` (the attributes object is level 1)."""
+    # An explicit stack, so no input can exhaust Python's.
+    stack = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = current.values() if type(current) is dict else current
+        for child in children:
+            if type(child) is dict or type(child) is list:
+                stack.append((child, depth + 1))
+    return False
+
+
+def _holds_nul(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        current = stack.pop()
+        if type(current) is str:
+            if "\x00" in current:
+                return True
+        elif type(current) is dict:
+            stack.extend(current.keys())
+            stack.extend(current.values())
+        elif type(current) is list:
+            stack.extend(current)
+    return False

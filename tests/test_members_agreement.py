@@ -1,0 +1,308 @@
+"""The SQL membership path and the Python evaluator agree on generated profiles and segments.
+
+Membership is defined by evaluation (DESIGN §11): for every stored profile, count_members,
+member_page and iter_members must say exactly what `compile_segment(...).evaluate` says of the
+profile's context, whatever mix of types, coercions and operators the data and rules hold.
+"""
+
+import asyncio
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from db.members import Definition, count_members, iter_members, member_page
+from db.pool import connect
+from db.profiles import profile_context, upsert_profiles
+from rules.evaluate import compile_segment
+from rules.models import LOGICAL_OPS, OPERATORS
+from tests.conftest import make_project
+
+KEYS = [f"user-{n:02d}" for n in range(24)] + ["Z", "a b", "ü", "quote'\\"]
+
+STRINGS = [
+    "",
+    "pro",
+    "Pro",
+    "free",
+    "pro plan",
+    "a%_b",
+    'it\'s \\ "quoted"',
+    "ünïcødé ✓",
+    "日本",
+    "True",
+    "true",
+    "FALSE",
+    "tRuE",
+    "5",
+    "5.0",
+    "05",
+    "-3",
+    "+7",
+    ".5",
+    "5.",
+    "1e3",
+    "1E-2",
+    "1e400",
+    "-1e400",
+    "1e-400",
+    "9007199254740993",
+    "18446744073709551617",
+    "0.1",
+    "0.30000000000000004",
+    "1.5e-7",
+    "2024-01-15",
+    "2024-01-15T10:00:00Z",
+    "2024-01-15T10:00:00.123456Z",
+    "2024-01-15T10:00:00.1234567",
+    "2024-01-15t10:00",
+    "2024-01-15 23:59:59",
+    "2024-01-15T10:00:00+05:30",
+    "2024-01-15T10:00-0800",
+    "2024-01-15T10:00:00,5",
+    "2024-02-29",
+    "2023-02-29",
+    "2024-13-01",
+    "0000-01-01",
+    "2024-04-31",
+    "2024-01-16",
+    "2024-1-15",
+    "2000-02-29",
+    "1900-02-29",
+    "1800-02-29",
+    "2400-02-29",
+    "2024-00-10",
+    "2024-12-32",
+    "abcd-ef-gh",
+    "0001-01-01",
+    "9999-12-31",
+    "2024-01-15T10:00:00.000001+00:00",
+    "2024-01-15T09:59:59.999999Z",
+    "2024-01-15T24:00:00",
+    "2024-01-15T10:60",
+    "1705312800",
+    "1705312800.5",
+    "1.2.3",
+    "v1.2.3",
+    "1.2.3-beta.1",
+    "1.2.3-beta.2",
+    "1.2.3-01",
+    "1.2.3+build.5",
+    "1.2.3-rc.1+build",
+    "1.2.3+",
+    "1.10.0",
+    "2.0.0",
+    "01.2.3",
+    "abc123",
+    "a1b2",
+]
+
+NUMBERS = [
+    0,
+    1,
+    -1,
+    5,
+    3,
+    7,
+    1705312800,
+    1705312800.5,
+    0.5,
+    0.1,
+    0.30000000000000004,
+    5.0,
+    -3.25,
+    1e-7,
+    2**53,
+    2**53 + 1,
+    float(2**53),
+    9007199254740994.0,
+    2**62,
+    2**63 - 1,
+    -(2**63),
+    2**64 - 1,
+    123456789.125,
+    9999999999999998.0,
+]
+
+ATTRIBUTES = ["plan", "age", "user.plan", "user.age", "a.b", "tags", "created", "version", "x"]
+
+scalars = (
+    st.sampled_from(STRINGS)
+    | st.sampled_from(NUMBERS)
+    | st.booleans()
+    | st.none()
+    | st.integers(-10, 10)
+    | st.floats(min_value=-1e15, max_value=1e15, allow_nan=False)
+    | st.text(alphabet="ab1.-eE+ Tt:Z", max_size=8)
+)
+arrays = st.lists(
+    scalars | st.lists(scalars, max_size=2) | st.dictionaries(st.sampled_from(["k"]), scalars),
+    max_size=4,
+)
+# One in three values an array (a plain `|` would flatten into scalars' many branches).
+values = st.integers(0, 2).flatmap(lambda n: arrays if n == 0 else scalars)
+present = st.integers(0, 3).map(lambda n: n > 0)
+
+
+@st.composite
+def attributes(draw: Any) -> dict[str, Any]:
+    """An attributes object: some top-level, some nested under "user", a dotted key."""
+    result: dict[str, Any] = {}
+    for name in ["plan", "age", "tags", "created", "version", "a.b", "x"]:
+        if draw(present):
+            result[name] = draw(values)
+    if draw(present):
+        user = {}
+        for name in ["plan", "age"]:
+            if draw(present):
+                user[name] = draw(values)
+        result["user"] = user
+    if draw(st.integers(0, 9)) == 0:
+        result["a"] = {"b": draw(values)}  # collides with the dotted key "a.b"
+    return result
+
+
+def _condition_value(operator: str) -> st.SearchStrategy[Any]:
+    if operator in ("EQ", "NEQ"):
+        return st.sampled_from(STRINGS) | st.sampled_from(NUMBERS) | st.booleans()
+    if operator in ("IN", "NIN"):
+        return st.lists(
+            st.sampled_from(STRINGS) | st.sampled_from(NUMBERS) | st.booleans(),
+            min_size=1,
+            max_size=12,
+        )
+    if operator in ("GT", "GTE", "LT", "LTE"):
+        return st.sampled_from(NUMBERS) | st.integers(-10, 10) | st.floats(-1e6, 1e6)
+    if operator in ("CONTAINS", "NOT_CONTAINS", "STARTS_WITH", "ENDS_WITH"):
+        return st.sampled_from(STRINGS) | st.text(alphabet="ab1.-", max_size=3)
+    if operator in ("EXISTS", "NOT_EXISTS"):
+        return st.none()
+    if operator == "REGEX":
+        return st.sampled_from(
+            ["^pro$", "pro", r"\d", r"^\d+$", "^[a-z]+$", "1e", "e-", r"\.5$", "(?i)TRUE", "^$"]
+        )
+    if operator in ("BEFORE", "AFTER"):
+        return st.sampled_from(
+            [
+                "2024-01-15",
+                "2024-01-15T10:00:00Z",
+                "2024-01-15T10:00:00.5+05:30",
+                "2024-01-16",
+                "1970-01-01",
+                "2024-01-15T10:00:00.123456",
+                "0001-01-01T00:00:00+05:00",
+                "9999-12-31T23:59:59-23:59",
+                "2024-01-15T12:00:00Z",
+                "2024-01-16T00:00:00+01:00",
+                "2000-02-29",
+            ]
+        )
+    return st.sampled_from(["1.2.3", "v1.2.3", "1.2.3-beta.1", "1.2.3-beta.2", "1.10.0", "0.0.1"])
+
+
+@st.composite
+def conditions(draw: Any) -> dict[str, Any]:
+    operator = draw(st.sampled_from(OPERATORS))
+    return {
+        "attribute": draw(st.sampled_from(ATTRIBUTES)),
+        "operator": operator,
+        "value": draw(_condition_value(operator)),
+    }
+
+
+rule_trees = st.recursive(
+    conditions(),
+    lambda children: st.fixed_dictionaries(
+        {"logicalOp": st.sampled_from(LOGICAL_OPS), "rules": st.lists(children, max_size=4)}
+    ),
+    max_leaves=8,
+)
+
+definitions = st.builds(
+    Definition,
+    logical_op=st.sampled_from(LOGICAL_OPS),
+    rules=st.lists(rule_trees, max_size=4),
+    force=st.integers(0, 30).map(lambda n: n == 30),
+    included=st.lists(st.sampled_from(KEYS), max_size=3),
+    excluded=st.lists(st.sampled_from(KEYS), max_size=3),
+)
+
+profile_sets = st.lists(attributes(), min_size=12, max_size=len(KEYS)).map(
+    lambda attrs: dict(zip(KEYS, attrs))
+)
+
+
+def expected_members(definition: Definition, profiles: dict[str, dict[str, Any]]) -> list[str]:
+    segment = compile_segment(
+        logical_op=definition.logical_op,
+        rules=definition.rules,  # type: ignore[arg-type]
+        force=definition.force,
+        included=definition.included,
+        excluded=definition.excluded,
+    )
+    return sorted(
+        key
+        for key, attrs in profiles.items()
+        if segment.evaluate(profile_context(key, attrs)).matched
+    )
+
+
+async def check(conn: Any, project_id: int, segments: list[Definition], profiles: dict) -> None:
+    await conn.execute("DELETE FROM profiles WHERE project_id = $1", project_id)
+    await upsert_profiles(conn, project_id, list(profiles.items()))
+    for definition in segments:
+        await check_segment(conn, project_id, definition, profiles)
+
+
+async def check_segment(conn: Any, project_id: int, definition: Definition, profiles: dict) -> None:
+    expected = expected_members(definition, profiles)
+    assert await count_members(conn, project_id, definition) == len(expected)
+    streamed = [row["targeting_key"] async for row in iter_members(conn, project_id, definition, 7)]
+    assert streamed == expected
+    paged: list[str] = []
+    after = None
+    while True:
+        rows = await member_page(conn, project_id, definition, after, 5)
+        assert len(rows) <= 6
+        keys = [row["targeting_key"] for row in rows[:5]]
+        paged.extend(keys)
+        if len(rows) <= 5:
+            break
+        after = keys[-1]
+    assert paged == expected
+
+
+def run_agreement(database_url: str, examples: int) -> None:
+    loop = asyncio.new_event_loop()
+    project = loop.run_until_complete(make_project(database_url, "acme"))
+    conn = loop.run_until_complete(connect(database_url))
+
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+    )
+    @given(segments=st.lists(definitions, min_size=1, max_size=12), profiles=profile_sets)
+    def agree(segments: list[Definition], profiles: dict[str, dict[str, Any]]) -> None:
+        loop.run_until_complete(check(conn, project.id, segments, profiles))
+
+    try:
+        agree()
+    finally:
+        loop.run_until_complete(conn.close())
+        loop.close()
+
+
+def test_sql_membership_agrees_with_the_evaluator(database_url: str) -> None:
+    run_agreement(database_url, examples=120)
+
+
+@pytest.mark.slow
+def test_sql_membership_agrees_with_the_evaluator_at_length(
+    database_url: str, request: pytest.FixtureRequest
+) -> None:
+    if "slow" not in (request.config.getoption("-m") or ""):
+        pytest.skip("long-running; select with -m slow")
+    run_agreement(database_url, examples=1500)
