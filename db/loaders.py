@@ -2,6 +2,7 @@
 
 import asyncio
 from collections import defaultdict
+from functools import cached_property
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
@@ -32,26 +33,54 @@ class Loaders:
         # Member counts and pages may stream candidates through the Python evaluator, which
         # no statement timeout bounds: the whole computation gets this budget instead.
         self.member_deadline_s = member_deadline_s
-        self.project: DataLoader[int, Row | None] = DataLoader(self._projects)
-        self.audit_event: DataLoader[int, Row | None] = DataLoader(self._audit_events)
-        self.segment: DataLoader[int, Row | None] = DataLoader(self._segments)
-        self.usage: DataLoader[int, list[Row]] = DataLoader(self._usage)
-        self.flag: DataLoader[int, Row | None] = DataLoader(self._flags)
-        self.environment: DataLoader[int, Row | None] = DataLoader(self._environments)
-        self.project_environments: DataLoader[int, list[Row]] = DataLoader(
-            self._project_environments
-        )
-        self.targeting_rules: DataLoader[tuple[int, str], list[Row]] = DataLoader(
-            self._targeting_rules
-        )
-        self.profile: DataLoader[int, Row | None] = DataLoader(self._profiles)
-        # Member counts and pages are cached per definition, not batched: one request asking
-        # for a segment's memberCount and totalCount counts once, and a count that timed out
-        # fails again at once instead of running a second time.
-        self.member_count: DataLoader[Definition, int] = DataLoader(
-            self._member_counts, cache_key_fn=_definition_key
-        )
-        self.member_page: DataLoader[MemberPageKey, list[Row]] = DataLoader(
+
+    # Each loader is made on first use: most requests touch two or three of them.
+    @cached_property
+    def project(self) -> DataLoader[int, Row | None]:
+        return DataLoader(self._projects)
+
+    @cached_property
+    def audit_event(self) -> DataLoader[int, Row | None]:
+        return DataLoader(self._audit_events)
+
+    @cached_property
+    def segment(self) -> DataLoader[int, Row | None]:
+        return DataLoader(self._segments)
+
+    @cached_property
+    def usage(self) -> DataLoader[int, list[Row]]:
+        return DataLoader(self._usage)
+
+    @cached_property
+    def flag(self) -> DataLoader[int, Row | None]:
+        return DataLoader(self._flags)
+
+    @cached_property
+    def environment(self) -> DataLoader[int, Row | None]:
+        return DataLoader(self._environments)
+
+    @cached_property
+    def project_environments(self) -> DataLoader[int, list[Row]]:
+        return DataLoader(self._project_environments)
+
+    @cached_property
+    def targeting_rules(self) -> DataLoader[tuple[int, str], list[Row]]:
+        return DataLoader(self._targeting_rules)
+
+    @cached_property
+    def profile(self) -> DataLoader[int, Row | None]:
+        return DataLoader(self._profiles)
+
+    # Member counts and pages are cached per definition, not batched: one request asking
+    # for a segment's memberCount and totalCount counts once, and a count that timed out
+    # fails again at once instead of running a second time.
+    @cached_property
+    def member_count(self) -> DataLoader[Definition, int]:
+        return DataLoader(self._member_counts, cache_key_fn=_definition_key)
+
+    @cached_property
+    def member_page(self) -> DataLoader[MemberPageKey, list[Row]]:
+        return DataLoader(
             self._member_pages,
             cache_key_fn=lambda key: (_definition_key(key[0]), key[1], key[2]),
         )
