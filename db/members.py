@@ -1,8 +1,9 @@
 """Who is in a segment: counts, pages and streams of the stored profiles a definition matches.
 
-Membership is evaluation (DESIGN §11). `db.rules_sql` turns the definition into two SQL
-predicates, `sure` (certainly a member) and `maybe` (possibly one); rows in between are
-decided by the Python evaluator on their stored context, so the answer is exact either way.
+Membership is evaluation (DESIGN §11). `db.rules_sql` compiles the definition into one
+three-valued SQL predicate: TRUE members and FALSE non-members are settled in SQL, and the
+few rows it leaves NULL are decided by the Python evaluator on their stored context, so every
+answer here is exactly what `compile_segment(...).evaluate` says of each profile.
 """
 
 from collections.abc import AsyncIterator, Mapping
@@ -81,27 +82,33 @@ async def count_members(conn: asyncpg.Connection, project_id: int, definition: D
             *sql.params,
         )
     # One scan tells members from undecided rows (the predicate is evaluated once per row,
-    # as a grouping key); a second one, only when some are undecided, streams those.
-    counts = {
-        row["decided"]: row["profiles"]
-        for row in await conn.fetch(
-            f"""
-            SELECT d.decided, count(*) AS profiles
-            FROM (
-                SELECT {predicate.expr} AS decided
-                FROM profiles p
-                WHERE p.project_id = $1
-            ) d
-            GROUP BY d.decided
-            """,
-            *sql.params,
-        )
-    }
-    members = counts.get(True, 0)
-    if not counts.get(None):
-        return members
-    compiled = definition.compile()
-    async with conn.transaction():
+    # as a grouping key); a second one, only when some are undecided, streams those to the
+    # evaluator. Both read one snapshot, so no profile is counted twice or missed when
+    # writes land in between.
+    if conn.is_in_transaction():
+        snapshot = conn.transaction()
+    else:
+        snapshot = conn.transaction(isolation="repeatable_read", readonly=True)
+    async with snapshot:
+        counts = {
+            row["decided"]: row["profiles"]
+            for row in await conn.fetch(
+                f"""
+                SELECT d.decided, count(*) AS profiles
+                FROM (
+                    SELECT {predicate.expr} AS decided
+                    FROM profiles p
+                    WHERE p.project_id = $1
+                ) d
+                GROUP BY d.decided
+                """,
+                *sql.params,
+            )
+        }
+        members = counts.get(True, 0)
+        if not counts.get(None):
+            return members
+        compiled = definition.compile()
         cursor = conn.cursor(
             f"""
             SELECT p.context
@@ -144,7 +151,8 @@ async def iter_members(
     conn: asyncpg.Connection, project_id: int, definition: Definition, batch_size: int = 1000
 ) -> AsyncIterator[asyncpg.Record]:
     """Every member in targetingKey order, read in keyset windows (no transaction needed)."""
-    async for row in _scan(conn, project_id, definition, None, max(batch_size, 1), None):
+    batch_size = max(batch_size, 1)
+    async for row in _scan(conn, project_id, definition, None, batch_size, batch_size):
         yield row
 
 
@@ -154,18 +162,21 @@ async def _scan(
     definition: Definition,
     after_key: str | None,
     window: int,
-    wanted: int | None,
+    limit: int,
 ) -> AsyncIterator[asyncpg.Record]:
     """Members after `after_key` in key order, read window by window along the key index.
 
-    Each statement walks the next `window` keys (growing with every round trip), evaluates
-    the predicate on them and returns the members and undecided rows, at most `wanted` of
-    them, plus the window's last row as a marker of where to go on. Windows rather than one
-    `WHERE predicate ORDER BY key LIMIT n`: the planner cannot estimate a rule predicate's
-    selectivity and may choose to scan and sort everything for a segment that matches most
-    profiles, where walking the index stops after a few hundred rows."""
+    Each statement walks the next `window` keys (the window grows with every round trip),
+    evaluates the predicate on them and returns the members and undecided rows, at most
+    `limit` of them (so memory stays bounded however large windows grow), plus the window's
+    last row as a marker of where to go on.
+
+    Windows rather than one `WHERE predicate ORDER BY key LIMIT n`: the planner cannot
+    estimate a rule predicate's selectivity and may choose to scan and sort everything for a
+    segment that matches most profiles, where walking the index stops after a few hundred
+    rows."""
     # Every key is at least one character, so "" sorts before all of them.
-    sql = SqlBuilder(project_id, after_key or "", window, window if wanted is None else wanted)
+    sql = SqlBuilder(project_id, after_key or "", window, limit)
     predicate = definition.predicate(sql)
     query = f"""
         SELECT w.project_id, w.id, w.targeting_key, w.attributes, w.updated_at,

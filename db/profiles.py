@@ -79,7 +79,7 @@ async def copy_profiles(
     Streams `rows` in chunks of COPY_CHUNK_SIZE, so memory stays flat however many come.
     Runs in a transaction (a savepoint inside the caller's), so it applies all or nothing;
     a later duplicate of a key replaces the earlier one, as repeated upserts would. Returns
-    the number of rows written (duplicates counted each time).
+    the number of rows read from `rows`, duplicates included.
     """
     written = 0
     async with conn.transaction():
@@ -100,7 +100,7 @@ async def copy_profiles(
                 for key, attributes in batch.items()
             ]
             await conn.copy_records_to_table("profiles_import", records=records)
-            status = await conn.execute(
+            await conn.execute(
                 f"""
                 INSERT INTO profiles (project_id, targeting_key, attributes, context)
                 SELECT $1, i.targeting_key, i.attributes::jsonb, i.context::jsonb
@@ -109,7 +109,7 @@ async def copy_profiles(
                 """,
                 project_id,
             )
-            written += _affected(status)
+            written += len(chunk)
             await conn.execute("TRUNCATE profiles_import")
     return written
 

@@ -99,14 +99,6 @@ class Predicate:
     expr: str
     exact: bool  # never NULL: SQL decides every profile
 
-    @property
-    def sure(self) -> str:
-        return self.expr if self.exact else f"({self.expr}) IS TRUE"
-
-    @property
-    def maybe(self) -> str:
-        return self.expr if self.exact else f"({self.expr}) IS NOT FALSE"
-
 
 def compile_definition(
     sql: SqlBuilder,
@@ -517,7 +509,9 @@ def _regex(leaf: _Leaf, expected: Any) -> str:
 _RE2_CLASSES = {"d": "0-9", "w": "0-9A-Za-z_", "s": "\\t\\n\\f\\r "}
 _RE2_CONTROL = {"n": "\\n", "t": "\\t", "r": "\\r", "f": "\\f"}
 _RE2_SPECIAL = set("\\.+*?()|[]{}^$")
-_MAX_REPEAT = 100
+# PostgreSQL unrolls counted repetitions into its automaton, so their cost per row grows with
+# the counts; patterns counting more than this in total are left to the evaluator.
+_MAX_REPEAT = 64
 
 
 class _Untranslatable(Exception):
@@ -542,6 +536,7 @@ class _RegexParser:
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
         self.position = 0
+        self.repeats = 0
 
     def peek(self, offset: int = 0) -> str | None:
         index = self.position + offset
@@ -665,7 +660,10 @@ class _RegexParser:
             low, comma, high = body.partition(",")
             if not low.isdigit() or (high and not high.isdigit()) or not low.isascii():
                 raise _Untranslatable  # a literal "{" in RE2, or malformed
-            if int(low) > _MAX_REPEAT or (high and not int(low) <= int(high) <= _MAX_REPEAT):
+            if high and int(high) < int(low):
+                raise _Untranslatable
+            self.repeats += int(high or low)
+            if self.repeats > _MAX_REPEAT:
                 raise _Untranslatable
             if comma and not high:
                 quantifier = f"{{{int(low)},}}"

@@ -296,7 +296,7 @@ def run_agreement(database_url: str, examples: int) -> None:
 
 
 def test_sql_membership_agrees_with_the_evaluator(database_url: str) -> None:
-    run_agreement(database_url, examples=120)
+    run_agreement(database_url, examples=250)
 
 
 @pytest.mark.slow
@@ -305,4 +305,4 @@ def test_sql_membership_agrees_with_the_evaluator_at_length(
 ) -> None:
     if "slow" not in (request.config.getoption("-m") or ""):
         pytest.skip("long-running; select with -m slow")
-    run_agreement(database_url, examples=1500)
+    run_agreement(database_url, examples=3000)
