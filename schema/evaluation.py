@@ -12,6 +12,7 @@ from rules.evaluate import CompiledSegment, compile_segment
 from schema.context import AppInfo
 from schema.enums import ConditionOperator
 from schema.errors import bad_user_input, not_found
+from schema.versioned import PerVersion
 
 
 @strawberry.enum(description="Why a segment matched or not.")
@@ -44,25 +45,21 @@ class SegmentEvaluation:
     )
 
 
-_COMPILED_CACHE_SIZE = 1024
-_compiled: dict[tuple[int, int, Any], CompiledSegment] = {}
+_compiled: PerVersion[CompiledSegment] = PerVersion()
 
 
 def compiled_segment(row: Mapping[str, Any]) -> CompiledSegment:
-    """A segment's evaluator, compiled once per stored version (every write bumps it)."""
-    key = (row["id"], row["version"], row["updated_at"])
-    found = _compiled.get(key)
-    if found is None:
-        if len(_compiled) >= _COMPILED_CACHE_SIZE:
-            _compiled.clear()
-        found = _compiled[key] = compile_segment(
+    """A segment's evaluator, compiled once per stored version."""
+    return _compiled.get(
+        (row["id"], row["version"], row["updated_at"]),
+        lambda: compile_segment(
             logical_op=row["logical_op"],
             rules=row["rules"],
             force=row["force"],
             included=row["included"],
             excluded=row["excluded"],
-        )
-    return found
+        ),
+    )
 
 
 async def evaluate_segment(

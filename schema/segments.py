@@ -17,7 +17,8 @@ from schema.node import Node
 from schema.pagination import PageInfo, decode_cursor, encode_cursor, page_request, text_value, time_value, window
 from schema.profiles import ProfileConnection, member_connection
 from schema.projects import Environment, Project
-from schema.rules import SegmentRule, rules_from_stored
+from schema.rules import Condition, ConditionGroup, SegmentRule, rules_from_stored
+from schema.versioned import PerVersion
 
 if TYPE_CHECKING:
     from schema.flags import Flag
@@ -74,6 +75,9 @@ def usage_from_rows(rows: list[Mapping[str, Any]]) -> SegmentUsage:
     )
 
 
+_rules: PerVersion[list[Condition | ConditionGroup]] = PerVersion()
+
+
 @strawberry.type(description="A reusable audience definition that flags reference from their targeting rules.")
 class Segment(Node):
     key: str = strawberry.field(description="Unique among the project's live segments.")
@@ -119,7 +123,10 @@ class Segment(Node):
 
     @strawberry.field(description="The rules, combined with logicalOp.")
     def rules(self) -> list[SegmentRule]:
-        return rules_from_stored(self.stored_rules)
+        # Read-only objects: a page of segments seen before reuses them.
+        return _rules.get(
+            (self.db_id, self.version, self.updated_at), lambda: rules_from_stored(self.stored_rules)
+        )
 
     @strawberry.field(description="The project the segment belongs to.")
     def project(self, info: AppInfo) -> Project:
