@@ -2,8 +2,7 @@
 
 import pytest
 
-from tests import mutations_helpers as fixtures
-from tests.mutations_helpers import (
+from tests.mutations.helpers import (
     CREATE_ENVIRONMENT,
     FLAG_RULES,
     archive_flag,
@@ -21,14 +20,8 @@ from tests.mutations_helpers import (
     state,
 )
 
-# One database and app per module, a fresh project per test (see mutations_helpers).
-shared = fixtures.shared
-database_url = fixtures.database_url
-project = fixtures.project
-other_project = fixtures.other_project
-gql = fixtures.gql
-
 pytestmark = pytest.mark.asyncio(loop_scope="module")
+
 
 USAGE = """
 query($p: String!, $k: String!) {

@@ -1,13 +1,13 @@
 """The audit log: every change writes an event with its actor and before/after values (DESIGN §8);
 Segment.history and Query.auditLog read it newest first."""
 
+
 import pytest
 
 from db import api_keys
 from db.pool import connect
-from tests import mutations_helpers as fixtures
 from tests.conftest import GraphQLClient
-from tests.mutations_helpers import (
+from tests.mutations.helpers import (
     ARCHIVE_FLAG,
     CREATE_ENVIRONMENT,
     CREATE_SEGMENT,
@@ -28,13 +28,6 @@ from tests.mutations_helpers import (
     state,
     update_segment,
 )
-
-# One database and app per module, a fresh project per test (see mutations_helpers).
-shared = fixtures.shared
-database_url = fixtures.database_url
-project = fixtures.project
-other_project = fixtures.other_project
-gql = fixtures.gql
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

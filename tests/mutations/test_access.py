@@ -3,8 +3,7 @@
 import pytest
 import pytest_asyncio
 
-from tests import mutations_helpers as fixtures
-from tests.mutations_helpers import (
+from tests.mutations.helpers import (
     ARCHIVE_FLAG,
     CREATE_ENVIRONMENT,
     CREATE_FLAG,
@@ -18,13 +17,6 @@ from tests.mutations_helpers import (
     new_segment,
     state,
 )
-
-# One database and app per module, a fresh project per test (see mutations_helpers).
-shared = fixtures.shared
-database_url = fixtures.database_url
-project = fixtures.project
-other_project = fixtures.other_project
-gql = fixtures.gql
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

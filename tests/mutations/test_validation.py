@@ -6,8 +6,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from tests import mutations_helpers as fixtures
-from tests.mutations_helpers import (
+from tests.mutations.helpers import (
     condition,
     create_segment,
     errors_of,
@@ -15,13 +14,6 @@ from tests.mutations_helpers import (
     state,
     update_segment,
 )
-
-# One database and app per module, a fresh project per test (see mutations_helpers).
-shared = fixtures.shared
-database_url = fixtures.database_url
-project = fixtures.project
-other_project = fixtures.other_project
-gql = fixtures.gql
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -4,8 +4,7 @@ from datetime import datetime
 
 import pytest
 
-from tests import mutations_helpers as fixtures
-from tests.mutations_helpers import (
+from tests.mutations.helpers import (
     archive_flag,
     attach,
     condition,
@@ -22,14 +21,8 @@ from tests.mutations_helpers import (
     update_segment,
 )
 
-# One database and app per module, a fresh project per test (see mutations_helpers).
-shared = fixtures.shared
-database_url = fixtures.database_url
-project = fixtures.project
-other_project = fixtures.other_project
-gql = fixtures.gql
-
 pytestmark = pytest.mark.asyncio(loop_scope="module")
+
 
 # --- create -------------------------------------------------------------------------------
 

@@ -14,8 +14,7 @@ from db import segments as db_segments
 from db.audit import record_event
 from db.pool import connect
 from schema.ids import decode_id_of
-from tests import mutations_helpers as fixtures
-from tests.mutations_helpers import (
+from tests.mutations.helpers import (
     CREATE_ENVIRONMENT,
     create_flag,
     create_segment,
@@ -29,14 +28,8 @@ from tests.mutations_helpers import (
     update_segment,
 )
 
-# One database and app per module, a fresh project per test (see mutations_helpers).
-shared = fixtures.shared
-database_url = fixtures.database_url
-project = fixtures.project
-other_project = fixtures.other_project
-gql = fixtures.gql
-
 pytestmark = pytest.mark.asyncio(loop_scope="module")
+
 
 LIVE_FLAGS_ON_DELETED_SEGMENTS = """
     SELECT f.key AS flag, s.key AS segment

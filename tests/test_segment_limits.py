@@ -3,7 +3,7 @@
 import pytest
 
 from api.settings import Settings
-from tests.mutations_helpers import (
+from tests.mutations.helpers import (
     create_segment,
     delete_segment,
     errors_of,
