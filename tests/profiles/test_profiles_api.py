@@ -11,15 +11,8 @@ import pytest_asyncio
 
 from api.app import create_app
 from api.settings import Settings
-from tests import mutations_helpers as fixtures
 from tests.conftest import GraphQLClient
 
-# One database and app per module, a fresh project per test (see mutations_helpers).
-shared = fixtures.shared
-database_url = fixtures.database_url
-project = fixtures.project
-other_project = fixtures.other_project
-gql = fixtures.gql
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -13,15 +13,9 @@ import pytest_asyncio
 from api.app import create_app
 from api.settings import Settings
 from db.pool import connect
-from tests import mutations_helpers as fixtures
 from tests.conftest import GraphQLClient
-from tests.mutations_helpers import condition, delete_segment, group, new_segment
+from tests.mutations.helpers import CREATE_SEGMENT, condition, delete_segment, group, new_segment
 
-shared = fixtures.shared
-database_url = fixtures.database_url
-project = fixtures.project
-other_project = fixtures.other_project
-gql = fixtures.gql
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -278,7 +272,7 @@ async def test_preview_validates_the_definition_like_create_segment(gql, project
         (("input", "sampleSize"), "INVALID_INPUT"),
     ]
     created = await gql(
-        fixtures.CREATE_SEGMENT, {"i": {"projectKey": project.key, "name": "X", "rules": rules, "included": [""]}}
+        CREATE_SEGMENT, {"i": {"projectKey": project.key, "name": "X", "rules": rules, "included": [""]}}
     )
     assert [e["field"] for e in created["createSegment"]["userErrors"]] == [
         e["field"] for e in shown["userErrors"][:-1]
