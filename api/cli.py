@@ -17,6 +17,7 @@ from api.settings import Settings
 from db import api_keys, projects
 from db.migrate import migrate
 from db.pool import connect
+from rules.validate import validate_key, validate_name
 
 log = logging.getLogger("segments")
 
@@ -56,6 +57,12 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_project_create(settings: Settings, args: argparse.Namespace) -> int:
+    problems = validate_key(args.key, ("key",)) + validate_name(args.name or args.key, ("name",))
+    if problems:
+        for problem in problems:
+            print(f"error: {problem.field[0]}: {problem.message}", file=sys.stderr)
+        return 1
+
     async def work(conn: asyncpg.Connection) -> int:
         try:
             project = await projects.create_project(conn, args.key, args.name or args.key)
@@ -198,7 +205,7 @@ def cmd_profiles_import(settings: Settings, args: argparse.Namespace) -> int:
                       file=sys.stderr) as bar:
                 async with conn.transaction():
                     await db_profiles.copy_profiles(conn, project["id"], valid_profiles(bar))
-                    stored = await db_profiles.count_all_profiles(conn, project["id"])
+                    stored = await db_profiles.stored_profile_count(conn, project["id"])
                     if stored > settings.max_profiles_per_project:
                         raise _ImportAborted(
                             f"the project would hold {stored} profiles, more than the limit of "

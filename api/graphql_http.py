@@ -1,5 +1,6 @@
 """GraphQL over HTTP: request parsing, authentication, execution, error masking, logging."""
 
+import json
 import logging
 import time
 import uuid
@@ -136,7 +137,21 @@ def _with_code(formatted: dict[str, Any], code: str) -> dict[str, Any]:
 
 
 def _json(body: dict[str, Any], status: int, media_type: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status, headers, f"{media_type}; charset=utf-8")
+    return Response(_dumps(body), status, headers, f"{media_type}; charset=utf-8")
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(body)
+    except (TypeError, orjson.JSONEncodeError):
+        # A client's own JSON can come back (evaluateSegment's `actual`) with integers beyond
+        # 64 bits or deeper nesting than orjson writes; the standard library writes both.
+        try:
+            return json.dumps(body, ensure_ascii=False).encode()
+        except (ValueError, TypeError, RecursionError):
+            log.exception("response not serialisable")
+            masked = {"message": "Internal server error.", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
+            return orjson.dumps({"errors": [masked]})
 
 
 def _error(

@@ -67,6 +67,11 @@ def validate_key(key: str, path: Path) -> list[Problem]:
     ]
 
 
+def validate_served_key(key: str, path: Path) -> list[Problem]:
+    """A targeting rule's variationKey or rolloutKey: 1-100 characters."""
+    return _length_problems(key, path, "a variation or rollout key", 1, MAX_KEY_LENGTH)
+
+
 def derive_key(name: str) -> str:
     """A key made from a name: lowercase, other characters collapsed to "_", at most 100 long."""
     key = _NOT_KEY_CHARS.sub("_", name.lower()).strip("_")
@@ -148,10 +153,26 @@ def validate_targets(
     return problems
 
 
+def _storable_text(value: object) -> bool:
+    # PostgreSQL text and jsonb cannot hold NUL.
+    return isinstance(value, str) and "\x00" not in value
+
+
+def _storable_number(value: object) -> bool:
+    # jsonb and our JSON encoder take integers of at most 64 bits.
+    return is_number(value) and (not isinstance(value, int) or -(2**63) <= value < 2**63)
+
+
 def _length_problems(text: object, path: Path, what: str, low: int, high: int) -> list[Problem]:
-    if isinstance(text, str) and low <= len(text) <= high:
+    if _storable_text(text) and low <= len(text) <= high:  # type: ignore[arg-type]
         return []
-    return [Problem(path, "INVALID_INPUT", f"{what} must be a string of {low}-{high} characters")]
+    return [
+        Problem(
+            path,
+            "INVALID_INPUT",
+            f"{what} must be a string of {low}-{high} characters (no NUL characters)",
+        )
+    ]
 
 
 class _RuleWalk:
@@ -194,7 +215,7 @@ class _RuleWalk:
         operator: Any = condition.get("operator")
         value: Any = condition.get("value")
         if not (
-            isinstance(attribute, str)
+            _storable_text(attribute)
             and 1 <= len(attribute) <= MAX_ATTRIBUTE_LENGTH
             and "" not in attribute.split(".")
         ):
@@ -235,11 +256,13 @@ class _RuleWalk:
 
 
 def _is_scalar(value: object) -> bool:
-    return isinstance(value, (str, bool)) or is_number(value)
+    return isinstance(value, bool) or _storable_text(value) or _storable_number(value)
 
 
 def _check_scalar(value: Any) -> str | None:
-    return None if _is_scalar(value) else "needs a string, number or boolean value"
+    if _is_scalar(value):
+        return None
+    return "needs a string (no NUL), number (integers within 64 bits) or boolean value"
 
 
 def _check_scalar_list(value: Any) -> str | None:
@@ -252,11 +275,11 @@ def _check_scalar_list(value: Any) -> str | None:
 
 
 def _check_number(value: Any) -> str | None:
-    return None if is_number(value) else "needs a number value"
+    return None if _storable_number(value) else "needs a number value (integers within 64 bits)"
 
 
 def _check_string(value: Any) -> str | None:
-    return None if isinstance(value, str) else "needs a string value"
+    return None if _storable_text(value) else "needs a string value (no NUL characters)"
 
 
 def _check_absent(value: Any) -> str | None:
@@ -264,7 +287,7 @@ def _check_absent(value: Any) -> str | None:
 
 
 def _check_regex(value: Any) -> str | None:
-    if not isinstance(value, str) or len(value) > MAX_REGEX_LENGTH:
+    if not _storable_text(value) or len(value) > MAX_REGEX_LENGTH:
         return f"needs a regular expression string of at most {MAX_REGEX_LENGTH} characters"
     if compile_regex(value) is None:
         return (

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import pytest
 
 from db.migrate import migration_files
 from db.pool import connect
@@ -112,6 +113,13 @@ async def test_project_create_refuses_a_taken_key(database_url):
     again = run("project", "create", "shop", database_url=database_url)
     assert again.returncode == 1
     assert "exists" in again.stderr
+
+
+@pytest.mark.parametrize("key", ["", "bad key!", "k" * 101])
+async def test_project_create_refuses_a_malformed_key(database_url, key):
+    result = run("project", "create", key, database_url=database_url)
+    assert result.returncode == 1
+    assert "key" in result.stderr
 
 
 async def test_api_key_create_for_unknown_project_fails(database_url):

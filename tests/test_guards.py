@@ -159,15 +159,60 @@ async def test_an_unexpected_failure_is_masked_and_logged_with_the_request_id(
     [
         'query($v: String!) { segments(projectKey: "acme", search: $v) { totalCount } }',
         'query($v: String!) { segment(projectKey: "acme", key: $v) { id } }',
-        'mutation($v: String!) { createSegment(input: {projectKey: "acme", name: $v}) { userErrors { code } } }',
-        'mutation($v: String!) { createFlag(input: {projectKey: "acme", key: "f", name: $v}) { userErrors { code } } }',
     ],
 )
-async def test_a_nul_character_is_bad_user_input_and_writes_nothing(gql, project, query):
+async def test_a_nul_character_in_a_query_argument_is_bad_user_input(gql, project, query):
     errors = await gql.errors(query, {"v": "a\x00b"})
     assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+@pytest.mark.parametrize(
+    "mutation,field",
+    [
+        ('mutation($v: String!) { m: createSegment(input: {projectKey: "acme", name: $v}) { userErrors { field code } } }',
+         ["input", "name"]),
+        ('mutation($v: String!) { m: createSegment(input: {projectKey: "acme", name: "A", tags: [$v]}) { userErrors { field code } } }',
+         ["input", "tags", "0"]),
+        ('mutation($v: JSON!) { m: createSegment(input: {projectKey: "acme", name: "A", rules: [{condition: '
+         '{attribute: "a", operator: EQ, value: $v}}]}) { userErrors { field code } } }',
+         ["input", "rules", "0", "condition", "value"]),
+        ('mutation($v: String!) { m: createFlag(input: {projectKey: "acme", key: "f", name: $v}) { userErrors { field code } } }',
+         ["input", "name"]),
+    ],
+)
+async def test_a_nul_character_in_mutation_input_is_a_user_error_and_writes_nothing(gql, project, mutation, field):
+    data = await gql(mutation, {"v": "a\x00b"})
+    assert [e["field"] for e in data["m"]["userErrors"]] == [field]
     data = await gql('{ segments(projectKey: "acme") { totalCount } flags(projectKey: "acme") { totalCount } }')
     assert data == {"segments": {"totalCount": 0}, "flags": {"totalCount": 0}}
+
+
+async def test_an_integer_beyond_64_bits_in_a_rule_is_invalid_rule(gql, project):
+    data = await gql(
+        'mutation { createSegment(input: {projectKey: "acme", name: "Big", rules: [{condition: '
+        '{attribute: "a", operator: EQ, value: 123456789012345678901234567890}}]}) { userErrors { field code } } }'
+    )
+    assert data["createSegment"]["userErrors"] == [
+        {"field": ["input", "rules", "0", "condition", "value"], "code": "INVALID_RULE"}
+    ]
+
+
+async def test_evaluate_returns_huge_and_deep_context_values_as_json(gql, project):
+    await gql('mutation { createSegment(input: {projectKey: "acme", name: "P", rules: [{condition: '
+              '{attribute: "plan", operator: EQ, value: "pro"}}]}) { userErrors { code } } }')
+    deep: object = "x"
+    for _ in range(300):
+        deep = [deep]
+    response = await gql.raw(
+        'query($c: JSON!) { evaluateSegment(projectKey: "acme", key: "p", context: $c) { conditions { actual } } }',
+        {"c": {"plan": deep}},
+    )
+    assert response.status_code == 200 and response.json()["data"]["evaluateSegment"]["conditions"]
+    inline = await gql(
+        '{ evaluateSegment(projectKey: "acme", key: "p", context: {plan: 123456789012345678901234567890}) '
+        '{ conditions { actual } } }'
+    )
+    assert inline["evaluateSegment"]["conditions"][0]["actual"] == 123456789012345678901234567890
 
 
 async def test_a_statement_over_the_timeout_is_a_typed_error(app, gql, project, monkeypatch):

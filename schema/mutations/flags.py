@@ -86,6 +86,9 @@ def _checked_rules(
             problems.append(
                 validate.Problem(path, "INVALID_INPUT", "Give exactly one of variationKey or rolloutKey.")
             )
+        for name, served in (("variationKey", rule.variation_key), ("rolloutKey", rule.rollout_key)):
+            if served is not None:
+                problems += validate.validate_served_key(served, (*path, name))
         row = {"variation_key": rule.variation_key, "rollout_key": rule.rollout_key}
         if rule.segment_id is not None:
             if rule.rules is not None or rule.logical_op is not None:

@@ -404,3 +404,14 @@ async def test_deleted_segment_is_still_shown_on_an_archived_flag(gql, project):
     await archive_flag(gql, flag["id"])
     assert (await delete_segment(gql, segment["id"]))["userErrors"] == []
     assert await segment_by_key(gql, project.key, "beta") is None
+
+
+@pytest.mark.parametrize("served", [{"variationKey": ""}, {"rolloutKey": "r" * 101}])
+async def test_served_keys_are_1_to_100_characters(gql, project, served):
+    flag = await new_flag(gql, project.key)
+    segment = await new_segment(gql, project.key, name="Served")
+    before = await state(gql, project.key)
+    payload = await set_rules(gql, flag["id"], [{"segmentId": segment["id"], **served}])
+    name = next(iter(served))
+    assert errors_of(payload) == [(("input", "rules", "0", name), "INVALID_INPUT")]
+    assert await state(gql, project.key) == before
