@@ -1,9 +1,10 @@
 """Per-request DataLoaders: each batch is one `= ANY($n)` statement scoped to the caller's project."""
 
 import asyncio
+import time
 from collections import defaultdict
-from functools import cached_property
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from functools import cached_property
 from typing import Any
 
 import asyncpg
@@ -27,12 +28,16 @@ def _by_id(rows: Sequence[Row], keys: Sequence[int], field: str = "id") -> list[
 class Loaders:
     """Created once per request; a key is fetched at most once per request."""
 
-    def __init__(self, db: Database, project_id: int, member_deadline_s: float | None = None) -> None:
+    def __init__(self, db: Database, project_id: int, member_budget_s: float | None = None) -> None:
         self.db = db
         self.project_id = project_id
         # Member counts and pages may stream candidates through the Python evaluator, which
-        # no statement timeout bounds: the whole computation gets this budget instead.
-        self.member_deadline_s = member_deadline_s
+        # no statement timeout bounds. All member work of the request (counts, pages,
+        # previews, however many segments) shares one budget that starts now: a query asking
+        # for a hundred slow counts holds its connection for one budget, not a hundred.
+        self.member_deadline = (
+            None if member_budget_s is None else time.monotonic() + member_budget_s
+        )
 
     # Each loader is made on first use: most requests touch two or three of them.
     @cached_property
@@ -146,13 +151,20 @@ class Loaders:
             ]
 
     async def _bounded(self, work: Coroutine[Any, Any, Any]) -> Any:
-        """The result, or the exception for the loader to fail this one key with: a run past
-        the deadline is cancelled and reported like a statement timeout."""
+        """The result, or the exception for the loader to fail this one key with: work still
+        running at the request's member deadline is cancelled, and work asked for after it
+        never starts; both are reported like a statement timeout."""
+        remaining = (
+            None if self.member_deadline is None else self.member_deadline - time.monotonic()
+        )
+        if remaining is not None and remaining <= 0:
+            work.close()
+            return _out_of_budget()
         try:
-            async with asyncio.timeout(self.member_deadline_s):
+            async with asyncio.timeout(remaining):
                 return await work
         except TimeoutError:
-            return asyncpg.QueryCanceledError("canceling member query: it outlived the statement timeout")
+            return _out_of_budget()
         except Exception as error:  # noqa: BLE001 - handed to the caller through its future
             return error
 
@@ -162,6 +174,12 @@ class Loaders:
         for row in rows:
             grouped[(row["flag_id"], row["environment_key"])].append(row)
         return [grouped[key] for key in keys]
+
+
+def _out_of_budget() -> asyncpg.QueryCanceledError:
+    return asyncpg.QueryCanceledError(
+        "canceling member query: the request's member work outlived the statement timeout"
+    )
 
 
 def _definition_key(definition: Definition) -> bytes:

@@ -44,13 +44,44 @@ def _affected(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
+async def lock_profile_count(conn: asyncpg.Connection, project_id: int) -> None:
+    """Lock the project's profile counter row (sql/0004), making it first if need be.
+
+    Every writer of a project's profiles takes it before touching a profile, so they queue up
+    per project: a limit check sees every other write committed or none of it, and two writers
+    can never each hold a profile the other waits for while it waits for the counter (the
+    triggers update the counter after each statement). Held until the caller's transaction
+    ends; without one it only makes sure the row exists.
+    """
+    await conn.execute(
+        """
+        INSERT INTO profile_counts AS c (project_id, profiles) VALUES ($1, 0)
+        ON CONFLICT (project_id) DO UPDATE SET profiles = c.profiles
+        """,
+        project_id,
+    )
+
+
+async def stored_profile_count(conn: asyncpg.Connection, project_id: int) -> int:
+    """All of a project's profiles, for the per-project limit: its counter, one row, kept
+    exact by triggers. Read FOR UPDATE so a check inside a write transaction holds until it
+    commits."""
+    count = await conn.fetchval(
+        "SELECT profiles FROM profile_counts WHERE project_id = $1 FOR UPDATE", project_id
+    )
+    return count or 0
+
+
 async def upsert_profiles(
     conn: asyncpg.Connection, project_id: int, profiles: list[tuple[str, dict[str, Any]]]
 ) -> int:
-    """Insert or replace profiles by key in one statement; the last of duplicate keys wins."""
+    """Insert or replace profiles by key in one statement; the last of duplicate keys wins.
+
+    Takes the project's counter lock first (see `lock_profile_count`)."""
     batch = _last_wins(profiles)
     if not batch:
         return 0
+    await lock_profile_count(conn, project_id)
     keys = list(batch)
     attributes = [_dumps(batch[key]) for key in keys]
     contexts = [_dumps(profile_context(key, batch[key])) for key in keys]
@@ -79,10 +110,13 @@ async def copy_profiles(
     Streams `rows` in chunks of COPY_CHUNK_SIZE, so memory stays flat however many come.
     Runs in a transaction (a savepoint inside the caller's), so it applies all or nothing;
     a later duplicate of a key replaces the earlier one, as repeated upserts would. Returns
-    the number of rows read from `rows`, duplicates included.
+    the number of rows read from `rows`, duplicates included. Holds the project's counter
+    lock (see `lock_profile_count`) until the transaction ends, so the project's other
+    profile writes wait for the import.
     """
     written = 0
     async with conn.transaction():
+        await lock_profile_count(conn, project_id)
         await conn.execute(
             """
             CREATE TEMPORARY TABLE IF NOT EXISTS profiles_import (
@@ -138,7 +172,10 @@ async def _chunks(
 async def delete_profiles(
     conn: asyncpg.Connection, project_id: int, targeting_keys: list[str]
 ) -> int:
-    """Hard-delete profiles by key; unknown keys are ignored. Returns how many went."""
+    """Hard-delete profiles by key; unknown keys are ignored. Returns how many went.
+
+    Takes the project's counter lock first (see `lock_profile_count`)."""
+    await lock_profile_count(conn, project_id)
     status = await conn.execute(
         "DELETE FROM profiles WHERE project_id = $1 AND targeting_key = ANY($2::text[])",
         project_id,
@@ -214,7 +251,8 @@ async def any_profile_outside_window(
 
 
 async def count_all_profiles(conn: asyncpg.Connection, project_id: int) -> int:
-    """All of a project's profiles, for the per-project limit."""
+    """All of a project's profiles, counted row by row: a scan of the project's profiles, so
+    for tools (the benchmark) and tests only; the limit reads `stored_profile_count`."""
     return await conn.fetchval(
         "SELECT count(*) FROM profiles p WHERE p.project_id = $1", project_id
     )

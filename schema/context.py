@@ -30,7 +30,8 @@ class Context:
         self.loaders = Loaders(
             self.db,
             self.principal.project_id,
-            member_deadline_s=self.settings.statement_timeout_ms / 1000,
+            # One budget for all member work of this request, counted from now.
+            member_budget_s=self.settings.statement_timeout_ms / 1000,
         )
 
     def project_id_for(self, project_key: str) -> int:

@@ -11,6 +11,8 @@ import termios
 
 import orjson
 
+from db import profiles as db_profiles
+from db.pool import connect
 from tests.conftest import GraphQLClient, make_project
 from tests.test_cli import ROOT, SEGMENTS, run
 
@@ -144,6 +146,44 @@ async def test_an_import_that_would_pass_the_project_limit_imports_nothing(datab
     assert result.returncode == 1
     assert "more than the limit of 2" in result.stderr
     assert await stored(gql, project.key) == {}
+
+
+async def counter(database_url: str, project_id: int) -> int:
+    """The project's profile counter, checked against its rows counted one by one."""
+    conn = await connect(database_url)
+    try:
+        count = await db_profiles.stored_profile_count(conn, project_id)
+        assert count == await db_profiles.count_all_profiles(conn, project_id)
+        return count
+    finally:
+        await conn.close()
+
+
+async def test_imports_keep_the_project_counter_exact_and_check_the_limit_with_it(database_url, project, gql, tmp_path):
+    limit = {"SEGMENTS_MAX_PROFILES_PER_PROJECT": "4"}
+    first = tmp_path / "first.ndjson"
+    first.write_text(ndjson(profile("u1"), profile("u2"), profile("u1", v=2)))
+    assert run("profiles", "import", "--project", project.key, str(first), database_url=database_url, env=limit).returncode == 0
+    assert await counter(database_url, project.id) == 2
+    # --skip-invalid: one replaced, two new, one bad line skipped.
+    second = tmp_path / "second.csv"
+    second.write_text("targetingKey,plan\nu2,pro\n,free\nu3,pro\nu4,free\n")
+    skipped = run("profiles", "import", "--skip-invalid", "--project", project.key, str(second),
+                  database_url=database_url, env=limit)
+    assert skipped.returncode == 0, skipped.stderr
+    assert summary(skipped.stdout) == (3, 1)
+    assert await counter(database_url, project.id) == 4
+    # At the limit: replacing is fine, one more is refused and changes nothing.
+    third = tmp_path / "third.ndjson"
+    third.write_text(ndjson(profile("u3", v=3), profile("u5")))
+    refused = run("profiles", "import", "--project", project.key, str(third), database_url=database_url, env=limit)
+    assert refused.returncode == 1
+    assert "would hold 5 profiles, more than the limit of 4" in refused.stderr
+    assert await counter(database_url, project.id) == 4
+    assert (await stored(gql, project.key))["u3"] == {"plan": "pro"}
+    third.write_text(ndjson(profile("u3", v=3), profile("u4", v=3)))
+    assert run("profiles", "import", "--project", project.key, str(third), database_url=database_url, env=limit).returncode == 0
+    assert await counter(database_url, project.id) == 4
 
 
 async def test_a_csv_file_without_a_targeting_key_column_is_refused(database_url, project, gql, tmp_path):

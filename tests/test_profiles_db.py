@@ -1,5 +1,6 @@
 """Profile storage: upserts, bulk import through COPY, deletes, lookups and listing."""
 
+import asyncio
 import resource
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -34,6 +35,13 @@ async def stored(conn: asyncpg.Connection, project: Project, key: str) -> dict[s
     return dict(row)
 
 
+async def counted(conn: asyncpg.Connection, project: Project) -> int:
+    """The project's counter, checked against its rows counted one by one."""
+    counter = await profiles.stored_profile_count(conn, project.id)
+    assert counter == await profiles.count_all_profiles(conn, project.id)
+    return counter
+
+
 def test_context_is_the_flattened_attributes_with_the_targeting_key() -> None:
     attributes = {"user": {"plan": "pro", "org": {"id": 7}}, "a.b": [1, {"c": 2}], "empty": {}}
     assert profiles.profile_context("u1", attributes) == {
@@ -61,7 +69,7 @@ async def test_upsert_inserts_then_replaces_attributes_and_context(
     assert second["attributes"] == {"user": {"plan": "pro"}}
     assert second["context"] == {"user.plan": "pro", "targetingKey": "u1"}
     assert second["updated_at"] > first["updated_at"]
-    assert await profiles.count_all_profiles(conn, project.id) == 1
+    assert await counted(conn, project) == 1
 
 
 async def test_upsert_keeps_the_last_of_duplicate_keys(
@@ -83,7 +91,7 @@ async def test_upsert_is_one_statement_and_all_or_nothing(
         await profiles.upsert_profiles(
             conn, project.id, [("ok", {"n": 1}), ("bad", {"s": "a\x00b"})]
         )
-    assert await profiles.count_all_profiles(conn, project.id) == 0
+    assert await counted(conn, project) == 0
 
 
 async def test_stored_values_survive_exactly(conn: asyncpg.Connection, project: Project) -> None:
@@ -152,7 +160,7 @@ async def test_listing_pages_by_key_and_searches_case_insensitively(
     assert await profiles.count_profiles(conn, project.id, "%") == 1  # a literal percent sign
     assert await profiles.count_profiles(conn, project.id, "_") == 1
     assert await profiles.count_profiles(conn, project.id, None) == len(keys)
-    assert await profiles.count_all_profiles(conn, project.id) == len(keys)
+    assert await counted(conn, project) == len(keys)
 
 
 async def test_copy_streams_many_profiles_in_chunks(
@@ -171,7 +179,7 @@ async def test_copy_streams_many_profiles_in_chunks(
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert consumed == 50_000
     assert grown_kib < 100_000  # chunks, not the whole input, in memory
-    assert await profiles.count_all_profiles(conn, project.id) == 50_000
+    assert await counted(conn, project) == 50_000
     row = await stored(conn, project, "u012345")
     assert row["context"] == {"n": 12345, "user.even": False, "tags": [], "targetingKey": "u012345"}
 
@@ -186,7 +194,7 @@ async def test_copy_takes_async_iterables_and_replaces_existing_profiles(
             yield f"u{n % 20_000}", {"n": n}  # the last 5,000 repeat keys of the first chunk
 
     assert await profiles.copy_profiles(conn, project.id, rows()) == 25_000
-    assert await profiles.count_all_profiles(conn, project.id) == 20_000
+    assert await counted(conn, project) == 20_000
     assert (await stored(conn, project, "u1"))["attributes"] == {"n": 20_001}
     assert (await stored(conn, project, "u7000"))["attributes"] == {"n": 7000}
 
@@ -199,7 +207,7 @@ async def test_copy_is_all_or_nothing(conn: asyncpg.Connection, project: Project
 
     with pytest.raises(orjson.JSONEncodeError):
         await profiles.copy_profiles(conn, project.id, rows())
-    assert await profiles.count_all_profiles(conn, project.id) == 0
+    assert await counted(conn, project) == 0
     # The connection is still usable, and a second import works.
     assert await profiles.copy_profiles(conn, project.id, [("a", {})]) == 1
 
@@ -211,4 +219,96 @@ async def test_copy_inside_a_callers_transaction_rolls_back_with_it(
         async with conn.transaction():
             await profiles.copy_profiles(conn, project.id, [("a", {}), ("b", {})])
             raise RuntimeError("caller gives up")
-    assert await profiles.count_all_profiles(conn, project.id) == 0
+    assert await counted(conn, project) == 0
+
+
+# The per-project counter (sql/0004): one row per project kept exact by statement triggers.
+
+
+async def test_the_counter_follows_inserts_replacements_and_deletes(
+    conn: asyncpg.Connection, project: Project, other_project: Project
+) -> None:
+    assert await profiles.stored_profile_count(conn, project.id) == 0  # no row yet
+    await profiles.upsert_profiles(conn, project.id, [("a", {}), ("b", {}), ("a", {"n": 1})])
+    assert await counted(conn, project) == 2
+    # Replacing counts nothing; only the new key does.
+    await profiles.upsert_profiles(conn, project.id, [("a", {"n": 2}), ("b", {"n": 2}), ("c", {})])
+    assert await counted(conn, project) == 3
+    await profiles.upsert_profiles(conn, other_project.id, [("a", {}), ("z", {})])
+    assert await counted(conn, other_project) == 2
+    assert await profiles.delete_profiles(conn, project.id, ["a", "nope", "z"]) == 1
+    assert await counted(conn, project) == 2
+    assert await counted(conn, other_project) == 2
+    # A failed statement and a rolled-back transaction leave the counter as it was.
+    with pytest.raises(asyncpg.PostgresError):
+        await profiles.upsert_profiles(conn, project.id, [("d", {}), ("bad", {"s": "a\x00b"})])
+    with pytest.raises(RuntimeError):
+        async with conn.transaction():
+            await profiles.upsert_profiles(conn, project.id, [("e", {}), ("f", {})])
+            await profiles.delete_profiles(conn, project.id, ["b"])
+            assert await counted(conn, project) == 3
+            raise RuntimeError("caller gives up")
+    assert await counted(conn, project) == 2
+    # Writes that bypass db/profiles.py are counted all the same, several projects at once.
+    await conn.execute(
+        """
+        INSERT INTO profiles (project_id, targeting_key, attributes, context)
+        SELECT p, 'raw' || i, '{}', '{}' FROM unnest($1::bigint[]) AS p, generate_series(1, 5) AS i
+        """,
+        [project.id, other_project.id],
+    )
+    assert await counted(conn, project) == 7 and await counted(conn, other_project) == 7
+    await conn.execute("DELETE FROM profiles WHERE targeting_key LIKE 'raw%'")
+    assert await counted(conn, project) == 2 and await counted(conn, other_project) == 2
+    await conn.execute("TRUNCATE profiles")
+    assert await counted(conn, project) == 0 and await counted(conn, other_project) == 0
+
+
+async def test_a_profile_write_waits_for_another_one_of_its_project(
+    database_url: str, conn: asyncpg.Connection, project: Project, other_project: Project
+) -> None:
+    """Writers of a project queue on its counter, so a limit check sees the others' rows."""
+    second = await connect(database_url)
+    third = await connect(database_url)
+
+    async def write_and_count() -> int:
+        async with second.transaction():
+            await profiles.upsert_profiles(second, project.id, [("b", {})])
+            return await profiles.stored_profile_count(second, project.id)
+
+    try:
+        async with conn.transaction():
+            await profiles.upsert_profiles(conn, project.id, [("a", {})])
+            waiting = asyncio.ensure_future(write_and_count())
+            await asyncio.sleep(0.3)
+            assert not waiting.done(), "a second writer of the project did not wait"
+            # Another project's writers do not wait.
+            await asyncio.wait_for(profiles.upsert_profiles(third, other_project.id, [("a", {})]), timeout=2)
+        # The first committed: the waiting writer's count includes its profile.
+        assert await asyncio.wait_for(waiting, timeout=5) == 2
+    finally:
+        await second.close()
+        await third.close()
+    assert await counted(conn, project) == 2
+
+
+async def test_the_migration_counts_profiles_stored_before_it(database_url: str, project: Project) -> None:
+    """sql/0004 starts each project's counter at the profiles it already holds."""
+    from db.migrate import migration_files
+
+    conn = await connect(database_url)
+    try:
+        async with conn.transaction():
+            await conn.execute("DROP TABLE profile_counts CASCADE")
+            await conn.execute("DROP FUNCTION profile_counts_add, profile_counts_subtract, profile_counts_clear CASCADE")
+            await conn.execute(
+                """
+                INSERT INTO profiles (project_id, targeting_key, attributes, context)
+                SELECT $1, 'k' || i, '{}', '{}' FROM generate_series(1, 42) AS i
+                """,
+                project.id,
+            )
+            await conn.execute(dict(migration_files())["0004_profile_counts"])
+        assert await counted(conn, project) == 42
+    finally:
+        await conn.close()

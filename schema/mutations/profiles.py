@@ -126,8 +126,9 @@ class ProfileMutations:
                 upserted = await db_profiles.upsert_profiles(
                     conn, project_id, [(p.targeting_key, p.attributes) for p in input.profiles]
                 )
-                # Counted after the write, in its transaction: replaced profiles do not count twice.
-                if await db_profiles.count_all_profiles(conn, project_id) > limit:
+                # The project's counter after the write, in its transaction (which holds the
+                # counter's lock, so concurrent upserts queue): replaced profiles do not count twice.
+                if await db_profiles.stored_profile_count(conn, project_id) > limit:
                     raise _OverProjectLimit
         except _OverProjectLimit:
             message = f"the project would hold more than {limit} profiles"

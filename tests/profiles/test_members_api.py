@@ -16,7 +16,6 @@ from db.pool import connect
 from tests.conftest import GraphQLClient
 from tests.mutations.helpers import CREATE_SEGMENT, condition, delete_segment, group, new_segment
 
-
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 UPSERT = "mutation($i: UpsertProfilesInput!) { upsertProfiles(input: $i) { upsertedCount userErrors { field code } } }"
@@ -309,9 +308,8 @@ async def test_members_are_only_the_segments_own_projects_profiles(gql, project,
 SLOW_PROFILES = 300_000
 
 
-@pytest_asyncio.fixture(loop_scope="module")
-async def impatient_gql(shared, project) -> AsyncIterator[GraphQLClient]:
-    conn = await connect(shared.database_url)
+async def _store_slow_profiles(database_url: str, project_id: int) -> None:
+    conn = await connect(database_url)
     try:
         await conn.execute(
             """
@@ -319,18 +317,28 @@ async def impatient_gql(shared, project) -> AsyncIterator[GraphQLClient]:
             SELECT $1, 'p' || i, jsonb_build_object('n', i), jsonb_build_object('n', i, 'targetingKey', 'p' || i)
             FROM generate_series(1, $2) AS i
             """,
-            project.id,
+            project_id,
             SLOW_PROFILES,
         )
     finally:
         await conn.close()
+
+
+async def _app_client(database_url: str, token: str, statement_timeout_ms: int) -> AsyncIterator[GraphQLClient]:
     app = create_app(
-        Settings(database_url=shared.database_url, pool_min_size=1, pool_max_size=4, statement_timeout_ms=30)
+        Settings(database_url=database_url, pool_min_size=1, pool_max_size=4, statement_timeout_ms=statement_timeout_ms)
     )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield GraphQLClient(http, project.editor)
+            yield GraphQLClient(http, token)
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def impatient_gql(shared, project) -> AsyncIterator[GraphQLClient]:
+    await _store_slow_profiles(shared.database_url, project.id)
+    async for client in _app_client(shared.database_url, project.editor, statement_timeout_ms=30):
+        yield client
 
 
 async def test_a_count_beyond_the_statement_timeout_fails_with_query_timeout(impatient_gql, project):
@@ -347,3 +355,39 @@ async def test_a_count_beyond_the_statement_timeout_fails_with_query_timeout(imp
         data = await impatient_gql("query($p: String!) { profiles(projectKey: $p, first: 1) { nodes { targetingKey } } }",
                                    {"p": project.key})
         assert data["profiles"]["nodes"] == [{"targetingKey": "p1"}]
+
+
+# All member work of one request shares one budget (the statement timeout): many slow counts
+# cannot hold a request and its connection for one timeout each.
+
+BUDGET_MS = 400
+SLOW_SEGMENTS = 20
+SEGMENT_COUNTS = "query($p: String!) { segments(projectKey: $p, first: 100) { nodes { key memberCount } } }"
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def budgeted_gql(shared, project, gql) -> AsyncIterator[GraphQLClient]:
+    await _store_slow_profiles(shared.database_url, project.id)
+    for n in range(SLOW_SEGMENTS):
+        # Distinct definitions: each is a count of its own, none answered from the cache.
+        rules = [condition("n", "GTE", n), condition("n", "LT", SLOW_PROFILES * 2)]
+        await new_segment(gql, project.key, name=f"Slow {n}", key=f"slow-{n}", rules=rules)
+    async for client in _app_client(shared.database_url, project.viewer, statement_timeout_ms=BUDGET_MS):
+        yield client
+
+
+async def test_many_slow_member_counts_share_one_budget_per_request(budgeted_gql, project):
+    started = time.monotonic()
+    response = await budgeted_gql.raw(SEGMENT_COUNTS, {"p": project.key})
+    elapsed = time.monotonic() - started
+    body = response.json()
+    # About one budget in all. Each count here takes ~0.2 s on its own, under the budget, so
+    # with a budget per count the request would take ~4 s and succeed.
+    assert elapsed < 2.5 * BUDGET_MS / 1000, f"{elapsed:.2f} s for {SLOW_SEGMENTS} counts"
+    # The counts left when the budget ran out fail with the statement timeout's error.
+    assert body.get("errors"), "the counts all fit in one budget: make them slower"
+    assert {e["extensions"]["code"] for e in body["errors"]} == {"QUERY_TIMEOUT"}, body["errors"]
+    # The next request gets a budget of its own, and its connection is usable.
+    data = await budgeted_gql("query($p: String!) { profiles(projectKey: $p, first: 1) { nodes { targetingKey } } }",
+                              {"p": project.key})
+    assert data["profiles"]["nodes"] == [{"targetingKey": "p1"}]

@@ -1,6 +1,7 @@
 """Stored profiles over GraphQL (DESIGN §11): upsert and delete in batches, all or nothing, and
 reading them back by key, by page and by node id."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,8 +12,8 @@ import pytest_asyncio
 
 from api.app import create_app
 from api.settings import Settings
+from db.pool import connect
 from tests.conftest import GraphQLClient
-
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -274,3 +275,30 @@ async def test_an_upsert_that_would_pass_the_project_limit_writes_nothing(limite
     # Replacing stored profiles does not add to the count.
     replaced = await upsert(limited_gql, project.key, [("a", {"v": 2}), ("b", {"v": 2}), ("c", {})])
     assert replaced == {"upsertedCount": 3, "userErrors": []}
+    # Deleting makes room again.
+    await delete(limited_gql, project.key, ["a", "b"])
+    assert (await upsert(limited_gql, project.key, [("d", {}), ("e", {})]))["userErrors"] == []
+    assert set(await stored(limited_gql, project.key)) == {"c", "d", "e"}
+
+
+async def test_concurrent_upserts_cannot_pass_the_project_limit_together(limited_gql, project):
+    results = await asyncio.gather(*(upsert(limited_gql, project.key, [(f"k{n}", {})]) for n in range(12)))
+    accepted = [r for r in results if not r["userErrors"]]
+    refused = [r for r in results if r["userErrors"]]
+    assert len(accepted) == 3 and all(r["upsertedCount"] == 1 for r in accepted)
+    assert all(errors_of(r) == [(("input", "profiles"), "LIMIT_EXCEEDED")] for r in refused)
+    assert len(await stored(limited_gql, project.key)) == 3
+
+
+async def test_the_limit_reads_the_project_counter_not_its_rows(shared, limited_gql, project):
+    conn = await connect(shared.database_url)
+    try:
+        # A counter at the limit refuses a new profile although no row is stored.
+        await conn.execute("INSERT INTO profile_counts (project_id, profiles) VALUES ($1, 3)", project.id)
+        over = await upsert(limited_gql, project.key, [("a", {})])
+        assert errors_of(over) == [(("input", "profiles"), "LIMIT_EXCEEDED")]
+        # Rolled back: neither the row nor the counter moved.
+        assert await conn.fetchval("SELECT profiles FROM profile_counts WHERE project_id = $1", project.id) == 3
+        assert await stored(limited_gql, project.key) == {}
+    finally:
+        await conn.close()
