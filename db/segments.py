@@ -7,7 +7,6 @@ from typing import Any
 import asyncpg
 
 from db.audit import record_event
-
 from db.pagination import (
     PageRequest,
     SqlBuilder,

@@ -1,6 +1,7 @@
 """Assembles the Strawberry schema served at /graphql and exported as schema.graphql."""
 
 from functools import cache
+
 import strawberry
 from graphql import GraphQLError
 from strawberry.types import ExecutionContext

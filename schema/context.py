@@ -57,7 +57,7 @@ class Mapped(Generic[T, R]):
     compiled executor awaits the future directly).
     """
 
-    __slots__ = ("future", "convert")
+    __slots__ = ("convert", "future")
 
     def __init__(self, future: Awaitable[T], convert: Callable[[T], R]) -> None:
         self.future = future

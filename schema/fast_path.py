@@ -70,10 +70,9 @@ class FastInfo:
 class Run:
     """One execution: the context, coerced variables, and async work still to finish."""
 
-    __slots__ = ("context", "info", "variables", "pending", "plan")
+    __slots__ = ("context", "info", "pending", "variables")
 
-    def __init__(self, plan: "Plan", context: Any, variables: Any) -> None:
-        self.plan = plan
+    def __init__(self, context: Any, variables: Any) -> None:
         self.context = context
         self.info = FastInfo(context)
         self.variables = variables
@@ -284,10 +283,10 @@ class Plan:
         complete: Completer
         if isinstance(inner, GraphQLList):
             item = self._completer(inner.of_type, sub_sets)
-            complete = lambda value, run: [item(v, run) for v in value]  # noqa: E731
+            complete = lambda value, run: [item(v, run) for v in value]
         elif isinstance(inner, (GraphQLScalarType, GraphQLEnumType)):
             serialize = _leaf(inner)
-            complete = lambda value, run: serialize(value)  # noqa: E731
+            complete = lambda value, run: serialize(value)
         elif isinstance(inner, GraphQLObjectType):
             complete = self._object(inner, sub_sets)
         elif isinstance(inner, GraphQLAbstractType):
@@ -324,7 +323,7 @@ class Plan:
         )
         if isinstance(variables, list):
             raise NotCompiled("variables do not coerce")
-        run = Run(self, context, variables)
+        run = Run(context, variables)
         batch: list[tuple[Any, dict[str, Any], str, Completer]] = []
         try:
             data = self.root(None, run)

@@ -3,7 +3,6 @@
 import base64
 import binascii
 
-
 _encoded: dict[tuple[str, int], str] = {}
 
 

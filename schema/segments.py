@@ -8,13 +8,22 @@ import strawberry
 
 from db import segments as db_segments
 from db.members import Definition
-from db.segments import ORDER_COLUMNS, SegmentFilter as DbSegmentFilter
+from db.segments import ORDER_COLUMNS
+from db.segments import SegmentFilter as DbSegmentFilter
 from schema.audit import AuditEventConnection, history_of
 from schema.context import AppInfo, mapped
 from schema.enums import LogicalOperator, OrderDirection, SegmentOrderField
 from schema.ids import encode_id
 from schema.node import Node
-from schema.pagination import PageInfo, decode_cursor, encode_cursor, page_request, text_value, time_value, window
+from schema.pagination import (
+    PageInfo,
+    decode_cursor,
+    encode_cursor,
+    page_request,
+    text_value,
+    time_value,
+    window,
+)
 from schema.profiles import ProfileConnection, member_connection
 from schema.projects import Environment, Project
 from schema.rules import Condition, ConditionGroup, SegmentRule, rules_from_stored
