@@ -72,7 +72,10 @@ rule_scalars = (
     | st.sampled_from(TRICKY_STRINGS[:-1])
 )
 numbers = st.integers(-3, 3) | st.floats(-3, 3, allow_nan=False)
-texts = st.sampled_from(["", "a", "pro", "1", "tru"]) | st.text(max_size=3)
+# Rule values are what validation accepts: no NUL (PostgreSQL cannot store it).
+texts = st.sampled_from(["", "a", "pro", "1", "tru"]) | st.text(
+    st.characters(blacklist_characters="\x00"), max_size=3
+)
 VALUES = {
     "EQ": rule_scalars,
     "NEQ": rule_scalars,
