@@ -77,9 +77,8 @@ def cmd_project_create(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_api_key_create(settings: Settings, args: argparse.Namespace) -> int:
     async def work(conn: asyncpg.Connection) -> int:
-        project = await projects.project_by_key(conn, args.project)
+        project = await _project_named(conn, args.project)
         if project is None:
-            print(f"error: no project with key {args.project!r}", file=sys.stderr)
             return 1
         name = args.name or f"{args.role} key"
         token = await api_keys.create_api_key(conn, project["id"], args.role, name)
@@ -92,9 +91,8 @@ def cmd_api_key_create(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_api_key_list(settings: Settings, args: argparse.Namespace) -> int:
     async def work(conn: asyncpg.Connection) -> int:
-        project = await projects.project_by_key(conn, args.project)
+        project = await _project_named(conn, args.project)
         if project is None:
-            print(f"error: no project with key {args.project!r}", file=sys.stderr)
             return 1
         for key in await api_keys.list_api_keys(conn, project["id"]):
             state = f"revoked {key['revoked_at']:%Y-%m-%d %H:%M}" if key["revoked_at"] else "active"
@@ -106,8 +104,10 @@ def cmd_api_key_list(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_api_key_revoke(settings: Settings, args: argparse.Namespace) -> int:
     async def work(conn: asyncpg.Connection) -> int:
-        project = await projects.project_by_key(conn, args.project)
-        if project is None or not await api_keys.revoke_api_key_by_id(conn, project["id"], args.id):
+        project = await _project_named(conn, args.project)
+        if project is None:
+            return 1
+        if not await api_keys.revoke_api_key_by_id(conn, project["id"], args.id):
             print(f"error: no active key {args.id} in project {args.project!r}", file=sys.stderr)
             return 1
         print(f"revoked key {args.id}; requests with its token now get 401")

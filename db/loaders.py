@@ -90,9 +90,8 @@ class Loaders:
             cache_key_fn=lambda key: (_definition_key(key[0]), key[1], key[2]),
         )
 
-    async def _run(self, query: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        async with self.db.connection() as conn:
-            return await query(conn, self.project_id, *args)
+    def _run(self, query: Callable[..., Awaitable[Any]], *args: Any) -> Awaitable[Any]:
+        return self.db.run(query, self.project_id, *args)
 
     async def _projects(self, ids: list[int]) -> list[Row | None]:
         # Only the caller's own project is ever visible.

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 
 import asyncpg
 import orjson
+
+T = TypeVar("T")
 
 
 def _dumps(value: object) -> str:
@@ -95,14 +98,7 @@ class Database:
             async with conn.transaction():
                 yield conn
 
-    async def fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
+    async def run(self, query: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """`query(conn, *args)` on a pooled connection: one of the `db` modules' functions."""
         async with self.connection() as conn:
-            return await conn.fetch(query, *args)
-
-    async def fetchrow(self, query: str, *args: object) -> asyncpg.Record | None:
-        async with self.connection() as conn:
-            return await conn.fetchrow(query, *args)
-
-    async def fetchval(self, query: str, *args: object) -> object:
-        async with self.connection() as conn:
-            return await conn.fetchval(query, *args)
+            return await query(conn, *args)

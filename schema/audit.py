@@ -1,6 +1,6 @@
 """Audit events: who changed what, before and after, newest first."""
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from datetime import datetime
 from enum import Enum
 from typing import Any, Self
@@ -110,16 +110,13 @@ async def history_of(
         column="id",
         descending=True,
     )
-    async with ctx.db.connection() as conn:
-        rows = await db_audit.list_events(conn, project_id, entity, page)
+    rows = await ctx.db.run(db_audit.list_events, project_id, entity, page)
 
-    async def outside(before: bool) -> bool:
-        async with ctx.db.connection() as conn:
-            return await db_audit.any_event_outside(conn, project_id, entity, page, before)
+    def outside(before: bool) -> Awaitable[bool]:
+        return ctx.db.run(db_audit.any_event_outside, project_id, entity, page, before)
 
-    async def count() -> int:
-        async with ctx.db.connection() as conn:
-            return await db_audit.count_events(conn, project_id, entity)
+    def count() -> Awaitable[int]:
+        return ctx.db.run(db_audit.count_events, project_id, entity)
 
     pairs, page_info = window(
         page, rows, outside, lambda row: encode_cursor("audit", row["id"], row["id"])

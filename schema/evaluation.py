@@ -68,8 +68,7 @@ async def evaluate_segment(
     if not isinstance(context, dict):
         raise bad_user_input("`context` must be a JSON object.")
     ctx = info.context
-    async with ctx.db.connection() as conn:
-        row = await db_segments.segment_by_key(conn, ctx.project_id_for(project_key), key)
+    row = await ctx.db.run(db_segments.segment_by_key, ctx.project_id_for(project_key), key)
     if row is None:
         raise not_found(f"No segment with key {key!r} in project {project_key!r}.")
     result = compiled_segment(row).evaluate(context)

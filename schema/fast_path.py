@@ -276,26 +276,11 @@ class Plan:
         return with_arguments
 
     def _completer(self, graphql_type: GraphQLOutputType, sub_sets: tuple[SelectionSetNode, ...]) -> Completer:
-        """A closure completing one value of `graphql_type`; non-null checks are fused into
-        the closure of the wrapped type, so each value costs one call."""
-        non_null = isinstance(graphql_type, GraphQLNonNull)
-        inner = graphql_type.of_type if non_null else graphql_type
-        complete: Completer
-        if isinstance(inner, GraphQLList):
-            item = self._completer(inner.of_type, sub_sets)
-            complete = lambda value, run: [item(v, run) for v in value]
-        elif isinstance(inner, (GraphQLScalarType, GraphQLEnumType)):
-            serialize = _leaf(inner)
-            complete = lambda value, run: serialize(value)
-        elif isinstance(inner, GraphQLObjectType):
-            complete = self._object(inner, sub_sets)
-        elif isinstance(inner, GraphQLAbstractType):
-            complete = self._abstract(inner, sub_sets)
-        else:
-            raise NotCompiled(f"type {graphql_type}")
-        if non_null:
-            return lambda value, run: _null() if value is None else complete(value, run)
-        return lambda value, run: None if value is None else complete(value, run)
+        """A function completing one value of `graphql_type` (for values resolved later)."""
+        namespace: dict[str, Any] = {"_null": _null}
+        expression = self._expression(graphql_type, sub_sets, "s", namespace)
+        exec(f"def complete(value, run):\n    return {expression}", namespace)  # noqa: S102
+        return namespace["complete"]
 
     def _abstract(self, abstract: GraphQLAbstractType, sub_sets: tuple[SelectionSetNode, ...]) -> Completer:
         by_type: dict[str, Callable[[Any, Run], dict[str, Any]]] = {}

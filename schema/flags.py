@@ -1,6 +1,6 @@
 """The Flag and TargetingRule types and the flag queries."""
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any, Self
 
@@ -133,16 +133,13 @@ async def list_flags(
     )
     project_id = ctx.project_id_for(project_key)
     search = search or None
-    async with ctx.db.connection() as conn:
-        rows = await db_flags.list_flags(conn, project_id, search, page)
+    rows = await ctx.db.run(db_flags.list_flags, project_id, search, page)
 
-    async def outside(before: bool) -> bool:
-        async with ctx.db.connection() as conn:
-            return await db_flags.any_flag_outside_window(conn, project_id, search, page, before)
+    def outside(before: bool) -> Awaitable[bool]:
+        return ctx.db.run(db_flags.any_flag_outside_window, project_id, search, page, before)
 
-    async def count() -> int:
-        async with ctx.db.connection() as conn:
-            return await db_flags.count_flags(conn, project_id, search)
+    def count() -> Awaitable[int]:
+        return ctx.db.run(db_flags.count_flags, project_id, search)
 
     pairs, page_info = window(
         page, rows, outside, lambda row: encode_cursor("flag", row["key"], row["id"])
@@ -153,6 +150,5 @@ async def list_flags(
 
 async def flag_by_key(info: AppInfo, project_key: str, key: str) -> Flag | None:
     ctx = info.context
-    async with ctx.db.connection() as conn:
-        row = await db_flags.flag_by_key(conn, ctx.project_id_for(project_key), key)
+    row = await ctx.db.run(db_flags.flag_by_key, ctx.project_id_for(project_key), key)
     return Flag.from_row(row) if row else None

@@ -1,7 +1,7 @@
 """The Profile type, segment members and previews, and the profile queries."""
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from datetime import datetime
 from typing import Any, Self
 
@@ -110,8 +110,7 @@ async def profile_by_key(info: AppInfo, project_key: str, targeting_key: str) ->
     project_id = ctx.project_id_for(project_key)
     if not project_id:
         return None
-    async with ctx.db.connection() as conn:
-        row = await db_profiles.profile_by_key(conn, project_id, targeting_key)
+    row = await ctx.db.run(db_profiles.profile_by_key, project_id, targeting_key)
     return Profile.from_row(row) if row else None
 
 
@@ -128,18 +127,13 @@ async def list_profiles(
     )
     project_id = ctx.project_id_for(project_key)
     search = search or None
-    async with ctx.db.connection() as conn:
-        rows = await db_profiles.list_profiles(conn, project_id, search, page)
+    rows = await ctx.db.run(db_profiles.list_profiles, project_id, search, page)
 
-    async def outside(before: bool) -> bool:
-        async with ctx.db.connection() as conn:
-            return await db_profiles.any_profile_outside_window(
-                conn, project_id, search, page, before
-            )
+    def outside(before: bool) -> Awaitable[bool]:
+        return ctx.db.run(db_profiles.any_profile_outside_window, project_id, search, page, before)
 
-    async def count() -> int:
-        async with ctx.db.connection() as conn:
-            return await db_profiles.count_profiles(conn, project_id, search)
+    def count() -> Awaitable[int]:
+        return ctx.db.run(db_profiles.count_profiles, project_id, search)
 
     pairs, page_info = window(
         page,

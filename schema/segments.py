@@ -1,6 +1,6 @@
 """The Segment type, its usage, and the segment queries."""
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Self
 
@@ -263,16 +263,13 @@ async def list_segments(
         in_use=flt.in_use,
         include_deleted=bool(flt.include_deleted),
     )
-    async with ctx.db.connection() as conn:
-        rows = await db_segments.list_segments(conn, project_id, db_filter, page)
+    rows = await ctx.db.run(db_segments.list_segments, project_id, db_filter, page)
 
-    async def outside(before: bool) -> bool:
-        async with ctx.db.connection() as conn:
-            return await db_segments.any_outside_window(conn, project_id, db_filter, page, before)
+    def outside(before: bool) -> Awaitable[bool]:
+        return ctx.db.run(db_segments.any_outside_window, project_id, db_filter, page, before)
 
-    async def count() -> int:
-        async with ctx.db.connection() as conn:
-            return await db_segments.count_segments(conn, project_id, db_filter)
+    def count() -> Awaitable[int]:
+        return ctx.db.run(db_segments.count_segments, project_id, db_filter)
 
     pairs, page_info = window(
         page, rows, outside, lambda row: encode_cursor(field, row[column], row["id"])
@@ -283,6 +280,5 @@ async def list_segments(
 
 async def segment_by_key(info: AppInfo, project_key: str, key: str) -> Segment | None:
     ctx = info.context
-    async with ctx.db.connection() as conn:
-        row = await db_segments.segment_by_key(conn, ctx.project_id_for(project_key), key)
+    row = await ctx.db.run(db_segments.segment_by_key, ctx.project_id_for(project_key), key)
     return Segment.from_row(row) if row else None
