@@ -31,6 +31,7 @@ def create_app(settings: Settings) -> Starlette:
             max_size=settings.pool_max_size,
             statement_timeout_ms=settings.statement_timeout_ms,
             connect_timeout=settings.connect_timeout_s,
+            member_connections=settings.member_connections,
         )
         app.state.db = db
         authenticator = Authenticator(db, settings.token_cache_seconds, settings.database_url)

@@ -3,6 +3,11 @@
 A cached token is trusted for `cache_seconds` only while this process listens for key
 changes (sql/0003 notifies on every revocation): a revoked token is dropped as soon as the
 notification arrives. When the listening connection is down, nothing is cached.
+
+A lookup that is in flight when a revocation commits may have read the key as valid; it
+must not be cached after the notification dropped it. Every notification (and every
+(re)connection of the listener, which may have missed some) bumps a generation, and a
+lookup's answer is stored only if the generation is still the one it started under.
 """
 
 import asyncio
@@ -29,6 +34,7 @@ class Authenticator:
         self.dsn = dsn
         # token hash -> (principal, expiry); only valid tokens are cached.
         self._cache: dict[str, tuple[Principal, float]] = {}
+        self._generation = 0
         self._listener: asyncpg.Connection | None = None
         self._relisten: asyncio.Task[None] | None = None
 
@@ -55,17 +61,22 @@ class Authenticator:
             if self._listener is None or self._listener.is_closed():
                 self._listener = None
                 try:
-                    self._listener = await api_keys.listen_for_changes(
+                    listener = await api_keys.listen_for_changes(
                         self.dsn, self._forget, self._lost, timeout=self.db.acquire_timeout
                     )
+                    # Lookups that began while nobody listened may predate a revocation.
+                    self._generation += 1
+                    self._listener = listener
                 except Exception:  # noqa: BLE001 - whatever the cause, retry; caching stays off
                     log.warning("cannot listen for API key changes; token cache off until then")
             await asyncio.sleep(_RELISTEN_SECONDS)
 
     def _forget(self, token_hash: str) -> None:
+        self._generation += 1
         self._cache.pop(token_hash, None)
 
     def _lost(self) -> None:
+        self._generation += 1
         self._listener = None
         self._cache.clear()
 
@@ -81,11 +92,12 @@ class Authenticator:
         cached = self._cache.get(digest)
         if cached is not None and cached[1] > now and self.caching:
             return cached[0]
+        generation = self._generation
         async with self.db.connection() as conn:
             found = await api_keys.principal_for_token(conn, token)
         if found is None:
             self._cache.pop(digest, None)
-        elif self.caching:
+        elif self.caching and generation == self._generation:
             if len(self._cache) >= _MAX_CACHED:
                 self._cache.clear()
             self._cache[digest] = (found, now + self.cache_seconds)

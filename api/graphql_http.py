@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from strawberry import Schema
 
 from api.auth import Authenticator
 from api.settings import Settings
+from db.pool import PoolBusy
 from schema.context import Context
 from schema.execution import Executor, QueryLimits
 
@@ -32,6 +34,12 @@ DATABASE_DOWN = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
 )
+
+# A busy pool is worth a retry after about this long.
+RETRY_AFTER = {"retry-after": "1"}
+BUSY_MESSAGE = "The server is busy; retry shortly."
+# Request ids end up in logs: only a plain token is taken from the client.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 JSON = "application/json"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -124,6 +132,8 @@ def _typed_database_error(error: BaseException | None) -> tuple[str, str] | None
     text never reaches the client."""
     if isinstance(error, (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)):
         return "A text value contains a character that cannot be stored (such as NUL).", "BAD_USER_INPUT"
+    if isinstance(error, PoolBusy):
+        return BUSY_MESSAGE, "SERVER_BUSY"
     if isinstance(error, asyncpg.QueryCanceledError):
         return "The query took longer than the statement timeout; narrow it and retry.", "QUERY_TIMEOUT"
     if isinstance(error, DATABASE_DOWN):
@@ -182,7 +192,9 @@ class GraphQLEndpoint:
 
     async def __call__(self, request: Request) -> Response:
         started = time.perf_counter()
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = request.headers.get("x-request-id", "")
+        if not _REQUEST_ID.fullmatch(request_id):
+            request_id = uuid.uuid4().hex
         operation_name = None
         status = 500
         try:
@@ -215,6 +227,9 @@ class GraphQLEndpoint:
                 raise RequestError(405, "Use GET or POST.", "METHOD_NOT_ALLOWED", {"allow": "GET, POST"})
             try:
                 principal = await self.authenticator.principal(request.headers.get("authorization"))
+            except (PoolBusy, asyncpg.QueryCanceledError):
+                log.warning("token lookup found no free connection request_id=%s", request_id)
+                raise RequestError(503, BUSY_MESSAGE, "SERVER_BUSY", RETRY_AFTER) from None
             except DATABASE_DOWN:
                 log.warning("database unavailable request_id=%s", request_id, exc_info=True)
                 raise RequestError(
@@ -262,9 +277,12 @@ class GraphQLEndpoint:
         if result.data is None and errors and all(e.path is None for e in result.errors or []):
             return _json({"errors": errors}, request_error_status, media_type)
         body: dict[str, Any] = {"data": result.data}
+        status, headers = 200, None
         if errors:
             body["errors"] = errors
-        response = _json(body, 200, media_type)
+            if any((e.get("extensions") or {}).get("code") == "SERVER_BUSY" for e in errors):
+                status, headers = 503, RETRY_AFTER
+        response = _json(body, status, media_type, headers)
         response.operation_name = params.operation_name  # type: ignore[attr-defined]
         return response
 

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     # Every statement is bounded; a request can never hold a connection forever.
     statement_timeout_ms: int = 5000
     connect_timeout_s: float = 3.0
+    # Connections member counts and pages may hold at once (default: half the pool), so
+    # slow member work leaves the rest of the pool to light queries.
+    member_connections: int | None = None
     # How long a resolved API token is trusted before it is looked up again (0: never
     # cached). Revocations reach every server at once through LISTEN/NOTIFY (api/auth.py).
     token_cache_seconds: float = 5.0

@@ -134,25 +134,26 @@ class Loaders:
         return _by_id(await self._run(profiles.profiles_by_id, ids), ids)
 
     async def _member_counts(self, definitions: list[Definition]) -> list[int | BaseException]:
-        async with self.db.connection() as conn:
+        async with self.db.member_connection(self.member_deadline) as conn:
             return [
-                await self._bounded(members.count_members(conn, self.project_id, definition))
+                await self._bounded(conn, members.count_members(conn, self.project_id, definition))
                 for definition in definitions
             ]
 
     async def _member_pages(self, keys: list[MemberPageKey]) -> list[list[Row] | BaseException]:
-        async with self.db.connection() as conn:
+        async with self.db.member_connection(self.member_deadline) as conn:
             return [
                 await self._bounded(
-                    members.member_page(conn, self.project_id, definition, after_key, limit)
+                    conn, members.member_page(conn, self.project_id, definition, after_key, limit)
                 )
                 for definition, after_key, limit in keys
             ]
 
-    async def _bounded(self, work: Coroutine[Any, Any, Any]) -> Any:
+    async def _bounded(self, conn: asyncpg.Connection, work: Coroutine[Any, Any, Any]) -> Any:
         """The result, or the exception for the loader to fail this one key with: work still
-        running at the request's member deadline is cancelled, and work asked for after it
-        never starts; both are reported like a statement timeout."""
+        running at the request's member deadline is cancelled (and `conn` reset before
+        reuse), and work asked for after it never starts; both are reported like a
+        statement timeout."""
         remaining = (
             None if self.member_deadline is None else self.member_deadline - time.monotonic()
         )
@@ -163,6 +164,7 @@ class Loaders:
             async with asyncio.timeout(remaining):
                 return await work
         except TimeoutError:
+            self.db.interrupted(conn)
             return _out_of_budget()
         except Exception as error:  # noqa: BLE001 - handed to the caller through its future
             return error

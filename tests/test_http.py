@@ -187,3 +187,31 @@ async def test_a_connection_killed_mid_transaction_fails_only_that_request_and_w
         "variables": {"p": project.key},
     })
     assert after.json()["data"]["segment"] == {"name": "Victim", "version": 1, "history": {"totalCount": 1}}
+
+
+@pytest.mark.parametrize(
+    "forged",
+    ["a b", "x" * 129, "id;rm", "ünïcode", "quote\"d", "tab\there", "%0a", "k=v status=200"],
+)
+async def test_a_request_id_that_could_forge_log_lines_is_replaced(client, project, caplog, forged):
+    with caplog.at_level(logging.INFO, logger="segments.http"):
+        response = await client.post(
+            "/graphql",
+            json=QUERY,
+            headers={"Authorization": f"Bearer {project.editor}", "x-request-id": forged.encode()},
+        )
+    echoed = response.headers["x-request-id"]
+    assert echoed != forged
+    assert len(echoed) == 32 and echoed.isalnum()
+    assert forged not in caplog.text
+    assert f"request_id={echoed}" in caplog.text
+
+
+@pytest.mark.parametrize("plain", ["a", "A-Z_0.9", "x" * 128, "0f8e-4a.b_c"])
+async def test_a_plain_request_id_is_kept(client, project, plain):
+    response = await client.post(
+        "/graphql",
+        json=QUERY,
+        headers={"Authorization": f"Bearer {project.editor}", "x-request-id": plain},
+    )
+    assert response.headers["x-request-id"] == plain

@@ -602,3 +602,31 @@ async def test_a_cursor_from_another_project_reveals_nothing(
     mine = await page(gql, project.key, first=3, after=their_page["pageInfo"]["endCursor"])
     assert mine["edges"] == []
     assert mine["totalCount"] == 0
+
+
+def _raw_id(text: str) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+async def test_each_object_has_one_global_id(gql, project):
+    import base64
+
+    segment = await create(gql, project.key, "Only", "only")
+    db_id = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)).decode().split(":")[1]
+    assert (await gql(NODE, {"id": segment}))["node"]["key"] == "only"
+    other_spellings = [
+        _raw_id(f"Segment:0{db_id}"),
+        _raw_id(f"Segment: {db_id}"),
+        _raw_id(f"Segment:{db_id} "),
+        _raw_id(f"Segment:+{db_id}"),
+        _raw_id("Segment:" + "".join(chr(0x0660 + int(d)) for d in db_id)),  # Arabic-Indic
+        _raw_id(f"Segment:{int(db_id):_}") if int(db_id) >= 1000 else _raw_id(f"Segment:{db_id}_"),
+        segment + "=" * (-len(segment) % 4 or 4),
+        base64.b64encode(f"Segment:{db_id}".encode()).decode(),
+    ]
+    for spelling in other_spellings:
+        if spelling == segment:
+            continue
+        assert (await gql(NODE, {"id": spelling}))["node"] is None, spelling
