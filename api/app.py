@@ -5,11 +5,15 @@ import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api import health
 from api.auth import Authenticator
 from api.graphql_http import GraphQLEndpoint, graphql_route
+from api.rest.openapi import openapi_document
+from api.rest.routes import routes as rest_routes
 from api.settings import Settings
 from db.pool import Database
 from schema.build import build_schema
@@ -34,8 +38,10 @@ def create_app(settings: Settings) -> Starlette:
             member_connections=settings.member_connections,
         )
         app.state.db = db
+        app.state.settings = settings
         authenticator = Authenticator(db, settings.token_cache_seconds, settings.database_url)
         await authenticator.start()
+        app.state.authenticator = authenticator
         app.state.graphql = GraphQLEndpoint(schema, settings, authenticator)
         try:
             yield
@@ -48,9 +54,15 @@ def create_app(settings: Settings) -> Starlette:
             Route("/graphql", graphql_route, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             Route("/health/live", health.live),
             Route("/health/ready", health.ready),
+            Route("/openapi.json", _openapi),
+            *rest_routes,
         ],
         lifespan=lifespan,
     )
+
+
+async def _openapi(_request: Request) -> JSONResponse:
+    return JSONResponse(openapi_document())
 
 
 def app_from_env() -> Starlette:

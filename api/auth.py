@@ -17,9 +17,10 @@ import time
 
 import asyncpg
 
+from api.errors import BUSY_MESSAGE, DATABASE_DOWN, RETRY_AFTER, RequestError
 from db import api_keys
 from db.api_keys import Principal
-from db.pool import Database
+from db.pool import Database, PoolBusy
 
 log = logging.getLogger("segments.auth")
 
@@ -102,3 +103,25 @@ class Authenticator:
                 self._cache.clear()
             self._cache[digest] = (found, now + self.cache_seconds)
         return found
+
+    async def require(self, authorization: str | None) -> Principal:
+        """The caller, or the RequestError to answer: 401 for no valid token, 503 when the
+        lookup cannot run (busy pool, lost database). Both faces authenticate here."""
+        try:
+            principal = await self.principal(authorization)
+        except (PoolBusy, asyncpg.QueryCanceledError):
+            log.warning("token lookup found no free connection")
+            raise RequestError(503, BUSY_MESSAGE, "SERVER_BUSY", RETRY_AFTER) from None
+        except DATABASE_DOWN:
+            log.warning("database unavailable", exc_info=True)
+            raise RequestError(
+                503, "The database is unavailable; retry shortly.", "SERVICE_UNAVAILABLE"
+            ) from None
+        if principal is None:
+            raise RequestError(
+                401,
+                "Send a valid API token: Authorization: Bearer <token>.",
+                "UNAUTHENTICATED",
+                {"www-authenticate": "Bearer"},
+            )
+        return principal

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-import asyncpg
 import orjson
 from graphql import GraphQLError, OperationType
 from starlette.requests import Request
@@ -17,43 +16,19 @@ from starlette.responses import HTMLResponse, Response
 from strawberry import Schema
 
 from api.auth import Authenticator
+from api.errors import RETRY_AFTER, RequestError, typed_error
 from api.settings import Settings
-from db.pool import PoolBusy
 from schema.context import Context
 from schema.execution import Executor, QueryLimits
 
 log = logging.getLogger("segments.http")
 
-# What a lost or stopped database raises from asyncpg (an idle pooled connection the server
-# dropped surfaces as InternalClientError on first use); answered with 503, not a stack trace.
-DATABASE_DOWN = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-)
-
-# A busy pool is worth a retry after about this long.
-RETRY_AFTER = {"retry-after": "1"}
-BUSY_MESSAGE = "The server is busy; retry shortly."
 # Request ids end up in logs: only a plain token is taken from the client.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 JSON = "application/json"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 _GRAPHIQL = resources.files("api").joinpath("static/graphiql.html").read_text()
-
-
-class RequestError(Exception):
-    """A request that cannot be executed: answered with `status` and one coded error."""
-
-    def __init__(self, status: int, message: str, code: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.headers = headers or {}
 
 
 @dataclass
@@ -125,20 +100,6 @@ def _read_get(request: Request) -> GraphQLParams:
 def _error_code(error: GraphQLError) -> str | None:
     extensions = error.extensions or {}
     return extensions.get("code")
-
-
-def _typed_database_error(error: BaseException | None) -> tuple[str, str] | None:
-    """Database errors a client caused or can retry, as (message, code); the driver's own
-    text never reaches the client."""
-    if isinstance(error, (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)):
-        return "A text value contains a character that cannot be stored (such as NUL).", "BAD_USER_INPUT"
-    if isinstance(error, PoolBusy):
-        return BUSY_MESSAGE, "SERVER_BUSY"
-    if isinstance(error, asyncpg.QueryCanceledError):
-        return "The query took longer than the statement timeout; narrow it and retry.", "QUERY_TIMEOUT"
-    if isinstance(error, DATABASE_DOWN):
-        return "The database is unavailable; retry shortly.", "SERVICE_UNAVAILABLE"
-    return None
 
 
 def _with_code(formatted: dict[str, Any], code: str) -> dict[str, Any]:
@@ -225,23 +186,7 @@ class GraphQLEndpoint:
                 params = _read_get(request)
             else:
                 raise RequestError(405, "Use GET or POST.", "METHOD_NOT_ALLOWED", {"allow": "GET, POST"})
-            try:
-                principal = await self.authenticator.principal(request.headers.get("authorization"))
-            except (PoolBusy, asyncpg.QueryCanceledError):
-                log.warning("token lookup found no free connection request_id=%s", request_id)
-                raise RequestError(503, BUSY_MESSAGE, "SERVER_BUSY", RETRY_AFTER) from None
-            except DATABASE_DOWN:
-                log.warning("database unavailable request_id=%s", request_id, exc_info=True)
-                raise RequestError(
-                    503, "The database is unavailable; retry shortly.", "SERVICE_UNAVAILABLE"
-                ) from None
-            if principal is None:
-                raise RequestError(
-                    401,
-                    "Send a valid API token: Authorization: Bearer <token>.",
-                    "UNAUTHENTICATED",
-                    {"www-authenticate": "Bearer"},
-                )
+            principal = await self.authenticator.require(request.headers.get("authorization"))
         except RequestError as exc:
             return _error(str(exc), exc.code, exc.status, media_type, exc.headers)
 
@@ -294,7 +239,7 @@ class GraphQLEndpoint:
             error.original_error is None or isinstance(error.original_error, GraphQLError)
         ):  # variable values that do not coerce
             return _with_code(error.formatted, "BAD_USER_INPUT")
-        typed = _typed_database_error(error.original_error)
+        typed = typed_error(error.original_error)
         if typed is not None:
             message, code = typed
             return {**error.formatted, "message": message, "extensions": {"code": code}}

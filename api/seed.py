@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from db import api_keys, flags, profiles, projects, segments
+from rules.problems import Refused
 
 ACTOR = "seed-demo"
 DEMO_PROJECT = "demo"
@@ -119,7 +120,7 @@ async def seed_demo(conn: asyncpg.Connection, project_key: str) -> str | None:
                 derive_key_from=None,
                 max_live=10_000,
             )
-            assert not isinstance(row, segments.WriteError), row
+            assert not isinstance(row, Refused), row
             ids[key] = row["id"]
         envs = {
             row["key"]: row for row in await projects.environments_of_projects(conn, [project_id])

@@ -5,6 +5,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.policy import Policy
 from rules.models import Limits
 
 
@@ -47,3 +48,7 @@ class Settings(BaseSettings):
             max_depth=self.max_depth,
             max_targets=self.max_targets,
         )
+
+    @property
+    def policy(self) -> Policy:
+        return Policy(rules=self.limits, max_live_segments=self.max_segments_per_project)

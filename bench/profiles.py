@@ -28,6 +28,7 @@ from bench.seed import COUNTRIES, PLANS, PROJECT_KEY
 from db import profiles as db_profiles
 from db import projects, segments
 from db.pool import connect
+from rules.problems import Refused
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE_SEED = 20261127
@@ -150,7 +151,7 @@ async def prepare(dsn: str, project_id: int, count: int, reuse: bool) -> Profile
                     derive_key_from=None,
                     max_live=10**9,
                 )
-                assert not isinstance(created, segments.WriteError), created
+                assert not isinstance(created, Refused), created
         if reuse and await db_profiles.count_all_profiles(conn, project_id) == count:
             return ProfilesSeeded(count, None)
         started = time.perf_counter()

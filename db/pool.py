@@ -166,9 +166,8 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
         """The one way to run several statements atomically."""
-        async with self.connection() as conn:
-            async with conn.transaction():
-                yield conn
+        async with self.connection() as conn, conn.transaction():
+            yield conn
 
     async def run(self, query: Callable[..., Awaitable[T]], *args: Any) -> T:
         """`query(conn, *args)` on a pooled connection: one of the `db` modules' functions."""

@@ -15,6 +15,7 @@ from db.pagination import (
     exists_outside,
     keyset,
 )
+from rules.problems import ProblemCode, Refused
 from rules.validate import key_candidates
 
 SEGMENT_COLUMNS = """
@@ -87,6 +88,35 @@ async def any_outside_window(
     return await exists_outside(conn, "segments s", _filtered(project_id, flt), page, before)
 
 
+async def numbered_page(
+    conn: asyncpg.Connection,
+    project_id: int,
+    flt: SegmentFilter,
+    order: str,
+    descending: bool,
+    offset: int,
+    limit: int,
+) -> tuple[list[asyncpg.Record], int]:
+    """Rows `offset`..`offset + limit` in `order` (an ORDER_COLUMNS key; ties by id) and
+    the total: the numbered pages of the REST list. One snapshot for both."""
+    sql = _filtered(project_id, flt)
+    column = ORDER_COLUMNS[order]
+    direction = "DESC" if descending else "ASC"
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        rows = await conn.fetch(
+            f"""
+            SELECT {SEGMENT_COLUMNS}
+            FROM segments s
+            WHERE {sql.where_sql}
+            ORDER BY s.{column} {direction}, s.id {direction}
+            OFFSET {sql.param(offset)} LIMIT {sql.param(limit)}
+            """,
+            *sql.params,
+        )
+        total = await count_segments(conn, project_id, flt)
+    return rows, total
+
+
 async def segments_by_id(
     conn: asyncpg.Connection, project_id: int, ids: list[int]
 ) -> list[asyncpg.Record]:
@@ -136,7 +166,7 @@ async def usage_of_segments(
 
 
 # Writes. Each runs inside the caller's transaction (Database.transaction) and returns
-# either the written row or a WriteError; nothing is written when it returns an error.
+# either the written row or a Refused; nothing is written when it returns an error.
 
 # Stored column -> field name in the API, for audit changes.
 FIELDS = {
@@ -152,14 +182,6 @@ FIELDS = {
 }
 
 
-@dataclass(frozen=True)
-class WriteError:
-    code: str
-    message: str
-    field: tuple[str, ...] | None = None
-    blocking_usage: list[asyncpg.Record] | None = None
-
-
 def _changes(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [
         {"field": api_name, "before": before[column] if before else None, "after": after[column]}
@@ -170,7 +192,7 @@ def _changes(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> list
 
 async def _over_live_limit(
     conn: asyncpg.Connection, project_id: int, max_live: int
-) -> WriteError | None:
+) -> Refused | None:
     """LIMIT_EXCEEDED when one more live segment would not fit. Locks the project row first,
     which serialises what adds live segments (create, restore) so the limit holds under
     concurrency. NO KEY UPDATE, not UPDATE: other writes' foreign keys (audit events) take
@@ -180,7 +202,7 @@ async def _over_live_limit(
         "SELECT count(*) FROM segments WHERE project_id = $1 AND deleted_at IS NULL", project_id
     )
     if live >= max_live:
-        return WriteError("LIMIT_EXCEEDED", f"A project holds at most {max_live} live segments.")
+        return Refused.one(ProblemCode.LIMIT_EXCEEDED, f"A project holds at most {max_live} live segments.")
     return None
 
 
@@ -210,7 +232,7 @@ async def create_segment(
     actor: str,
     derive_key_from: str | None,
     max_live: int,
-) -> asyncpg.Record | WriteError:
+) -> asyncpg.Record | Refused:
     """Insert a segment. With `derive_key_from`, values["key"] is ignored and a free key is
     derived from that base; otherwise a taken key is KEY_TAKEN."""
     if over := await _over_live_limit(conn, project_id, max_live):
@@ -246,15 +268,14 @@ async def create_segment(
     return row
 
 
-def _key_taken(key: str) -> WriteError:
-    return WriteError(
-        "KEY_TAKEN", f"Another live segment uses the key {key!r}.", ("input", "key")
+def _key_taken(key: str) -> Refused:
+    return Refused.one(ProblemCode.KEY_TAKEN, f"Another live segment uses the key {key!r}.", ("input", "key")
     )
 
 
 async def _locked(
     conn: asyncpg.Connection, project_id: int, segment_id: int, expected_version: int | None
-) -> asyncpg.Record | WriteError:
+) -> asyncpg.Record | Refused:
     """The segment row, locked until the transaction ends, after the common checks."""
     row = await conn.fetchrow(
         f"SELECT {SEGMENT_COLUMNS} FROM segments s WHERE s.project_id = $1 AND s.id = $2 FOR UPDATE",
@@ -262,10 +283,9 @@ async def _locked(
         segment_id,
     )
     if row is None:
-        return WriteError("NOT_FOUND", "No such segment.", ("input", "id"))
+        return Refused.one(ProblemCode.NOT_FOUND, "No such segment.", ("input", "id"))
     if expected_version is not None and row["version"] != expected_version:
-        return WriteError(
-            "VERSION_CONFLICT",
+        return Refused.one(ProblemCode.VERSION_CONFLICT,
             f"The segment is at version {row['version']}, not {expected_version}.",
             ("input", "expectedVersion"),
         )
@@ -281,17 +301,16 @@ async def update_segment(
     actor: str,
     expected_version: int | None,
     max_targets: int,
-) -> asyncpg.Record | WriteError:
+) -> asyncpg.Record | Refused:
     """Apply the given columns; a change that changes nothing writes nothing."""
     before = await _locked(conn, project_id, segment_id, expected_version)
-    if isinstance(before, WriteError):
+    if isinstance(before, Refused):
         return before
     if before["deleted_at"] is not None:
-        return WriteError("SEGMENT_DELETED", "A deleted segment cannot be updated.", ("input", "id"))
+        return Refused.one(ProblemCode.SEGMENT_DELETED, "A deleted segment cannot be updated.", ("input", "id"))
     after = {**before, **changes}
     if len(after["included"]) + len(after["excluded"]) > max_targets:
-        return WriteError(
-            "LIMIT_EXCEEDED",
+        return Refused.one(ProblemCode.LIMIT_EXCEEDED,
             f"At most {max_targets} targets in included and excluded together.",
             ("input", "included"),
         )
@@ -328,18 +347,18 @@ async def delete_segment(
     *,
     actor: str,
     expected_version: int | None,
-) -> asyncpg.Record | WriteError:
+) -> asyncpg.Record | Refused:
     """Soft-delete unless a live flag uses it. The row lock taken first is the one
     setTargetingRules takes to attach, so the usage seen here cannot change before commit."""
     row = await _locked(conn, project_id, segment_id, expected_version)
-    if isinstance(row, WriteError):
+    if isinstance(row, Refused):
         return row
     if row["deleted_at"] is not None:
-        return WriteError("SEGMENT_DELETED", "The segment is already deleted.", ("input", "id"))
+        return Refused.one(ProblemCode.SEGMENT_DELETED, "The segment is already deleted.", ("input", "id"))
     usage = await usage_of_segments(conn, project_id, [segment_id])
     if usage:
-        return WriteError(
-            "SEGMENT_IN_USE",
+        return Refused.one(
+            ProblemCode.SEGMENT_IN_USE,
             "Live flags still reference this segment; remove it from their targeting rules "
             "or archive them first.",
             ("input", "id"),
@@ -355,9 +374,9 @@ async def delete_segment(
 
 async def restore_segment(
     conn: asyncpg.Connection, project_id: int, segment_id: int, *, actor: str, max_live: int
-) -> asyncpg.Record | WriteError:
+) -> asyncpg.Record | Refused:
     row = await _locked(conn, project_id, segment_id, None)
-    if isinstance(row, WriteError) or row["deleted_at"] is None:
+    if isinstance(row, Refused) or row["deleted_at"] is None:
         return row
     if over := await _over_live_limit(conn, project_id, max_live):
         return over

@@ -2,14 +2,14 @@
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from itertools import count
 from typing import Any
 
 from rules.models import LOGICAL_OPS, OPERATORS, Limits, StoredCondition, StoredGroup, StoredRule
+from rules.problems import Path, Problem, ProblemCode
 from rules.values import compile_regex, is_number, parse_iso_instant, parse_semver
 
-Path = tuple[str, ...]
+__all__ = ["Path", "Problem", "ProblemCode"]
 
 MAX_KEY_LENGTH = 100
 MAX_NAME_LENGTH = 100
@@ -26,13 +26,6 @@ _NOT_KEY_CHARS = re.compile(r"[^a-z0-9_-]+")
 _TAG = re.compile(r"[a-zA-Z0-9_.:-]+")
 
 
-@dataclass(frozen=True)
-class Problem:
-    field: Path
-    code: str  # a UserErrorCode name
-    message: str
-
-
 def validate_rules(
     rules_input: list[dict[str, Any]] | None, path: Path, limits: Limits
 ) -> tuple[list[StoredRule], list[Problem]]:
@@ -47,7 +40,7 @@ def validate_rules(
         walk.problems.append(
             Problem(
                 path,
-                "LIMIT_EXCEEDED",
+                ProblemCode.LIMIT_EXCEEDED,
                 f"{walk.conditions} conditions (counting nested ones); "
                 f"at most {limits.max_conditions} are allowed",
             )
@@ -61,7 +54,7 @@ def validate_key(key: str, path: Path) -> list[Problem]:
     return [
         Problem(
             path,
-            "INVALID_KEY",
+            ProblemCode.INVALID_KEY,
             f"key must be 1-{MAX_KEY_LENGTH} characters of letters, digits, '_' and '-'",
         )
     ]
@@ -93,7 +86,7 @@ def normalize_name(name: str) -> str:
 def validate_name(name: str, path: Path) -> list[Problem]:
     """Problems with a name, judged after trimming (store `normalize_name(name)`)."""
     if not isinstance(name, str):
-        return [Problem(path, "INVALID_INPUT", "name must be a string")]
+        return [Problem(path, ProblemCode.INVALID_INPUT, "name must be a string")]
     return _length_problems(normalize_name(name), path, "name", 1, MAX_NAME_LENGTH)
 
 
@@ -108,14 +101,14 @@ def validate_tags(tags: list[str] | None, path: Path) -> list[Problem]:
     problems = []
     if len(tags) > MAX_TAGS:
         problems.append(
-            Problem(path, "LIMIT_EXCEEDED", f"{len(tags)} tags; at most {MAX_TAGS} are allowed")
+            Problem(path, ProblemCode.LIMIT_EXCEEDED, f"{len(tags)} tags; at most {MAX_TAGS} are allowed")
         )
     for index, tag in enumerate(tags):
         if not (isinstance(tag, str) and len(tag) <= MAX_TAG_LENGTH and _TAG.fullmatch(tag)):
             problems.append(
                 Problem(
                     (*path, str(index)),
-                    "INVALID_INPUT",
+                    ProblemCode.INVALID_INPUT,
                     f"a tag is 1-{MAX_TAG_LENGTH} characters of letters, digits and '_.:-'",
                 )
             )
@@ -145,7 +138,7 @@ def validate_targets(
         problems.append(
             Problem(
                 path,
-                "LIMIT_EXCEEDED",
+                ProblemCode.LIMIT_EXCEEDED,
                 f"{total} targets in included and excluded; "
                 f"at most {limits.max_targets} are allowed",
             )
@@ -169,7 +162,7 @@ def _length_problems(text: object, path: Path, what: str, low: int, high: int) -
     return [
         Problem(
             path,
-            "INVALID_INPUT",
+            ProblemCode.INVALID_INPUT,
             f"{what} must be a string of {low}-{high} characters (no NUL characters)",
         )
     ]
@@ -238,7 +231,7 @@ class _RuleWalk:
             self.problems.append(
                 Problem(
                     path,
-                    "LIMIT_EXCEEDED",
+                    ProblemCode.LIMIT_EXCEEDED,
                     f"groups nest at most {self.limits.max_depth} deep",
                 )
             )
@@ -249,7 +242,7 @@ class _RuleWalk:
         return {"logicalOp": logical_op, "rules": rules}
 
     def _invalid(self, path: Path, message: str) -> None:
-        self.problems.append(Problem(path, "INVALID_RULE", message))
+        self.problems.append(Problem(path, ProblemCode.INVALID_RULE, message))
 
 
 # Each check returns what is wrong with a condition's value for its operator, or None.

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from strawberry.types import Info
 
+from core.access import require_editor
 from db.api_keys import Principal
 from db.loaders import Loaders
 from db.pool import Database
-from schema.errors import forbidden
 
 if TYPE_CHECKING:
     from api.settings import Settings
@@ -42,8 +42,7 @@ class Context:
         return 0
 
     def require_editor(self) -> None:
-        if not self.principal.can_write:
-            raise forbidden()
+        require_editor(self.principal)
 
 
 AppInfo = Info[Context, None]

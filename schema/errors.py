@@ -6,7 +6,7 @@ from enum import Enum
 import strawberry
 from graphql import GraphQLError
 
-from rules.validate import Problem
+from rules.problems import Problem, ProblemCode
 
 
 @strawberry.enum(description="Machine-readable kind of a user error.")
@@ -31,11 +31,14 @@ class UserError:
     code: UserErrorCode = strawberry.field(description="Machine-readable kind of the problem.")
 
 
-def user_error(code: str, message: str, field: list[str] | tuple[str, ...] | None = None) -> UserError:
+def user_error(
+    code: ProblemCode | str, message: str, field: list[str] | tuple[str, ...] | None = None
+) -> UserError:
     return UserError(
         field=list(field) if field is not None else None,
         message=message,
-        code=UserErrorCode[code],
+        # The one mapping from the core's problem codes to the API's enum (same names).
+        code=UserErrorCode[ProblemCode(code).value],
     )
 
 
@@ -45,10 +48,6 @@ def coded_error(message: str, code: str) -> GraphQLError:
 
 def bad_user_input(message: str) -> GraphQLError:
     return coded_error(message, "BAD_USER_INPUT")
-
-
-def forbidden() -> GraphQLError:
-    return coded_error("This API key may only read; mutations need an editor key.", "FORBIDDEN")
 
 
 def not_found(message: str) -> GraphQLError:

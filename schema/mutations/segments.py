@@ -5,12 +5,12 @@ from typing import Annotated, Any
 import strawberry
 from strawberry import UNSET
 
-from db import segments as db_segments
-from db.segments import WriteError
-from rules import validate
+from core import segments as core_segments
+from core.segments import Row
+from rules.problems import Refused
 from schema.context import AppInfo
 from schema.enums import LogicalOperator
-from schema.errors import UserError, from_problems, user_error
+from schema.errors import UserError, from_problems
 from schema.ids import decode_id_of, encode_id
 from schema.rules import SegmentRuleInput, rules_input_to_raw
 from schema.segments import Segment, SegmentUsage, usage_from_rows
@@ -85,65 +85,25 @@ class DeleteSegmentPayload:
     )
 
 
-# Fields that must not be null when given (the contract's inputs are nullable for partial updates).
-_NOT_NULL = ("key", "name", "logical_op", "force")
-_LISTS = ("tags", "rules", "included", "excluded")
-
-
-def _checked(given: dict[str, Any], limits: validate.Limits) -> tuple[dict[str, Any], list[validate.Problem]]:
-    """Validate the given fields; return stored column values and every problem found."""
-    problems: list[validate.Problem] = []
-    values: dict[str, Any] = {}
-
-    def path(name: str) -> tuple[str, ...]:
-        return ("input", {"logical_op": "logicalOp"}.get(name, name))
-
-    for name in _NOT_NULL:
-        if name in given and given[name] is None:
-            problems.append(validate.Problem(path(name), "INVALID_INPUT", f"{path(name)[1]} cannot be null"))
-    for name in _LISTS:
-        if name in given and given[name] is None:
-            given[name] = []  # null for a list means "none"
-    if given.get("key") is not None:
-        problems += validate.validate_key(given["key"], path("key"))
-        values["key"] = given["key"]
-    if given.get("name") is not None:
-        problems += validate.validate_name(given["name"], path("name"))
-        values["name"] = validate.normalize_name(given["name"])
-    if "description" in given:
-        problems += validate.validate_description(given["description"], path("description"))
-        values["description"] = given["description"]
-    if "tags" in given:
-        problems += validate.validate_tags(given["tags"], path("tags"))
-        values["tags"] = given["tags"]
-    if given.get("logical_op") is not None:
-        values["logical_op"] = given["logical_op"].value
-    if "rules" in given:
-        stored, rule_problems = validate.validate_rules(
-            rules_input_to_raw(given["rules"]), path("rules"), limits
-        )
-        problems += rule_problems
-        values["rules"] = stored
-    if given.get("force") is not None:
-        values["force"] = given["force"]
-    if "included" in given or "excluded" in given:
-        problems += validate.validate_targets(
-            given.get("included"), given.get("excluded"), path("included"), path("excluded"), limits
-        )
-        for name in ("included", "excluded"):
-            if name in given:
-                values[name] = given[name]
-    return values, problems
-
-
-def _payload(result: Any) -> SegmentPayload:
-    if isinstance(result, WriteError):
-        return SegmentPayload(segment=None, user_errors=[user_error(result.code, result.message, result.field)])
+def _payload(result: Row | Refused) -> SegmentPayload:
+    if isinstance(result, Refused):
+        return SegmentPayload(segment=None, user_errors=from_problems(result.problems))
     return SegmentPayload(segment=Segment.from_row(result), user_errors=[])
 
 
-def _not_found(field: str) -> list[UserError]:
-    return [user_error("NOT_FOUND", "No such segment.", ["input", field])]
+def _fields(input: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """The given fields of a GraphQL input as plain values, as `core` takes them."""
+    fields: dict[str, Any] = {}
+    for name in names:
+        value = getattr(input, name)
+        if value is UNSET:
+            continue
+        if name == "logical_op" and value is not None:
+            value = value.value
+        elif name == "rules" and value is not None:
+            value = rules_input_to_raw(value)
+        fields[name] = value
+    return fields
 
 
 @strawberry.type
@@ -153,66 +113,27 @@ class SegmentMutations:
         self, info: AppInfo, input: Annotated[CreateSegmentInput, strawberry.argument(description="The new segment.")]
     ) -> SegmentPayload:
         ctx = info.context
-        ctx.require_editor()
-        project_id = ctx.project_id_for(input.project_key)
-        given = {
-            "name": input.name,
-            "description": input.description,
-            "tags": input.tags,
-            "logical_op": input.logical_op or LogicalOperator.AND,
-            "rules": input.rules,
-            "force": bool(input.force),
-            "included": input.included,
-            "excluded": input.excluded,
-        }
-        if input.key is not None:
-            given["key"] = input.key
-        values, problems = _checked(given, ctx.settings.limits)
-        errors = from_problems(problems)
-        if not project_id:
-            errors.insert(0, user_error("NOT_FOUND", "No such project.", ["input", "projectKey"]))
-        if errors:
-            return SegmentPayload(segment=None, user_errors=errors)
-        derive_from = None if input.key is not None else validate.derive_key(values["name"])
-        async with ctx.db.transaction() as conn:
-            result = await db_segments.create_segment(
-                conn,
-                project_id,
-                {"key": input.key, **values},
-                actor=ctx.principal.name,
-                derive_key_from=derive_from,
-                max_live=ctx.settings.max_segments_per_project,
+        fields = _fields(input, core_segments.FIELDS)
+        return _payload(
+            await core_segments.create_segment(
+                ctx.db, ctx.principal, ctx.settings.policy, input.project_key, fields
             )
-        return _payload(result)
+        )
 
     @strawberry.mutation(description="Change some fields of a segment; omitted fields keep their value.")
     async def update_segment(
         self, info: AppInfo, input: Annotated[UpdateSegmentInput, strawberry.argument(description="The changes.")]
     ) -> SegmentPayload:
         ctx = info.context
-        ctx.require_editor()
-        segment_id = decode_id_of(input.id, "Segment")
-        if segment_id is None:
-            return SegmentPayload(segment=None, user_errors=_not_found("id"))
-        given = {
-            name: getattr(input, name)
-            for name in ("key", "name", "description", "tags", "logical_op", "rules", "force", "included", "excluded")
-            if getattr(input, name) is not UNSET
-        }
-        values, problems = _checked(given, ctx.settings.limits)
-        if problems:
-            return SegmentPayload(segment=None, user_errors=from_problems(problems))
         expected = None if input.expected_version is UNSET else input.expected_version
-        async with ctx.db.transaction() as conn:
-            result = await db_segments.update_segment(
-                conn,
-                ctx.principal.project_id,
-                segment_id,
-                values,
-                actor=ctx.principal.name,
-                expected_version=expected,
-                max_targets=ctx.settings.max_targets,
-            )
+        result = await core_segments.update_segment(
+            ctx.db,
+            ctx.principal,
+            ctx.settings.policy,
+            decode_id_of(input.id, "Segment"),
+            _fields(input, core_segments.FIELDS),
+            expected_version=expected,
+        )
         return _payload(result)
 
     @strawberry.mutation(description="Soft-delete a segment that no live flag uses.")
@@ -220,26 +141,17 @@ class SegmentMutations:
         self, info: AppInfo, input: Annotated[DeleteSegmentInput, strawberry.argument(description="Which segment.")]
     ) -> DeleteSegmentPayload:
         ctx = info.context
-        ctx.require_editor()
-        segment_id = decode_id_of(input.id, "Segment")
-        if segment_id is None:
-            return DeleteSegmentPayload(deleted_segment_id=None, user_errors=_not_found("id"))
-        async with ctx.db.transaction() as conn:
-            result = await db_segments.delete_segment(
-                conn,
-                ctx.principal.project_id,
-                segment_id,
-                actor=ctx.principal.name,
-                expected_version=input.expected_version,
-            )
-        if isinstance(result, WriteError):
+        result = await core_segments.delete_segment(
+            ctx.db, ctx.principal, decode_id_of(input.id, "Segment"), input.expected_version
+        )
+        if isinstance(result, Refused):
             return DeleteSegmentPayload(
                 deleted_segment_id=None,
-                user_errors=[user_error(result.code, result.message, result.field)],
+                user_errors=from_problems(result.problems),
                 blocking_usage=usage_from_rows(result.blocking_usage) if result.blocking_usage else None,
             )
         return DeleteSegmentPayload(
-            deleted_segment_id=strawberry.ID(encode_id("Segment", segment_id)), user_errors=[]
+            deleted_segment_id=strawberry.ID(encode_id("Segment", result["id"])), user_errors=[]
         )
 
     @strawberry.mutation(description="Bring back a deleted segment, unless its key was taken meanwhile.")
@@ -247,16 +159,7 @@ class SegmentMutations:
         self, info: AppInfo, input: Annotated[RestoreSegmentInput, strawberry.argument(description="Which segment.")]
     ) -> SegmentPayload:
         ctx = info.context
-        ctx.require_editor()
-        segment_id = decode_id_of(input.id, "Segment")
-        if segment_id is None:
-            return SegmentPayload(segment=None, user_errors=_not_found("id"))
-        async with ctx.db.transaction() as conn:
-            result = await db_segments.restore_segment(
-                conn,
-                ctx.principal.project_id,
-                segment_id,
-                actor=ctx.principal.name,
-                max_live=ctx.settings.max_segments_per_project,
-            )
+        result = await core_segments.restore_segment(
+            ctx.db, ctx.principal, ctx.settings.policy, decode_id_of(input.id, "Segment")
+        )
         return _payload(result)

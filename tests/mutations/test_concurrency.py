@@ -13,6 +13,7 @@ from db import projects as db_projects
 from db import segments as db_segments
 from db.audit import record_event
 from db.pool import connect
+from rules.problems import Refused
 from schema.ids import decode_id_of
 from tests.mutations.helpers import (
     CREATE_ENVIRONMENT,
@@ -176,7 +177,7 @@ async def test_attach_waits_for_an_uncommitted_delete_and_then_refuses(gql, proj
             actor="test",
             expected_version=None,
         )
-        assert not isinstance(deleted, db_segments.WriteError)
+        assert not isinstance(deleted, Refused)
         attach = await blocked_on_a_lock(
             conn, set_rules(gql, flag["id"], [{"segmentId": segment["id"], "variationKey": "on"}])
         )

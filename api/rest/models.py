@@ -1,0 +1,249 @@
+"""The REST API's JSON shapes, as the Flagmint document gives them, and their conversions.
+
+These pydantic models parse request bodies and generate the OpenAPI document: what is
+documented is what is accepted.
+"""
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from rules import validate
+from rules.models import is_group
+
+# The seed's operator names, and ours in the same style, to the stored names.
+OPERATORS: dict[str, str] = {
+    "eq": "EQ",
+    "neq": "NEQ",
+    "in": "IN",
+    "nin": "NIN",
+    "gt": "GT",
+    "gte": "GTE",
+    "lt": "LT",
+    "lte": "LTE",
+    "contains": "CONTAINS",
+    "not_contains": "NOT_CONTAINS",
+    "startsWith": "STARTS_WITH",
+    "endsWith": "ENDS_WITH",
+    "exists": "EXISTS",
+    "not_exists": "NOT_EXISTS",
+    "regex": "REGEX",
+    "before": "BEFORE",
+    "after": "AFTER",
+    "semver_eq": "SEMVER_EQ",
+    "semver_gt": "SEMVER_GT",
+    "semver_lt": "SEMVER_LT",
+}
+REST_OPERATORS = {stored: rest for rest, stored in OPERATORS.items()}
+
+Operator = Literal[
+    "eq", "neq", "in", "nin", "gt", "gte", "lt", "lte", "contains", "not_contains",
+    "startsWith", "endsWith", "exists", "not_exists", "regex", "before", "after",
+    "semver_eq", "semver_gt", "semver_lt",
+]  # fmt: skip
+LogicalOp = Literal["AND", "OR", "NOT"]
+SortField = Literal["name", "key", "created_at", "updated_at"]
+
+
+# Constraints the core checks (with its own problem codes), stated in the document too.
+_NO_NUL = "^[^\\x00]*$"
+Key = Annotated[str, WithJsonSchema(
+    {"type": "string", "pattern": f"^[a-zA-Z0-9_-]{{1,{validate.MAX_KEY_LENGTH}}}$"}
+)]
+Name = Annotated[str, WithJsonSchema({
+    "type": "string", "minLength": 1, "maxLength": validate.MAX_NAME_LENGTH,
+    "pattern": "^[^\\x00]*[^\\s\\x00][^\\x00]*$",
+    "description": f"1-{validate.MAX_NAME_LENGTH} characters after trimming, no NUL.",
+})]
+Description = Annotated[str | None, WithJsonSchema({"anyOf": [
+    {"type": "string", "maxLength": validate.MAX_DESCRIPTION_LENGTH, "pattern": _NO_NUL},
+    {"type": "null"},
+]})]
+Tags = Annotated[list[str], WithJsonSchema({
+    "type": "array", "maxItems": validate.MAX_TAGS,
+    "items": {"type": "string", "pattern": f"^[a-zA-Z0-9_.:-]{{1,{validate.MAX_TAG_LENGTH}}}$"},
+})]
+Targets = Annotated[list[str], WithJsonSchema({
+    "type": "array",
+    "items": {"type": "string", "minLength": 1, "maxLength": validate.MAX_TARGET_LENGTH,
+              "pattern": _NO_NUL},
+})]  # fmt: skip
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class RuleCondition(_Strict):
+    """One test of an attribute of the flattened evaluation context."""
+
+    type: Literal["rule"]
+    attribute: str = Field(description='Dotted path, e.g. "user.plan".')
+    operator: Operator
+    value: Annotated[Any, WithJsonSchema({"type": ["string", "number", "boolean", "array", "null"]})] = Field(
+        default=None, description="Operand; omitted for exists / not_exists."
+    )
+
+
+class RuleGroup(_Strict):
+    """Nested rules combined with their own logical operator."""
+
+    type: Literal["group"]
+    logical_op: LogicalOp = "AND"
+    rules: list["Rule"]
+
+
+Rule = Annotated[RuleCondition | RuleGroup, Field(discriminator="type")]
+RuleGroup.model_rebuild()
+
+
+class SegmentCreate(_Strict):
+    """A new segment. The key is derived from the name when omitted."""
+
+    name: Name
+    key: Key | None = None
+    description: Description = None
+    logical_op: LogicalOp = "AND"
+    rules: list[Rule] = []
+    force: bool = False
+    tags: Tags = []
+    included: Targets = Field(default=[], description="Targeting keys always in the segment.")
+    excluded: Targets = Field(default=[], description="Targeting keys never in it.")
+
+
+def _absent_is_not_null(schema: dict[str, Any]) -> None:
+    """An omitted field of a partial update is absent, not null: no `default` to state."""
+    for prop in schema.get("properties", {}).values():
+        prop.pop("default", None)
+
+
+class SegmentUpdate(_Strict):
+    """A partial update: only the fields present change; `description: null` clears it.
+    Lists given as null are emptied."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_absent_is_not_null)
+
+    # Fields without `| None` must not be null when given; None defaults mean "absent".
+    name: Name = None  # type: ignore[assignment]
+    key: Key = None  # type: ignore[assignment]
+    description: Description = None
+    logical_op: LogicalOp = None  # type: ignore[assignment]
+    rules: list[Rule] | None = None
+    force: bool = None  # type: ignore[assignment]
+    tags: Tags | None = None
+    included: Targets | None = None
+    excluded: Targets | None = None
+    expected_version: int | None = Field(
+        default=None, description="When given, the update applies only at this version (else 409)."
+    )
+
+
+class SegmentOut(BaseModel):
+    id: str = Field(description="The segment's key, as the seed uses it.")
+    key: str
+    name: str
+    description: str | None
+    logical_op: LogicalOp
+    rules: list[Rule]
+    force: bool
+    tags: list[str]
+    included: list[str]
+    excluded: list[str]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class SegmentList(BaseModel):
+    data: list[SegmentOut]
+    page: int
+    limit: int
+    total: int
+
+
+class FlagUse(BaseModel):
+    id: str = Field(description="The flag's key.")
+    name: str
+    environment: str = Field(description="The environment's key.")
+
+
+class SegmentUsage(BaseModel):
+    usage_count: int
+    used_in_flags: list[FlagUse]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+    errors: list[ErrorDetail] = Field(description="Every problem found; `error` is the first.")
+    used_in_flags: list[FlagUse] | None = Field(
+        default=None, description="With SEGMENT_IN_USE: who still uses the segment."
+    )
+
+
+def rules_to_core(rules: list[RuleCondition | RuleGroup]) -> list[dict[str, Any]]:
+    """REST rules in the shape `rules.validate` checks."""
+    out: list[dict[str, Any]] = []
+    for rule in rules:
+        if isinstance(rule, RuleCondition):
+            condition = {
+                "attribute": rule.attribute,
+                "operator": OPERATORS[rule.operator],
+                "value": rule.value,
+            }
+            out.append({"condition": condition, "group": None})
+        else:
+            group = {"logicalOp": rule.logical_op, "rules": rules_to_core(rule.rules)}
+            out.append({"condition": None, "group": group})
+    return out
+
+
+def rules_from_stored(stored: list[Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for rule in stored:
+        if is_group(rule):
+            out.append(
+                {"type": "group", "logical_op": rule["logicalOp"], "rules": rules_from_stored(rule["rules"])}
+            )
+        else:
+            condition: dict[str, Any] = {
+                "type": "rule",
+                "attribute": rule["attribute"],
+                "operator": REST_OPERATORS[rule["operator"]],
+            }
+            if rule.get("value") is not None:
+                condition["value"] = rule["value"]
+            out.append(condition)
+    return out
+
+
+def segment_out(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["key"],
+        "key": row["key"],
+        "name": row["name"],
+        "description": row["description"],
+        "logical_op": row["logical_op"],
+        "rules": rules_from_stored(row["rules"]),
+        "force": row["force"],
+        "tags": list(row["tags"]),
+        "included": list(row["included"]),
+        "excluded": list(row["excluded"]),
+        "version": row["version"],
+        "created_at": row["created_at"].isoformat(),
+        "updated_at": row["updated_at"].isoformat(),
+    }
+
+
+def usage_out(rows: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"id": row["flag_key"], "name": row["flag_name"], "environment": row["environment_key"]}
+        for row in rows
+    ]

@@ -1,0 +1,280 @@
+"""The seed's REST API for segments (DESIGN §16), on the same core, keys and rules as GraphQL.
+
+`projectId` in a path is the project key and `segmentId` the segment key. Problems answer
+`{"error": {"code", "message", "field"}, "errors": [...]}` with the GraphQL codes.
+"""
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from api.errors import RETRY_AFTER, RequestError, typed_error
+from api.rest import models
+from api.settings import Settings
+from core import segments as core_segments
+from core.access import Forbidden, project_id_for
+from db.api_keys import Principal
+from rules.problems import ProblemCode, Refused
+
+log = logging.getLogger("segments.rest")
+
+JSON = "application/json"
+
+# The one mapping from the core's problem codes to HTTP statuses.
+STATUS = {
+    ProblemCode.INVALID_INPUT: 400,
+    ProblemCode.INVALID_KEY: 400,
+    ProblemCode.INVALID_RULE: 400,
+    ProblemCode.SEGMENT_IN_USE: 400,
+    ProblemCode.NOT_FOUND: 404,
+    ProblemCode.SEGMENT_DELETED: 404,
+    ProblemCode.KEY_TAKEN: 409,
+    ProblemCode.VERSION_CONFLICT: 409,
+    ProblemCode.LIMIT_EXCEEDED: 422,
+}
+_TYPED_STATUS = {
+    "FORBIDDEN": 403,
+    "BAD_USER_INPUT": 400,
+    "SERVER_BUSY": 503,
+    "SERVICE_UNAVAILABLE": 503,
+    "QUERY_TIMEOUT": 503,
+}
+_SNAKE = {"logicalOp": "logical_op", "expectedVersion": "expected_version"}
+_SORTS = {"name": "NAME", "key": "KEY", "created_at": "CREATED_AT", "updated_at": "UPDATED_AT"}
+MAX_LIMIT = 100
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status, headers, JSON)
+
+
+def _detail(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    return {"code": code, "message": message, "field": field}
+
+
+def _error(status: int, code: str, message: str, field: str | None = None) -> Response:
+    detail = _detail(code, message, field)
+    headers = RETRY_AFTER if status == 503 else None
+    return _json({"error": detail, "errors": [detail]}, status, headers)
+
+
+def rest_field(path: tuple[str, ...] | None) -> str | None:
+    """A core problem path in the REST body's terms: ("input", "rules", "2", "condition",
+    "value") is "rules.2.value"."""
+    if not path:
+        return None
+    parts = [p for p in path[1:] if p not in ("condition", "group")] if path[0] == "input" else list(path)
+    return ".".join(_SNAKE.get(p, p) for p in parts) or None
+
+
+def _refused(refused: Refused) -> Response:
+    details = [
+        _detail(p.code.value, p.message, rest_field(p.field)) for p in refused.problems
+    ]
+    body: dict[str, Any] = {"error": details[0], "errors": details}
+    if refused.blocking_usage:
+        body["used_in_flags"] = models.usage_out(refused.blocking_usage)
+    return _json(body, STATUS[refused.code])
+
+
+class _Answer(Exception):
+    """Stops a handler with a ready response."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+async def _body(request: Request, model: type[BaseModel], max_bytes: int) -> BaseModel:
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != JSON:
+        raise _Answer(_error(415, "UNSUPPORTED_MEDIA_TYPE", f"Send the body as {JSON}."))
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise _Answer(_error(413, "PAYLOAD_TOO_LARGE", f"The body exceeds {max_bytes} bytes."))
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise _Answer(_error(400, "BAD_REQUEST", "The body is not valid JSON.")) from None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as invalid:
+        details = [
+            _detail(
+                "INVALID_INPUT",
+                error["msg"],
+                ".".join(str(part) for part in error["loc"] if part not in ("rule", "group")) or None,
+            )
+            for error in invalid.errors(include_url=False, include_input=False)
+        ]
+        raise _Answer(_json({"error": details[0], "errors": details}, 400)) from None
+
+
+Handler = Callable[[Request, Principal, Settings], Awaitable[Response]]
+
+
+def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """Authenticates, runs the handler, and answers every failure in the REST error shape."""
+
+    async def endpoint(request: Request) -> Response:
+        settings: Settings = request.app.state.settings
+        try:
+            principal = await request.app.state.authenticator.require(
+                request.headers.get("authorization")
+            )
+            return await handler(request, principal, settings)
+        except RequestError as failed:
+            response = _error(failed.status, failed.code, str(failed))
+            response.headers.update(failed.headers)
+            return response
+        except _Answer as answer:
+            return answer.response
+        except Forbidden as forbidden:
+            return _error(403, "FORBIDDEN", str(forbidden))
+        except Exception as error:
+            typed = typed_error(error)
+            if typed is not None:
+                message, code = typed
+                return _error(_TYPED_STATUS.get(code, 503), code, message)
+            log.exception("unexpected error in %s %s", request.method, request.url.path)
+            return _error(500, "INTERNAL_SERVER_ERROR", "Internal server error.")
+
+    return endpoint
+
+
+def _no_segment(key: str) -> Response:
+    return _error(404, "NOT_FOUND", f"No segment {key!r} in this project.")
+
+
+def _no_project() -> Response:
+    return _error(404, "NOT_FOUND", "No such project.")
+
+
+async def _segment_or_404(request: Request, principal: Principal) -> Any:
+    params = request.path_params
+    if project_id_for(principal, params["projectId"]) is None:
+        raise _Answer(_no_project())
+    row = await core_segments.find_segment(
+        request.app.state.db, principal, params["projectId"], params["segmentId"]
+    )
+    if row is None:
+        raise _Answer(_no_segment(params["segmentId"]))
+    return row
+
+
+def _written(result: Any, status: int = 200) -> Response:
+    if isinstance(result, Refused):
+        return _refused(result)
+    return _json(models.segment_out(result), status)
+
+
+async def create_segment(request: Request, principal: Principal, settings: Settings) -> Response:
+    project = request.path_params["projectId"]
+    if project_id_for(principal, project) is None:
+        return _no_project()
+    body = await _body(request, models.SegmentCreate, settings.max_body_bytes)
+    assert isinstance(body, models.SegmentCreate)
+    fields = body.model_dump(exclude={"rules"})
+    fields["rules"] = models.rules_to_core(body.rules)
+    result = await core_segments.create_segment(
+        request.app.state.db, principal, settings.policy, project, fields
+    )
+    return _written(result, 201)
+
+
+def _query_int(request: Request, name: str, default: int, low: int, high: int | None) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if raw.isascii() and raw.isdigit() and low <= int(raw) and (high is None or int(raw) <= high):
+        return int(raw)
+    bounds = f"{low}-{high}" if high is not None else f"at least {low}"
+    raise _Answer(_error(400, "INVALID_INPUT", f"{name} must be an integer, {bounds}.", name))
+
+
+async def list_segments(request: Request, principal: Principal, settings: Settings) -> Response:
+    page = _query_int(request, "page", 1, 1, 1_000_000)
+    limit = _query_int(request, "limit", 20, 1, MAX_LIMIT)
+    sort = request.query_params.get("sort", "name")
+    direction = request.query_params.get("dir", "asc")
+    if sort not in _SORTS:
+        return _error(400, "INVALID_INPUT", "sort must be name, key, created_at or updated_at.", "sort")
+    if direction not in ("asc", "desc"):
+        return _error(400, "INVALID_INPUT", "dir must be asc or desc.", "dir")
+    search = request.query_params.get("search") or None
+    if search is not None and len(search) > 200:
+        return _error(400, "INVALID_INPUT", "search is at most 200 characters.", "search")
+    found = await core_segments.segment_page(
+        request.app.state.db,
+        principal,
+        request.path_params["projectId"],
+        search=search,
+        order=_SORTS[sort],
+        descending=direction == "desc",
+        offset=(page - 1) * limit,
+        limit=limit,
+    )
+    if found is None:
+        return _no_project()
+    rows, total = found
+    return _json(
+        {"data": [models.segment_out(r) for r in rows], "page": page, "limit": limit, "total": total}
+    )
+
+
+async def get_segment(request: Request, principal: Principal, _settings: Settings) -> Response:
+    return _json(models.segment_out(await _segment_or_404(request, principal)))
+
+
+async def update_segment(request: Request, principal: Principal, settings: Settings) -> Response:
+    row = await _segment_or_404(request, principal)
+    body = await _body(request, models.SegmentUpdate, settings.max_body_bytes)
+    assert isinstance(body, models.SegmentUpdate)
+    given = body.model_fields_set - {"expected_version"}
+    fields = {name: getattr(body, name) for name in given if name != "rules"}
+    if "rules" in given:
+        fields["rules"] = None if body.rules is None else models.rules_to_core(body.rules)
+    result = await core_segments.update_segment(
+        request.app.state.db, principal, settings.policy, row["id"], fields,
+        expected_version=body.expected_version,
+    )
+    return _written(result)
+
+
+async def segment_usage(request: Request, principal: Principal, _settings: Settings) -> Response:
+    row = await _segment_or_404(request, principal)
+    rows = await core_segments.usage(request.app.state.db, principal, row["id"])
+    return _json({"usage_count": len(rows), "used_in_flags": models.usage_out(rows)})
+
+
+async def delete_segment(request: Request, principal: Principal, _settings: Settings) -> Response:
+    row = await _segment_or_404(request, principal)
+    result = await core_segments.delete_segment(request.app.state.db, principal, row["id"])
+    if isinstance(result, Refused):
+        return _refused(result)
+    return Response(status_code=204)
+
+
+_create, _list = _endpoint(create_segment), _endpoint(list_segments)
+_item = {"GET": _endpoint(get_segment), "PUT": _endpoint(update_segment), "DELETE": _endpoint(delete_segment)}
+
+
+async def segments_collection(request: Request) -> Response:
+    return await (_create if request.method == "POST" else _list)(request)
+
+
+async def segment_item(request: Request) -> Response:
+    return await _item[request.method](request)
+
+
+routes = [
+    Route("/projects/{projectId}/segments", segments_collection, methods=["GET", "POST"]),
+    Route("/projects/{projectId}/segments/{segmentId}", segment_item, methods=["GET", "PUT", "DELETE"]),
+    Route("/projects/{projectId}/segments/{segmentId}/usage", _endpoint(segment_usage), methods=["GET"]),
+]

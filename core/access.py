@@ -1,0 +1,21 @@
+"""Who may do what: a token sees its own project only, and only editors write."""
+
+from db.api_keys import Principal
+
+
+class Forbidden(Exception):
+    """The caller's key may only read. Faces answer FORBIDDEN (GraphQL) or 403 (REST)."""
+
+    def __init__(self) -> None:
+        super().__init__("This API key may only read; writes need an editor key.")
+
+
+def require_editor(principal: Principal) -> None:
+    if not principal.can_write:
+        raise Forbidden()
+
+
+def project_id_for(principal: Principal, project_key: str) -> int | None:
+    """The caller's project id when it is the one named, else None: another project reads
+    exactly like one that does not exist."""
+    return principal.project_id if project_key == principal.project_key else None

@@ -1,0 +1,11 @@
+"""The limits the use cases enforce, as configured (api/settings.py builds one)."""
+
+from dataclasses import dataclass, field
+
+from rules.models import Limits
+
+
+@dataclass(frozen=True)
+class Policy:
+    rules: Limits = field(default_factory=Limits)
+    max_live_segments: int = 10_000

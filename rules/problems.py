@@ -1,0 +1,53 @@
+"""The one vocabulary of domain problems: every refusal anywhere names a `ProblemCode`.
+
+Faces map the codes once each: GraphQL to `UserErrorCode` (schema/errors.py), REST to HTTP
+statuses (api/rest). A code is an enum member where the problem is found, so a typo is a
+type error, not a masked internal error at run time.
+"""
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+Path = tuple[str, ...]
+
+
+class ProblemCode(StrEnum):
+    INVALID_INPUT = "INVALID_INPUT"
+    INVALID_KEY = "INVALID_KEY"
+    INVALID_RULE = "INVALID_RULE"
+    KEY_TAKEN = "KEY_TAKEN"
+    NOT_FOUND = "NOT_FOUND"
+    SEGMENT_IN_USE = "SEGMENT_IN_USE"
+    SEGMENT_DELETED = "SEGMENT_DELETED"
+    VERSION_CONFLICT = "VERSION_CONFLICT"
+    LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input, at its path in the input (GraphQL spelling, e.g.
+    ("input", "rules", "2", "condition", "value"))."""
+
+    field: Path | None
+    code: ProblemCode
+    message: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A write that wrote nothing, and why. `blocking_usage` lists who still uses a
+    segment that could not be deleted."""
+
+    problems: list[Problem]
+    blocking_usage: list[Any] | None = field(default=None)
+
+    @classmethod
+    def one(
+        cls, code: ProblemCode, message: str, path: Path | None = None, **extra: Any
+    ) -> "Refused":
+        return cls([Problem(path, code, message)], **extra)
+
+    @property
+    def code(self) -> ProblemCode:
+        return self.problems[0].code
