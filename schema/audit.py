@@ -12,7 +12,14 @@ from db import audit as db_audit
 from schema.context import AppInfo
 from schema.ids import encode_id
 from schema.node import Node
-from schema.pagination import PageInfo, decode_cursor, encode_cursor, id_value, page_request, window
+from schema.pagination import (
+    Connection,
+    connection,
+    decode_cursor,
+    encode_cursor,
+    id_value,
+    page_request,
+)
 
 
 @strawberry.enum(description="What happened to the entity.")
@@ -73,25 +80,9 @@ def _api_value(field: str, value: Any) -> Any:
     ]
 
 
-@strawberry.type(description="An audit event in a connection.")
-class AuditEventEdge:
-    cursor: str = strawberry.field(description="Opaque position of this edge.")
-    node: AuditEvent = strawberry.field(description="The event.")
-
-
 @strawberry.type(description="A page of audit events, newest first.")
-class AuditEventConnection:
-    edges: list[AuditEventEdge] = strawberry.field(description="The page, with cursors.")
-    page_info: PageInfo = strawberry.field(description="Where the page lies in the whole list.")
-    _count: strawberry.Private[Any]
-
-    @strawberry.field(description="The page's events without cursors.")
-    def nodes(self) -> list[AuditEvent]:
-        return [edge.node for edge in self.edges]
-
-    @strawberry.field(description="All events of the list, across pages.")
-    async def total_count(self) -> int:
-        return await self._count()
+class AuditEventConnection(Connection[AuditEvent]):
+    pass
 
 
 async def history_of(
@@ -118,8 +109,12 @@ async def history_of(
     def count() -> Awaitable[int]:
         return ctx.db.run(db_audit.count_events, project_id, entity)
 
-    pairs, page_info = window(
-        page, rows, outside, lambda row: encode_cursor("audit", row["id"], row["id"])
+    return connection(
+        AuditEventConnection,
+        page,
+        rows,
+        outside=outside,
+        count=count,
+        cursor=lambda row: encode_cursor("audit", row["id"], row["id"]),
+        node=AuditEvent.from_row,
     )
-    edges = [AuditEventEdge(cursor=cursor, node=AuditEvent.from_row(row)) for cursor, row in pairs]
-    return AuditEventConnection(edges=edges, page_info=page_info, _count=count)

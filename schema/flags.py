@@ -11,7 +11,7 @@ from schema.context import AppInfo, mapped
 from schema.enums import LogicalOperator
 from schema.ids import encode_id
 from schema.node import Node
-from schema.pagination import PageInfo, decode_cursor, encode_cursor, page_request, window
+from schema.pagination import Connection, connection, decode_cursor, encode_cursor, page_request
 from schema.rules import SegmentRule, rules_from_stored
 
 if TYPE_CHECKING:
@@ -99,25 +99,9 @@ class Flag(Node):
         )
 
 
-@strawberry.type(description="A flag in a connection.")
-class FlagEdge:
-    cursor: str = strawberry.field(description="Opaque position of this edge.")
-    node: Flag = strawberry.field(description="The flag.")
-
-
 @strawberry.type(description="A page of flags, by key.")
-class FlagConnection:
-    edges: list[FlagEdge] = strawberry.field(description="The page, with cursors.")
-    page_info: PageInfo = strawberry.field(description="Where the page lies in the whole list.")
-    _count: strawberry.Private[Any]
-
-    @strawberry.field(description="The page's flags without cursors.")
-    def nodes(self) -> list[Flag]:
-        return [edge.node for edge in self.edges]
-
-    @strawberry.field(description="All flags matching search, across pages.")
-    async def total_count(self) -> int:
-        return await self._count()
+class FlagConnection(Connection[Flag]):
+    pass
 
 
 async def list_flags(
@@ -141,11 +125,15 @@ async def list_flags(
     def count() -> Awaitable[int]:
         return ctx.db.run(db_flags.count_flags, project_id, search)
 
-    pairs, page_info = window(
-        page, rows, outside, lambda row: encode_cursor("flag", row["key"], row["id"])
+    return connection(
+        FlagConnection,
+        page,
+        rows,
+        outside=outside,
+        count=count,
+        cursor=lambda row: encode_cursor("flag", row["key"], row["id"]),
+        node=Flag.from_row,
     )
-    edges = [FlagEdge(cursor=cursor, node=Flag.from_row(row)) for cursor, row in pairs]
-    return FlagConnection(edges=edges, page_info=page_info, _count=count)
 
 
 async def flag_by_key(info: AppInfo, project_key: str, key: str) -> Flag | None:

@@ -4,7 +4,7 @@ import base64
 import binascii
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 import strawberry
@@ -16,6 +16,7 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
 
 Lazy = Callable[[], Awaitable[bool]]
+T = TypeVar("T")
 
 
 @strawberry.type(description="Where a page lies in the whole list (Relay cursor connections).")
@@ -139,3 +140,47 @@ def window(
         _has_previous=has_previous,
     )
     return edges, info
+
+
+@strawberry.type(description="An item of a page, with its cursor.")
+class Edge(Generic[T]):
+    cursor: str = strawberry.field(description="Opaque position of this edge.")
+    node: T = strawberry.field(description="The item.")
+
+
+@strawberry.type(description="A page of a list (Relay cursor connection).")
+class Connection(Generic[T]):
+    """The one connection shape: `class SegmentConnection(Connection[Segment])` names the
+    schema types SegmentConnection and SegmentEdge."""
+
+    edges: list[Edge[T]] = strawberry.field(description="The page, with cursors.")
+    page_info: PageInfo = strawberry.field(description="Where the page lies in the whole list.")
+    _count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="The page's items without cursors.")
+    def nodes(self) -> list[T]:
+        return [edge.node for edge in self.edges]
+
+    @strawberry.field(description="All items of the list (as filtered), across pages.")
+    async def total_count(self) -> int:
+        return await self._count()
+
+
+C = TypeVar("C", bound=Connection[Any])
+
+
+def connection(
+    kind: type[C],
+    page: PageRequest,
+    rows: Sequence[Any],
+    *,
+    outside: Callable[[bool], Awaitable[bool]],
+    count: Callable[[], Awaitable[int]],
+    cursor: Callable[[Any], str],
+    node: Callable[[Any], Any],
+) -> C:
+    """A connection of `kind` over fetched keyset rows: the page trimmed, each row made a
+    node with its cursor, PageInfo exact, totalCount counted only when asked for."""
+    pairs, page_info = window(page, rows, outside, cursor)
+    edges = [Edge(cursor=position, node=node(row)) for position, row in pairs]
+    return kind(edges=edges, page_info=page_info, _count=count)

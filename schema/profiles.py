@@ -17,7 +17,7 @@ from schema.enums import LogicalOperator
 from schema.errors import UserError, from_problems, user_error
 from schema.ids import encode_id
 from schema.node import Node
-from schema.pagination import PageInfo, decode_cursor, encode_cursor, page_request, window
+from schema.pagination import Connection, connection, decode_cursor, encode_cursor, page_request
 from schema.rules import SegmentRuleInput, rules_input_to_raw
 
 PROFILE_CURSOR = "profile"
@@ -50,25 +50,9 @@ class Profile(Node):
         )
 
 
-@strawberry.type(description="A profile in a connection.")
-class ProfileEdge:
-    cursor: str = strawberry.field(description="Opaque position of this edge.")
-    node: Profile = strawberry.field(description="The profile.")
-
-
 @strawberry.type(description="A page of profiles, by targetingKey.")
-class ProfileConnection:
-    edges: list[ProfileEdge] = strawberry.field(description="The page, with cursors.")
-    page_info: PageInfo = strawberry.field(description="Where the page lies in the whole list.")
-    _count: strawberry.Private[Any]
-
-    @strawberry.field(description="The page's profiles without cursors.")
-    def nodes(self) -> list[Profile]:
-        return [edge.node for edge in self.edges]
-
-    @strawberry.field(description="All profiles of the list, across pages.")
-    async def total_count(self) -> int:
-        return await self._count()
+class ProfileConnection(Connection[Profile]):
+    pass
 
 
 @strawberry.input(description="An unsaved segment definition whose members to count and sample.")
@@ -135,14 +119,15 @@ async def list_profiles(
     def count() -> Awaitable[int]:
         return ctx.db.run(db_profiles.count_profiles, project_id, search)
 
-    pairs, page_info = window(
+    return connection(
+        ProfileConnection,
         page,
         rows,
-        outside,
-        lambda row: encode_cursor(PROFILE_CURSOR, row["targeting_key"], row["id"]),
+        outside=outside,
+        count=count,
+        cursor=lambda row: encode_cursor(PROFILE_CURSOR, row["targeting_key"], row["id"]),
+        node=Profile.from_row,
     )
-    edges = [ProfileEdge(cursor=cursor, node=Profile.from_row(row)) for cursor, row in pairs]
-    return ProfileConnection(edges=edges, page_info=page_info, _count=count)
 
 
 async def member_connection(
@@ -175,14 +160,15 @@ async def member_connection(
     async def count() -> int:
         return await loaders.member_count.load(definition)
 
-    pairs, page_info = window(
+    return connection(
+        ProfileConnection,
         page,
         rows,
-        outside,
-        lambda row: encode_cursor(MEMBER_CURSOR, row["targeting_key"], row["id"]),
+        outside=outside,
+        count=count,
+        cursor=lambda row: encode_cursor(MEMBER_CURSOR, row["targeting_key"], row["id"]),
+        node=Profile.from_row,
     )
-    edges = [ProfileEdge(cursor=cursor, node=Profile.from_row(row)) for cursor, row in pairs]
-    return ProfileConnection(edges=edges, page_info=page_info, _count=count)
 
 
 def _preview_problems(

@@ -16,13 +16,13 @@ from schema.enums import LogicalOperator, OrderDirection, SegmentOrderField
 from schema.ids import encode_id
 from schema.node import Node
 from schema.pagination import (
-    PageInfo,
+    Connection,
+    connection,
     decode_cursor,
     encode_cursor,
     page_request,
     text_value,
     time_value,
-    window,
 )
 from schema.profiles import ProfileConnection, member_connection
 from schema.projects import Environment, Project
@@ -183,25 +183,9 @@ class Segment(Node):
         )
 
 
-@strawberry.type(description="A segment in a connection.")
-class SegmentEdge:
-    cursor: str = strawberry.field(description="Opaque position of this edge.")
-    node: Segment = strawberry.field(description="The segment.")
-
-
 @strawberry.type(description="A page of segments.")
-class SegmentConnection:
-    edges: list[SegmentEdge] = strawberry.field(description="The page, with cursors.")
-    page_info: PageInfo = strawberry.field(description="Where the page lies in the whole list.")
-    _count: strawberry.Private[Any]
-
-    @strawberry.field(description="The page's segments without cursors.")
-    def nodes(self) -> list[Segment]:
-        return [edge.node for edge in self.edges]
-
-    @strawberry.field(description="All segments matching search and filter, across pages.")
-    async def total_count(self) -> int:
-        return await self._count()
+class SegmentConnection(Connection[Segment]):
+    pass
 
 
 @strawberry.input(description="Order of a segment list.")
@@ -271,11 +255,15 @@ async def list_segments(
     def count() -> Awaitable[int]:
         return ctx.db.run(db_segments.count_segments, project_id, db_filter)
 
-    pairs, page_info = window(
-        page, rows, outside, lambda row: encode_cursor(field, row[column], row["id"])
+    return connection(
+        SegmentConnection,
+        page,
+        rows,
+        outside=outside,
+        count=count,
+        cursor=lambda row: encode_cursor(field, row[column], row["id"]),
+        node=Segment.from_row,
     )
-    edges = [SegmentEdge(cursor=cursor, node=Segment.from_row(row)) for cursor, row in pairs]
-    return SegmentConnection(edges=edges, page_info=page_info, _count=count)
 
 
 async def segment_by_key(info: AppInfo, project_key: str, key: str) -> Segment | None:
