@@ -63,11 +63,15 @@ class AuditEvent(Node):
 def _api_value(field: str, value: Any) -> Any:
     """A stored value as the API shows it: targeting rules name segments by their global id,
     the one a client can look up, not by row id."""
-    if not field.startswith("targetingRules.") or not isinstance(value, list):
+    if not field.startswith("targetingRules."):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("sample"), list):  # a long list, bounded
+        return {**value, "sample": _api_value(field, value["sample"])}
+    if not isinstance(value, list):
         return value
     return [
         {**rule, "segmentId": encode_id("Segment", rule["segmentId"])}
-        if rule.get("segmentId") is not None
+        if isinstance(rule, dict) and rule.get("segmentId") is not None
         else rule
         for rule in value
     ]
