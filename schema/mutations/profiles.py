@@ -127,7 +127,9 @@ class ProfileMutations:
                     conn, project_id, [(p.targeting_key, p.attributes) for p in input.profiles]
                 )
                 # The project's counter after the write, in its transaction (which holds the
-                # counter's lock, so concurrent upserts queue): replaced profiles do not count twice.
+                # project's profile write lock, so concurrent upserts queue, and then the
+                # counter's; an import adds its rows under that same counter lock at its end):
+                # replaced profiles do not count twice.
                 if await db_profiles.stored_profile_count(conn, project_id) > limit:
                     raise _OverProjectLimit
         except _OverProjectLimit:
