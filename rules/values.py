@@ -117,13 +117,33 @@ def loads_json(data: bytes | str) -> Any:
     exactly as it refuses the same literal written inline in GraphQL. orjson alone reads
     integers beyond 64 bits as floats and refuses `1e400` as invalid JSON. Raises
     orjson.JSONDecodeError for text that is not JSON."""
-    raw = data.encode() if isinstance(data, str) else bytes(data)
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
     if _MAYBE_INEXACT.search(raw) is None:
         return orjson.loads(raw)
     try:
-        return _EXACT.decode(raw.decode("utf-8"))
-    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
+        value = _EXACT.decode(raw.decode("utf-8"))
+        # orjson refuses escaped lone surrogates ("\ud800"); the standard library does not.
+        if _SURROGATE_ESCAPE.search(raw) is not None:
+            _refuse_lone_surrogates(value)
+        return value
+    except (ValueError, RecursionError) as error:  # UnicodeError is a ValueError
         raise orjson.JSONDecodeError(f"not JSON: {error}", "", 0) from None
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _refuse_lone_surrogates(value: object) -> None:
+    stack = [value]
+    while stack:
+        current = stack.pop()
+        if type(current) is str:
+            current.encode("utf-8")  # UnicodeEncodeError on a lone surrogate
+        elif type(current) is dict:
+            stack.extend(current.keys())
+            stack.extend(current.values())
+        elif type(current) is list:
+            stack.extend(current)
 
 
 def to_number(text: str) -> int | float | None:

@@ -214,3 +214,32 @@ def test_client_json_reads_numbers_exactly_and_refuses_only_inexact_ones(value):
         (INT64_MIN <= n <= INT64_MAX) if type(n) is int else math.isfinite(n) for n in numbers(value)
     )
     assert (json_problem(read, 100) is None) == exact
+
+
+@pytest.mark.parametrize("text", [
+    b'"\\ud800"',
+    b'["\\ud800", 1e400]',  # the exact reading refuses what orjson refuses
+    b'[NaN, 1e400]',
+    b'[Infinity, 12345678901234567890]',
+    b'{"a": 1e400,}',
+    b"[" * 2000 + b"1e400" + b"]" * 2000,
+    b"\xff 1e400",
+])
+def test_text_that_is_not_json_is_refused_whichever_way_it_is_read(text):
+    import orjson
+
+    from rules.values import loads_json
+
+    with pytest.raises(orjson.JSONDecodeError):
+        loads_json(text)
+
+
+@pytest.mark.parametrize("number", ["18446744073709551616", "1e400"])
+async def test_get_variables_are_read_exactly_too(client, project, beta, number):
+    response = await client.get(
+        "/graphql",
+        params={"query": EVALUATE, "variables": '{"c": {"n": %s}}' % number},
+        headers={"Authorization": f"Bearer {project.editor}"},
+    )
+    assert response.status_code == 200, response.text
+    assert [e["extensions"]["code"] for e in response.json()["errors"]] == ["BAD_USER_INPUT"]
