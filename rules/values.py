@@ -56,18 +56,18 @@ def is_number(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def is_exact_number(value: object) -> bool:
-    """Whether a JSON number is one every store and encoder here keeps as given: finite, and
-    an integer within signed 64 bits (jsonb would keep more, but orjson and the SQL
-    translation of the rules read 64 bits)."""
-    if type(value) is int:
-        return INT64_MIN <= value <= INT64_MAX
-    return type(value) is float and math.isfinite(value)
-
-
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 NUMBER_PROBLEM = "numbers must be finite, and integers within 64 bits (-2^63 to 2^63-1)"
+
+
+def is_exact_number(value: object) -> bool:
+    """Whether a JSON number is one we take as sent: finite, and an integer within signed 64
+    bits, the range rule values always had (jsonb keeps more, but orjson reads integers
+    beyond 64 bits back as floats and writes none beyond 2^64-1)."""
+    if type(value) is int:
+        return INT64_MIN <= value <= INT64_MAX
+    return type(value) is float and math.isfinite(value)
 
 
 def json_problem(value: object, max_depth: int) -> str | None:
@@ -94,6 +94,7 @@ def json_problem(value: object, max_depth: int) -> str | None:
 # that may overflow): only then can orjson's reading differ from the text. It may also match
 # inside a string, which costs only the slower exact reading.
 _MAYBE_INEXACT = re.compile(rb"[0-9]{19}|[eE][+-]?[0-9]{3}")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 # Python refuses int() of longer digit strings; any such integer is far outside 64 bits.
 _INT_DIGITS = 4000
 
@@ -129,8 +130,6 @@ def loads_json(data: bytes | str) -> Any:
     except (ValueError, RecursionError) as error:  # UnicodeError is a ValueError
         raise orjson.JSONDecodeError(f"not JSON: {error}", "", 0) from None
 
-
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _refuse_lone_surrogates(value: object) -> None:
