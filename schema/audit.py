@@ -54,7 +54,9 @@ class AuditEvent(Node):
                     before=_api_value(c["field"], c.get("before")),
                     after=_api_value(c["field"], c.get("after")),
                 )
-                for c in row["changes"]
+                # Bounded again on read: events stored before the writer bounded them may
+                # hold whole lists; on bounded ones this changes nothing.
+                for c in map(db_audit.bounded_change, row["changes"])
             ],
             created_at=row["created_at"],
         )

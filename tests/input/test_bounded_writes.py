@@ -139,3 +139,26 @@ def test_an_audit_change_is_stored_whole_when_small_and_bounded_otherwise(before
             assert stored[key]["count"] == len(change[key])
     # Lists collapse to counts at worst, so only dict keys and scalars remain.
     assert len(orjson.dumps(stored)) <= max(CHANGE_BYTES, len(json.dumps(change)))
+
+
+async def test_events_stored_before_the_bound_are_read_bounded(gql, project, database_url):
+    from db.pool import connect
+
+    conn = await connect(database_url)
+    try:
+        await conn.execute(
+            """
+            INSERT INTO audit_events (project_id, entity_type, entity_id, action, actor, changes)
+            VALUES ($1, 'segment', 1, 'UPDATED', 'old', $2)
+            """,
+            project.id,
+            [{"field": "included", "before": [], "after": [f"u{i}" for i in range(15_000)]},
+             {"field": "name", "before": "A", "after": "B"}],
+        )
+    finally:
+        await conn.close()
+    event = (await audit_log(gql, project.key, first=1))["nodes"][0]
+    assert event["changes"] == [
+        {"field": "included", "before": [], "after": {"count": 15_000, "sample": [f"u{i}" for i in range(20)]}},
+        {"field": "name", "before": "A", "after": "B"},
+    ]
