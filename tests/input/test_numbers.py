@@ -243,3 +243,15 @@ async def test_get_variables_are_read_exactly_too(client, project, beta, number)
     )
     assert response.status_code == 200, response.text
     assert [e["extensions"]["code"] for e in response.json()["errors"]] == ["BAD_USER_INPUT"]
+
+
+async def test_csv_cells_spelling_inexact_numbers_stay_text_never_null(database_url, project, gql, tmp_path):
+    # CSV has no types: a cell is a number only when it spells one we take exactly (like
+    # "007" stays text), so such a cell keeps its characters rather than being refused.
+    file = tmp_path / "people.csv"
+    file.write_text("targetingKey,n,m\nu1,1e400,18446744073709551616\n")
+    result = run("profiles", "import", "--project", project.key, str(file), database_url=database_url)
+    assert result.returncode == 0, result.stderr
+    assert (await gql(PROFILES))["profiles"]["nodes"] == [
+        {"targetingKey": "u1", "attributes": {"n": "1e400", "m": "18446744073709551616"}}
+    ]
