@@ -44,6 +44,11 @@ def _affected(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
+# What a profile write raises when PostgreSQL broke a lock cycle by aborting its transaction:
+# possible when an API write and a running import write some of the same keys in different
+# orders. Nothing of the aborted transaction was written; running it again is safe.
+Deadlock = asyncpg.DeadlockDetectedError
+
 # Advisory lock class of a project's API profile writes (the other key is the project id).
 _PROFILE_WRITES_LOCK = 0x5E6
 

@@ -1,5 +1,6 @@
 """Profile mutations: upsert and delete stored profiles in batches, all or nothing."""
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import strawberry
@@ -98,6 +99,17 @@ def _key_problems(keys: list[str]) -> list[Problem]:
     ]
 
 
+async def _once_more_after_deadlock(write: Callable[[], Awaitable[int]]) -> int:
+    """Run a profile write transaction, and run it again if PostgreSQL aborted it to break a
+    deadlock with an import writing the same keys (see db_profiles.Deadlock). By then the
+    import holds the keys the first run had taken, so the second run waits for the import
+    rather than the other way round, unless it again takes a key the import reaches later."""
+    try:
+        return await write()
+    except db_profiles.Deadlock:
+        return await write()
+
+
 def _project_not_found() -> UserError:
     return user_error("NOT_FOUND", "No such project.", ["input", "projectKey"])
 
@@ -121,7 +133,8 @@ class ProfileMutations:
         if errors:
             return UpsertProfilesPayload(upserted_count=0, user_errors=errors)
         limit = ctx.settings.max_profiles_per_project
-        try:
+
+        async def write() -> int:
             async with ctx.db.transaction() as conn:
                 upserted = await db_profiles.upsert_profiles(
                     conn, project_id, [(p.targeting_key, p.attributes) for p in input.profiles]
@@ -132,6 +145,10 @@ class ProfileMutations:
                 # replaced profiles do not count twice.
                 if await db_profiles.stored_profile_count(conn, project_id) > limit:
                     raise _OverProjectLimit
+            return upserted
+
+        try:
+            upserted = await _once_more_after_deadlock(write)
         except _OverProjectLimit:
             message = f"the project would hold more than {limit} profiles"
             return UpsertProfilesPayload(
@@ -156,6 +173,10 @@ class ProfileMutations:
             errors.insert(0, _project_not_found())
         if errors:
             return DeleteProfilesPayload(deleted_count=0, user_errors=errors)
-        async with ctx.db.transaction() as conn:
-            deleted = await db_profiles.delete_profiles(conn, project_id, input.targeting_keys)
+
+        async def write() -> int:
+            async with ctx.db.transaction() as conn:
+                return await db_profiles.delete_profiles(conn, project_id, input.targeting_keys)
+
+        deleted = await _once_more_after_deadlock(write)
         return DeleteProfilesPayload(deleted_count=deleted, user_errors=[])

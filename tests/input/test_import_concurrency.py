@@ -171,3 +171,23 @@ async def test_api_upserts_finish_fast_while_a_200k_line_import_runs(database_ur
         assert await exact_count(watcher, project.id) == lines + 10 * n
     finally:
         await watcher.close()
+
+
+async def test_an_upsert_caught_in_a_deadlock_with_an_import_is_retried(conns, project, gql):
+    importer, api = conns
+    running = PausedImport(importer, project.id, [f"imp-{i:05d}" for i in range(15_000)])
+    await asyncio.wait_for(running.written.wait(), timeout=30)
+    # The upsert writes a key of the import's next chunk, then waits for one the import holds;
+    # the import, resumed, waits for the first: PostgreSQL aborts the upsert's transaction.
+    entries = [{"targetingKey": "imp-10005", "attributes": {"api": 1}},
+               {"targetingKey": "imp-00001", "attributes": {"api": 2}}]
+    waiting = asyncio.ensure_future(gql.raw(UPSERT, {"i": {"projectKey": project.key, "profiles": entries}}))
+    await asyncio.sleep(0.3)
+    await running.resume()
+    body = (await asyncio.wait_for(waiting, timeout=10)).json()
+    assert body == {"data": {"upsertProfiles": {"upsertedCount": 2, "userErrors": []}}}
+    assert await exact_count(api, project.id) == 15_000
+    rows = await api.fetch(
+        "SELECT targeting_key, attributes FROM profiles WHERE targeting_key IN ('imp-10005', 'imp-00001')"
+    )
+    assert {r["targeting_key"]: r["attributes"] for r in rows} == {"imp-10005": {"api": 1}, "imp-00001": {"api": 2}}
