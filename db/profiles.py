@@ -49,8 +49,10 @@ def _affected(status: str) -> int:
 # orders. Nothing of the aborted transaction was written; running it again is safe.
 Deadlock = asyncpg.DeadlockDetectedError
 
-# Advisory lock class of a project's API profile writes (the other key is the project id).
+# Advisory lock classes of a project's API profile writes and of its imports (the other key
+# is the project id).
 _PROFILE_WRITES_LOCK = 0x5E6
+_PROFILE_IMPORTS_LOCK = 0x5E7
 
 
 async def lock_profile_writes(conn: asyncpg.Connection, project_id: int) -> None:
@@ -125,6 +127,11 @@ async def copy_profiles(
     """
     written = 0
     async with conn.transaction():
+        # Imports of one project queue, as they did behind the counter: two writing the same
+        # keys in different orders would otherwise deadlock, each holding thousands.
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock($1, $2::int)", _PROFILE_IMPORTS_LOCK, project_id % 2**31
+        )
         await conn.execute(
             "SELECT set_config('segments.deferred_count_project', $1, true),"
             " set_config('segments.deferred_count', '0', true)",

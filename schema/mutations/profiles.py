@@ -1,5 +1,6 @@
 """Profile mutations: upsert and delete stored profiles in batches, all or nothing."""
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -99,15 +100,20 @@ def _key_problems(keys: list[str]) -> list[Problem]:
     ]
 
 
-async def _once_more_after_deadlock(write: Callable[[], Awaitable[int]]) -> int:
-    """Run a profile write transaction, and run it again if PostgreSQL aborted it to break a
-    deadlock with an import writing the same keys (see db_profiles.Deadlock). By then the
-    import holds the keys the first run had taken, so the second run waits for the import
-    rather than the other way round, unless it again takes a key the import reaches later."""
-    try:
-        return await write()
-    except db_profiles.Deadlock:
-        return await write()
+async def _again_after_deadlock(write: Callable[[], Awaitable[int]]) -> int:
+    """Run a profile write transaction, and again if PostgreSQL aborted it to break a deadlock
+    with an import writing the same keys (see db_profiles.Deadlock). A short pause first lets
+    the import take the keys the aborted run held, so the next run waits for the import rather
+    than the other way round."""
+    for pause in _DEADLOCK_PAUSES:
+        try:
+            return await write()
+        except db_profiles.Deadlock:
+            await asyncio.sleep(pause)
+    return await write()
+
+
+_DEADLOCK_PAUSES = (0.05, 0.2)
 
 
 def _project_not_found() -> UserError:
@@ -148,7 +154,7 @@ class ProfileMutations:
             return upserted
 
         try:
-            upserted = await _once_more_after_deadlock(write)
+            upserted = await _again_after_deadlock(write)
         except _OverProjectLimit:
             message = f"the project would hold more than {limit} profiles"
             return UpsertProfilesPayload(
@@ -178,5 +184,5 @@ class ProfileMutations:
             async with ctx.db.transaction() as conn:
                 return await db_profiles.delete_profiles(conn, project_id, input.targeting_keys)
 
-        deleted = await _once_more_after_deadlock(write)
+        deleted = await _again_after_deadlock(write)
         return DeleteProfilesPayload(deleted_count=deleted, user_errors=[])

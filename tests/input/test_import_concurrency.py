@@ -191,3 +191,19 @@ async def test_an_upsert_caught_in_a_deadlock_with_an_import_is_retried(conns, p
         "SELECT targeting_key, attributes FROM profiles WHERE targeting_key IN ('imp-10005', 'imp-00001')"
     )
     assert {r["targeting_key"]: r["attributes"] for r in rows} == {"imp-10005": {"api": 1}, "imp-00001": {"api": 2}}
+
+
+async def test_two_imports_of_one_project_queue(conns, project, database_url):
+    importer, api = conns
+    running = PausedImport(importer, project.id, [f"imp-{i:05d}" for i in range(12_000)])
+    await asyncio.wait_for(running.written.wait(), timeout=30)
+    second = await connect(database_url)
+    try:
+        later = asyncio.ensure_future(profiles.copy_profiles(second, project.id, [("imp-00001", {}), ("new", {})]))
+        await asyncio.sleep(0.3)
+        assert not later.done()
+        await running.resume()
+        assert await asyncio.wait_for(later, timeout=10) == 2
+    finally:
+        await second.close()
+    assert await exact_count(api, project.id) == 12_001
