@@ -18,6 +18,7 @@ from strawberry import Schema
 from api.auth import Authenticator
 from api.errors import RETRY_AFTER, RequestError, typed_error
 from api.settings import Settings
+from rules.values import loads_json
 from schema.context import Context
 from schema.execution import Executor, QueryLimits
 
@@ -80,7 +81,7 @@ async def _read_post(request: Request, max_bytes: int) -> GraphQLParams:
         if len(body) > max_bytes:
             raise too_large
     try:
-        raw = orjson.loads(body)
+        raw = loads_json(body)
     except orjson.JSONDecodeError:
         raise RequestError(400, "The request body is not valid JSON.", "BAD_REQUEST") from None
     return _params(raw)
@@ -91,7 +92,7 @@ def _read_get(request: Request) -> GraphQLParams:
     for name in ("variables", "extensions"):
         if isinstance(raw.get(name), str):
             try:
-                raw[name] = orjson.loads(raw[name])
+                raw[name] = loads_json(raw[name])
             except orjson.JSONDecodeError:
                 raise RequestError(400, f"`{name}` is not valid JSON.", "BAD_REQUEST") from None
     return _params(raw)

@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from rules.profiles import validate_profile
+from rules.values import loads_json
 
 NDJSON = "ndjson"
 CSV = "csv"
@@ -92,7 +93,7 @@ def _ndjson_lines(raw: BinaryIO) -> Iterator[Line]:
 
 def _ndjson_line(number: int, text: bytes) -> Line:
     try:
-        value = orjson.loads(text)
+        value = loads_json(text)
     except orjson.JSONDecodeError:
         return Line(number, None, "not a valid JSON line")
     if type(value) is not dict:

@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     max_targets: int = 15000
     max_segments_per_project: int = 10000
     max_profiles_per_project: int = 10_000_000
+    max_targeting_rules: int = 200  # per flag and environment
 
     max_query_depth: int = 10
     max_aliases: int = 15

@@ -44,21 +44,29 @@ def _affected(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
-async def lock_profile_count(conn: asyncpg.Connection, project_id: int) -> None:
-    """Lock the project's profile counter row (sql/0004), making it first if need be.
+# What a profile write raises when PostgreSQL broke a lock cycle by aborting its transaction:
+# possible when an API write and a running import write some of the same keys in different
+# orders. Nothing of the aborted transaction was written; running it again is safe.
+Deadlock = asyncpg.DeadlockDetectedError
 
-    Every writer of a project's profiles takes it before touching a profile, so they queue up
-    per project: a limit check sees every other write committed or none of it, and two writers
-    can never each hold a profile the other waits for while it waits for the counter (the
-    triggers update the counter after each statement). Held until the caller's transaction
-    ends; without one it only makes sure the row exists.
+# Advisory lock classes of a project's API profile writes and of its imports (the other key
+# is the project id).
+_PROFILE_WRITES_LOCK = 0x5E6
+_PROFILE_IMPORTS_LOCK = 0x5E7
+
+
+async def lock_profile_writes(conn: asyncpg.Connection, project_id: int) -> None:
+    """Queue this transaction behind the project's other API profile writes until it ends.
+
+    Upserts and deletes take it before touching a profile, so a limit check sees every other
+    API write committed or none of it, and two such writers never wait for each other's
+    profiles in a cycle. Imports do not take it, and they touch the project's counter row
+    (sql/0004) only in their last statement (sql/0005): so a long import never holds up the
+    API's writes of other keys, and an API write that waits for a key the import holds holds
+    neither the counter nor anything else the import will wait for.
     """
     await conn.execute(
-        """
-        INSERT INTO profile_counts AS c (project_id, profiles) VALUES ($1, 0)
-        ON CONFLICT (project_id) DO UPDATE SET profiles = c.profiles
-        """,
-        project_id,
+        "SELECT pg_advisory_xact_lock($1, $2::int)", _PROFILE_WRITES_LOCK, project_id % 2**31
     )
 
 
@@ -77,11 +85,11 @@ async def upsert_profiles(
 ) -> int:
     """Insert or replace profiles by key in one statement; the last of duplicate keys wins.
 
-    Takes the project's counter lock first (see `lock_profile_count`)."""
+    Takes the project's write lock first (see `lock_profile_writes`)."""
     batch = _last_wins(profiles)
     if not batch:
         return 0
-    await lock_profile_count(conn, project_id)
+    await lock_profile_writes(conn, project_id)
     keys = list(batch)
     attributes = [_dumps(batch[key]) for key in keys]
     contexts = [_dumps(profile_context(key, batch[key])) for key in keys]
@@ -110,13 +118,25 @@ async def copy_profiles(
     Streams `rows` in chunks of COPY_CHUNK_SIZE, so memory stays flat however many come.
     Runs in a transaction (a savepoint inside the caller's), so it applies all or nothing;
     a later duplicate of a key replaces the earlier one, as repeated upserts would. Returns
-    the number of rows read from `rows`, duplicates included. Holds the project's counter
-    lock (see `lock_profile_count`) until the transaction ends, so the project's other
-    profile writes wait for the import.
+    the number of rows read from `rows`, duplicates included.
+
+    The project's counter is not touched while the chunks are written (sql/0005: the triggers
+    sum this project's rows in a transaction-local setting instead), so the project's API
+    writes go on during a long import; the sum is added in one last statement, which locks
+    the counter until the caller's transaction ends, and the caller checks the limit then.
     """
     written = 0
     async with conn.transaction():
-        await lock_profile_count(conn, project_id)
+        # Imports of one project queue, as they did behind the counter: two writing the same
+        # keys in different orders would otherwise deadlock, each holding thousands.
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock($1, $2::int)", _PROFILE_IMPORTS_LOCK, project_id % 2**31
+        )
+        await conn.execute(
+            "SELECT set_config('segments.deferred_count_project', $1, true),"
+            " set_config('segments.deferred_count', '0', true)",
+            str(project_id),
+        )
         await conn.execute(
             """
             CREATE TEMPORARY TABLE IF NOT EXISTS profiles_import (
@@ -145,6 +165,17 @@ async def copy_profiles(
             )
             written += len(chunk)
             await conn.execute("TRUNCATE profiles_import")
+        added = await conn.fetchval("SELECT current_setting('segments.deferred_count')::bigint")
+        await conn.execute("SELECT set_config('segments.deferred_count_project', '', true)")
+        if added:
+            await conn.execute(
+                """
+                INSERT INTO profile_counts AS c (project_id, profiles) VALUES ($1, $2)
+                ON CONFLICT (project_id) DO UPDATE SET profiles = c.profiles + EXCLUDED.profiles
+                """,
+                project_id,
+                added,
+            )
     return written
 
 
@@ -174,8 +205,8 @@ async def delete_profiles(
 ) -> int:
     """Hard-delete profiles by key; unknown keys are ignored. Returns how many went.
 
-    Takes the project's counter lock first (see `lock_profile_count`)."""
-    await lock_profile_count(conn, project_id)
+    Takes the project's write lock first (see `lock_profile_writes`)."""
+    await lock_profile_writes(conn, project_id)
     status = await conn.execute(
         "DELETE FROM profiles WHERE project_id = $1 AND targeting_key = ANY($2::text[])",
         project_id,

@@ -5,6 +5,7 @@ from typing import Any
 import orjson
 
 from rules.validate import Path, Problem
+from rules.values import json_problem
 
 MAX_TARGETING_KEY_LENGTH = 256
 MAX_ATTRIBUTES_BYTES = 32 * 1024
@@ -39,11 +40,15 @@ def attributes_problem(attributes: object) -> str | None:
     """What is wrong with an attributes value, or None when it can be stored."""
     if type(attributes) is not dict:
         return "attributes must be a JSON object"
+    # Before encoding: orjson would write an infinity as null and stop at integers of 65 bits.
+    problem = json_problem(attributes, MAX_ATTRIBUTES_DEPTH)
+    if problem is not None:
+        return f"attributes: {problem}"
     try:
         encoded = orjson.dumps(attributes)
     except (TypeError, orjson.JSONEncodeError):
-        # Values the JSON scalar or a JSON line cannot produce (NaN, huge ints, other types).
-        return "attributes must hold only JSON values (integers within 64 bits)"
+        # Values neither the JSON scalar nor a JSON line produce (other types, lone surrogates).
+        return "attributes must hold only JSON values"
     if len(encoded) > MAX_ATTRIBUTES_BYTES:
         return (
             f"attributes take {len(encoded)} bytes as compact JSON; "
@@ -53,24 +58,7 @@ def attributes_problem(attributes: object) -> str | None:
     # cheaply whether a closer look is needed (an escaped backslash can fake the pattern).
     if b"\\u0000" in encoded and _holds_nul(attributes):
         return "attributes must not contain the character U+0000 (NUL)"
-    if _depth_exceeds(attributes, MAX_ATTRIBUTES_DEPTH):
-        return f"attributes nest at most {MAX_ATTRIBUTES_DEPTH} levels deep"
     return None
-
-
-def _depth_exceeds(value: Any, limit: int) -> bool:
-    """Whether objects and arrays nest deeper than `limit` (the attributes object is level 1)."""
-    # An explicit stack, so no input can exhaust Python's.
-    stack = [(value, 1)]
-    while stack:
-        current, depth = stack.pop()
-        if depth > limit:
-            return True
-        children = current.values() if type(current) is dict else current
-        for child in children:
-            if type(child) is dict or type(child) is list:
-                stack.append((child, depth + 1))
-    return False
 
 
 def _holds_nul(value: Any) -> bool:

@@ -1,10 +1,12 @@
 """How JSON values read as numbers, booleans, instants, versions and regexes, one way for all."""
 
+import json
 import math
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
+import orjson
 import re2  # type: ignore[import-untyped]
 
 # Stricter than float(): no whitespace, "inf", "nan", "_" or non-ASCII digits, so that any other
@@ -52,6 +54,95 @@ def is_number(value: object) -> bool:
     if isinstance(value, float):
         return math.isfinite(value)  # json.loads lets NaN and Infinity through
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+NUMBER_PROBLEM = "numbers must be finite, and integers within 64 bits (-2^63 to 2^63-1)"
+
+
+def is_exact_number(value: object) -> bool:
+    """Whether a JSON number is one we take as sent: finite, and an integer within signed 64
+    bits, the range rule values always had (jsonb keeps more, but orjson reads integers
+    beyond 64 bits back as floats and writes none beyond 2^64-1)."""
+    if type(value) is int:
+        return INT64_MIN <= value <= INT64_MAX
+    return type(value) is float and math.isfinite(value)
+
+
+def json_problem(value: object, max_depth: int) -> str | None:
+    """Why a JSON value from a client cannot be taken as it is, or None: it nests deeper than
+    `max_depth` (objects and arrays both count; the value itself is level 1) or holds a number
+    outside what `is_exact_number` allows. The same check applies inline literals, variables
+    and file lines, so each is refused the same way."""
+    # An explicit stack, so no nesting can exhaust Python's.
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        kind = type(current)
+        if kind is dict or kind is list:
+            if depth > max_depth:
+                return f"nested deeper than {max_depth} levels (objects and arrays both count)"
+            children = current.values() if kind is dict else current  # type: ignore[union-attr]
+            stack.extend((child, depth + 1) for child in children)
+        elif (kind is int or kind is float) and not is_exact_number(current):
+            return NUMBER_PROBLEM
+    return None
+
+
+# A run of 19 digits (an integer that may leave 64 bits) or an exponent of 3 digits (a float
+# that may overflow): only then can orjson's reading differ from the text. It may also match
+# inside a string, which costs only the slower exact reading.
+_MAYBE_INEXACT = re.compile(rb"[0-9]{19}|[eE][+-]?[0-9]{3}")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# Python refuses int() of longer digit strings; any such integer is far outside 64 bits.
+_INT_DIGITS = 4000
+
+
+def _exact_int(text: str) -> int:
+    if len(text) <= _INT_DIGITS:
+        return int(text)
+    return INT64_MIN - 1 if text.startswith("-") else INT64_MAX + 1
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_EXACT = json.JSONDecoder(parse_int=_exact_int, parse_constant=_no_constants)
+
+
+def loads_json(data: bytes | str) -> Any:
+    """A JSON text (a request body, a variables string, a file line) with its numbers as
+    written: integers exact at any size, `1e400` as infinity, so `json_problem` can refuse them
+    exactly as it refuses the same literal written inline in GraphQL. orjson alone reads
+    integers beyond 64 bits as floats and refuses `1e400` as invalid JSON. Raises
+    orjson.JSONDecodeError for text that is not JSON."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
+    if _MAYBE_INEXACT.search(raw) is None:
+        return orjson.loads(raw)
+    try:
+        value = _EXACT.decode(raw.decode("utf-8"))
+        # orjson refuses escaped lone surrogates ("\ud800"); the standard library does not.
+        if _SURROGATE_ESCAPE.search(raw) is not None:
+            _refuse_lone_surrogates(value)
+        return value
+    except (ValueError, RecursionError) as error:  # UnicodeError is a ValueError
+        raise orjson.JSONDecodeError(f"not JSON: {error}", "", 0) from None
+
+
+
+def _refuse_lone_surrogates(value: object) -> None:
+    stack = [value]
+    while stack:
+        current = stack.pop()
+        if type(current) is str:
+            current.encode("utf-8")  # UnicodeEncodeError on a lone surrogate
+        elif type(current) is dict:
+            stack.extend(current.keys())
+            stack.extend(current.values())
+        elif type(current) is list:
+            stack.extend(current)
 
 
 def to_number(text: str) -> int | float | None:

@@ -61,7 +61,9 @@ class AuditEvent(Node):
                     before=_api_value(c["field"], c.get("before")),
                     after=_api_value(c["field"], c.get("after")),
                 )
-                for c in row["changes"]
+                # Bounded again on read: events stored before the writer bounded them may
+                # hold whole lists; on bounded ones this changes nothing.
+                for c in map(db_audit.bounded_change, row["changes"])
             ],
             created_at=row["created_at"],
         )
@@ -70,11 +72,15 @@ class AuditEvent(Node):
 def _api_value(field: str, value: Any) -> Any:
     """A stored value as the API shows it: targeting rules name segments by their global id,
     the one a client can look up, not by row id."""
-    if not field.startswith("targetingRules.") or not isinstance(value, list):
+    if not field.startswith("targetingRules."):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("sample"), list):  # a long list, bounded
+        return {**value, "sample": _api_value(field, value["sample"])}
+    if not isinstance(value, list):
         return value
     return [
         {**rule, "segmentId": encode_id("Segment", rule["segmentId"])}
-        if rule.get("segmentId") is not None
+        if isinstance(rule, dict) and rule.get("segmentId") is not None
         else rule
         for rule in value
     ]

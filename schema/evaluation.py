@@ -9,6 +9,8 @@ from strawberry.scalars import JSON
 
 from db import segments as db_segments
 from rules.evaluate import CompiledSegment, compile_segment
+from rules.profiles import MAX_ATTRIBUTES_DEPTH
+from rules.values import json_problem
 from schema.context import AppInfo
 from schema.enums import ConditionOperator
 from schema.errors import bad_user_input, not_found
@@ -67,6 +69,11 @@ async def evaluate_segment(
 ) -> SegmentEvaluation:
     if not isinstance(context, dict):
         raise bad_user_input("`context` must be a JSON object.")
+    # Bounded like a stored profile's attributes, so whatever comes back in `actual` can be
+    # written out (no RecursionError while serialising) and every number is the one sent.
+    problem = json_problem(context, MAX_ATTRIBUTES_DEPTH)
+    if problem is not None:
+        raise bad_user_input(f"`context`: {problem}.")
     ctx = info.context
     row = await ctx.db.run(db_segments.segment_by_key, ctx.project_id_for(project_key), key)
     if row is None:

@@ -3,7 +3,7 @@
 import base64
 import binascii
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -51,7 +51,11 @@ def text_value(value: Any) -> str:
 
 
 def time_value(value: Any) -> datetime:
-    return datetime.fromisoformat(text_value(value))
+    # Converted to UTC here, as the driver would on sending it: an offset that pushes the
+    # instant past year 9999 or before year 1 (9999-12-31T23:59:59-14:00) raises
+    # OverflowError now, as bad input, instead of in the driver as an internal error.
+    moment = datetime.fromisoformat(text_value(value))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def id_value(value: Any) -> int:
@@ -70,7 +74,7 @@ def decode_cursor(
         if got_kind != kind:
             raise ValueError
         value, row_id = parse(value), id_value(row_id)
-    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+    except (ValueError, TypeError, OverflowError, binascii.Error, orjson.JSONDecodeError):
         raise bad_user_input("The cursor is not valid for this list and order.") from None
     return value, row_id
 

@@ -30,12 +30,10 @@ async def test_unstorable_attributes_are_a_user_error_and_nothing_is_written(gql
     assert listed["profiles"]["totalCount"] == 0
 
 
-async def test_integers_beyond_64_bits_are_stored_as_numbers(gql, project):
-    # JSON parsers read such integers as floats; the profile is stored, not refused.
+async def test_integers_beyond_64_bits_are_refused_not_rounded(gql, project):
+    # Read exactly (not as a float) and refused like the same literal written inline.
     data = await gql(UPSERT, {"i": {"projectKey": project.key, "profiles": [
         {"targetingKey": "big", "attributes": {"n": 2**70}},
     ]}})
-    assert data["upsertProfiles"] == {"upsertedCount": 1, "userErrors": []}
-    stored = await gql('query($p: String!) { profile(projectKey: $p, targetingKey: "big") { attributes } }',
-                       {"p": project.key})
-    assert stored["profile"]["attributes"]["n"] == float(2**70)
+    assert data["upsertProfiles"]["upsertedCount"] == 0
+    assert [e["code"] for e in data["upsertProfiles"]["userErrors"]] == ["INVALID_INPUT"]

@@ -176,6 +176,10 @@ class FlagMutations:
         flag_id = decode_id_of(input.flag_id, "Flag")
         if flag_id is None:
             return _flag_errors("NOT_FOUND", "No such flag.", "flagId")
+        limit = ctx.settings.max_targeting_rules
+        if len(input.rules) > limit:  # refused before checking each of possibly thousands
+            message = f"{len(input.rules)} targeting rules; at most {limit} per flag and environment"
+            return FlagPayload(flag=None, user_errors=[user_error("LIMIT_EXCEEDED", message, ["input", "rules"])])
         rows, problems = _checked_rules(input.rules, ctx.settings.limits)
         # Every problem is reported: input problems together with what only the database knows.
         errors = from_problems(problems)

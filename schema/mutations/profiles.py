@@ -1,5 +1,7 @@
 """Profile mutations: upsert and delete stored profiles in batches, all or nothing."""
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import strawberry
@@ -98,6 +100,22 @@ def _key_problems(keys: list[str]) -> list[Problem]:
     ]
 
 
+async def _again_after_deadlock(write: Callable[[], Awaitable[int]]) -> int:
+    """Run a profile write transaction, and again if PostgreSQL aborted it to break a deadlock
+    with an import writing the same keys (see db_profiles.Deadlock). A short pause first lets
+    the import take the keys the aborted run held, so the next run waits for the import rather
+    than the other way round."""
+    for pause in _DEADLOCK_PAUSES:
+        try:
+            return await write()
+        except db_profiles.Deadlock:
+            await asyncio.sleep(pause)
+    return await write()
+
+
+_DEADLOCK_PAUSES = (0.05, 0.2)
+
+
 def _project_not_found() -> UserError:
     return user_error("NOT_FOUND", "No such project.", ["input", "projectKey"])
 
@@ -121,15 +139,22 @@ class ProfileMutations:
         if errors:
             return UpsertProfilesPayload(upserted_count=0, user_errors=errors)
         limit = ctx.settings.max_profiles_per_project
-        try:
+
+        async def write() -> int:
             async with ctx.db.transaction() as conn:
                 upserted = await db_profiles.upsert_profiles(
                     conn, project_id, [(p.targeting_key, p.attributes) for p in input.profiles]
                 )
                 # The project's counter after the write, in its transaction (which holds the
-                # counter's lock, so concurrent upserts queue): replaced profiles do not count twice.
+                # project's profile write lock, so concurrent upserts queue, and then the
+                # counter's; an import adds its rows under that same counter lock at its end):
+                # replaced profiles do not count twice.
                 if await db_profiles.stored_profile_count(conn, project_id) > limit:
                     raise _OverProjectLimit
+            return upserted
+
+        try:
+            upserted = await _again_after_deadlock(write)
         except _OverProjectLimit:
             message = f"the project would hold more than {limit} profiles"
             return UpsertProfilesPayload(
@@ -154,6 +179,10 @@ class ProfileMutations:
             errors.insert(0, _project_not_found())
         if errors:
             return DeleteProfilesPayload(deleted_count=0, user_errors=errors)
-        async with ctx.db.transaction() as conn:
-            deleted = await db_profiles.delete_profiles(conn, project_id, input.targeting_keys)
+
+        async def write() -> int:
+            async with ctx.db.transaction() as conn:
+                return await db_profiles.delete_profiles(conn, project_id, input.targeting_keys)
+
+        deleted = await _again_after_deadlock(write)
         return DeleteProfilesPayload(deleted_count=deleted, user_errors=[])
