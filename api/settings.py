@@ -52,4 +52,8 @@ class Settings(BaseSettings):
 
     @property
     def policy(self) -> Policy:
-        return Policy(rules=self.limits, max_live_segments=self.max_segments_per_project)
+        return Policy(
+            rules=self.limits,
+            max_live_segments=self.max_segments_per_project,
+            max_targeting_rules=self.max_targeting_rules,
+        )

@@ -9,3 +9,4 @@ from rules.models import Limits
 class Policy:
     rules: Limits = field(default_factory=Limits)
     max_live_segments: int = 10_000
+    max_targeting_rules: int = 200  # per flag and environment

@@ -4,13 +4,12 @@ from typing import Annotated, Any
 
 import strawberry
 
-from db import flags as db_flags
-from db import projects as db_projects
-from db import segments as db_segments
-from rules import validate
+from core import flags as core_flags
+from core.flags import Row
+from rules.problems import Refused
 from schema.context import AppInfo
 from schema.enums import LogicalOperator
-from schema.errors import UserError, from_problems, user_error
+from schema.errors import UserError, from_problems
 from schema.flags import Flag
 from schema.ids import decode_id_of
 from schema.projects import Environment
@@ -70,50 +69,23 @@ class FlagPayload:
     user_errors: list[UserError] = strawberry.field(description="Why nothing was written; empty on success.")
 
 
-def _key_and_name(key: str, name: str) -> list[validate.Problem]:
-    return validate.validate_key(key, ("input", "key")) + validate.validate_name(name, ("input", "name"))
+def _rule_input(rule: TargetingRuleInput) -> dict[str, Any]:
+    """A targeting rule input as `core.flags` takes it."""
+    given: dict[str, Any] = {
+        "variation_key": rule.variation_key,
+        "rollout_key": rule.rollout_key,
+        "logical_op": rule.logical_op.value if rule.logical_op is not None else None,
+        "rules": rules_input_to_raw(rule.rules) if rule.rules is not None else None,
+    }
+    if rule.segment_id is not None:
+        given["segment"] = decode_id_of(rule.segment_id, "Segment")
+    return given
 
 
-def _checked_rules(
-    rules: list[TargetingRuleInput], limits: validate.Limits
-) -> tuple[list[dict[str, Any]], list[validate.Problem]]:
-    """Rows to store and every problem; segment rows carry the decoded id (or None)."""
-    rows: list[dict[str, Any]] = []
-    problems: list[validate.Problem] = []
-    for index, rule in enumerate(rules):
-        path = ("input", "rules", str(index))
-        if (rule.variation_key is None) == (rule.rollout_key is None):
-            problems.append(
-                validate.Problem(path, "INVALID_INPUT", "Give exactly one of variationKey or rolloutKey.")
-            )
-        for name, served in (("variationKey", rule.variation_key), ("rolloutKey", rule.rollout_key)):
-            if served is not None:
-                problems += validate.validate_served_key(served, (*path, name))
-        row = {"variation_key": rule.variation_key, "rollout_key": rule.rollout_key}
-        if rule.segment_id is not None:
-            if rule.rules is not None or rule.logical_op is not None:
-                problems.append(
-                    validate.Problem(path, "INVALID_RULE", "A rule has a segmentId or inline rules, not both.")
-                )
-            segment_id = decode_id_of(rule.segment_id, "Segment")
-            if segment_id is None:
-                problems.append(validate.Problem((*path, "segmentId"), "NOT_FOUND", "No such segment."))
-            row |= {"kind": "SEGMENT", "segment_id": segment_id, "logical_op": None, "rules": []}
-        elif rule.rules is None:
-            problems.append(validate.Problem(path, "INVALID_RULE", "Give a segmentId or inline rules."))
-        else:
-            stored, rule_problems = validate.validate_rules(
-                rules_input_to_raw(rule.rules), (*path, "rules"), limits
-            )
-            problems += rule_problems
-            logical_op = (rule.logical_op or LogicalOperator.AND).value
-            row |= {"kind": "CUSTOM", "segment_id": None, "logical_op": logical_op, "rules": stored}
-        rows.append(row)
-    return rows, problems
-
-
-def _flag_errors(code: str, message: str, *field: str) -> FlagPayload:
-    return FlagPayload(flag=None, user_errors=[user_error(code, message, ["input", *field])])
+def _flag_payload(result: Row | Refused) -> FlagPayload:
+    if isinstance(result, Refused):
+        return FlagPayload(flag=None, user_errors=from_problems(result.problems))
+    return FlagPayload(flag=Flag.from_row(result), user_errors=[])
 
 
 @strawberry.type
@@ -123,100 +95,42 @@ class FlagMutations:
         self, info: AppInfo, input: Annotated[CreateEnvironmentInput, strawberry.argument(description="The new environment.")]
     ) -> EnvironmentPayload:
         ctx = info.context
-        ctx.require_editor()
-        project_id = ctx.project_id_for(input.project_key)
-        errors = from_problems(_key_and_name(input.key, input.name))
-        if not project_id:
-            errors.insert(0, user_error("NOT_FOUND", "No such project.", ["input", "projectKey"]))
-        if errors:
-            return EnvironmentPayload(environment=None, user_errors=errors)
-        async with ctx.db.transaction() as conn:
-            row = await db_projects.create_environment(
-                conn, project_id, input.key, validate.normalize_name(input.name), actor=ctx.principal.name
-            )
-        if row is None:
-            taken = user_error("KEY_TAKEN", f"The project has an environment {input.key!r}.", ["input", "key"])
-            return EnvironmentPayload(environment=None, user_errors=[taken])
-        return EnvironmentPayload(environment=Environment.from_row(row), user_errors=[])
+        result = await core_flags.create_environment(
+            ctx.db, ctx.principal, input.project_key, input.key, input.name
+        )
+        if isinstance(result, Refused):
+            return EnvironmentPayload(environment=None, user_errors=from_problems(result.problems))
+        return EnvironmentPayload(environment=Environment.from_row(result), user_errors=[])
 
     @strawberry.mutation(description="Create a flag.")
     async def create_flag(
         self, info: AppInfo, input: Annotated[CreateFlagInput, strawberry.argument(description="The new flag.")]
     ) -> FlagPayload:
         ctx = info.context
-        ctx.require_editor()
-        project_id = ctx.project_id_for(input.project_key)
-        problems = _key_and_name(input.key, input.name)
-        problems += validate.validate_description(input.description, ("input", "description"))
-        errors = from_problems(problems)
-        if not project_id:
-            errors.insert(0, user_error("NOT_FOUND", "No such project.", ["input", "projectKey"]))
-        if errors:
-            return FlagPayload(flag=None, user_errors=errors)
-        async with ctx.db.transaction() as conn:
-            row = await db_flags.create_flag(
-                conn,
-                project_id,
-                input.key,
-                validate.normalize_name(input.name),
-                input.description,
-                actor=ctx.principal.name,
-            )
-        if row is None:
-            return _flag_errors("KEY_TAKEN", f"The project has a flag {input.key!r}.", "key")
-        return FlagPayload(flag=Flag.from_row(row), user_errors=[])
+        result = await core_flags.create_flag(
+            ctx.db, ctx.principal, input.project_key, input.key, input.name, input.description
+        )
+        return _flag_payload(result)
 
     @strawberry.mutation(description="Replace a flag's ordered targeting rules in one environment, atomically.")
     async def set_targeting_rules(
         self, info: AppInfo, input: Annotated[SetTargetingRulesInput, strawberry.argument(description="The new rules.")]
     ) -> FlagPayload:
         ctx = info.context
-        ctx.require_editor()
-        project_id = ctx.principal.project_id
-        flag_id = decode_id_of(input.flag_id, "Flag")
-        if flag_id is None:
-            return _flag_errors("NOT_FOUND", "No such flag.", "flagId")
-        limit = ctx.settings.max_targeting_rules
-        if len(input.rules) > limit:  # refused before checking each of possibly thousands
-            message = f"{len(input.rules)} targeting rules; at most {limit} per flag and environment"
-            return FlagPayload(flag=None, user_errors=[user_error("LIMIT_EXCEEDED", message, ["input", "rules"])])
-        rows, problems = _checked_rules(input.rules, ctx.settings.limits)
-        # Every problem is reported: input problems together with what only the database knows.
-        errors = from_problems(problems)
-        async with ctx.db.transaction() as conn:
-            flag = await db_flags.lock_flag(conn, project_id, flag_id)
-            if flag is None:
-                return _flag_errors("NOT_FOUND", "No such flag.", "flagId")
-            environment = await db_projects.environment_by_key(conn, project_id, input.environment_key)
-            if environment is None:
-                errors.insert(0, user_error("NOT_FOUND", "No such environment.", ["input", "environmentKey"]))
-            wanted = sorted({row["segment_id"] for row in rows if row.get("segment_id") is not None})
-            found = {s["id"]: s for s in await db_segments.lock_for_attach(conn, project_id, wanted)}
-            for index, row in enumerate(rows):
-                if row.get("segment_id") is None:
-                    continue
-                segment = found.get(row["segment_id"])
-                field = ["input", "rules", str(index), "segmentId"]
-                if segment is None:
-                    errors.append(user_error("NOT_FOUND", "No such segment.", field))
-                elif segment["deleted_at"] is not None:
-                    errors.append(user_error("SEGMENT_DELETED", "A deleted segment cannot be attached.", field))
-            if errors or environment is None:
-                return FlagPayload(flag=None, user_errors=errors)
-            await db_flags.replace_rules(conn, project_id, flag_id, environment, rows, actor=ctx.principal.name)
-        return FlagPayload(flag=Flag.from_row(flag), user_errors=[])
+        result = await core_flags.set_targeting_rules(
+            ctx.db,
+            ctx.principal,
+            ctx.settings.policy,
+            decode_id_of(input.flag_id, "Flag"),
+            input.environment_key,
+            [_rule_input(rule) for rule in input.rules],
+        )
+        return _flag_payload(result)
 
     @strawberry.mutation(description="Archive a flag: its rules stop counting as segment usage.")
     async def archive_flag(
         self, info: AppInfo, input: Annotated[ArchiveFlagInput, strawberry.argument(description="Which flag.")]
     ) -> FlagPayload:
         ctx = info.context
-        ctx.require_editor()
-        flag_id = decode_id_of(input.flag_id, "Flag")
-        if flag_id is None:
-            return _flag_errors("NOT_FOUND", "No such flag.", "flagId")
-        async with ctx.db.transaction() as conn:
-            row = await db_flags.archive_flag(conn, ctx.principal.project_id, flag_id, actor=ctx.principal.name)
-        if row is None:
-            return _flag_errors("NOT_FOUND", "No such flag.", "flagId")
-        return FlagPayload(flag=Flag.from_row(row), user_errors=[])
+        result = await core_flags.archive_flag(ctx.db, ctx.principal, decode_id_of(input.flag_id, "Flag"))
+        return _flag_payload(result)
