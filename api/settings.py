@@ -56,4 +56,5 @@ class Settings(BaseSettings):
             rules=self.limits,
             max_live_segments=self.max_segments_per_project,
             max_targeting_rules=self.max_targeting_rules,
+            max_profiles=self.max_profiles_per_project,
         )

@@ -1,6 +1,7 @@
 """Who may do what: a token sees its own project only, and only editors write."""
 
 from db.api_keys import Principal
+from rules.problems import Problem, ProblemCode
 
 
 class Forbidden(Exception):
@@ -19,3 +20,10 @@ def project_id_for(principal: Principal, project_key: str) -> int | None:
     """The caller's project id when it is the one named, else None: another project reads
     exactly like one that does not exist."""
     return principal.project_id if project_key == principal.project_key else None
+
+
+def project_problems(project_id: int | None) -> list[Problem]:
+    """The problem of an input naming a project the caller cannot see, if it does."""
+    if project_id is None:
+        return [Problem(("input", "projectKey"), ProblemCode.NOT_FOUND, "No such project.")]
+    return []

@@ -9,7 +9,7 @@ row id, or None when the id named no segment) or `rules` (stored-shape input for
 from collections.abc import Mapping
 from typing import Any
 
-from core.access import project_id_for, require_editor
+from core.access import project_id_for, project_problems, require_editor
 from core.policy import Policy
 from db import flags as db_flags
 from db import projects as db_projects
@@ -24,12 +24,6 @@ Row = Mapping[str, Any]
 NO_SUCH_FLAG = "No such flag."
 
 
-def _project_problem(project_id: int | None) -> list[Problem]:
-    if project_id is None:
-        return [Problem(("input", "projectKey"), ProblemCode.NOT_FOUND, "No such project.")]
-    return []
-
-
 def _key_and_name(key: str, name: str) -> list[Problem]:
     return validate.validate_key(key, ("input", "key")) + validate.validate_name(name, ("input", "name"))
 
@@ -39,7 +33,7 @@ async def create_environment(
 ) -> Row | Refused:
     require_editor(principal)
     project_id = project_id_for(principal, project_key)
-    problems = _project_problem(project_id) + _key_and_name(key, name)
+    problems = project_problems(project_id) + _key_and_name(key, name)
     if problems or project_id is None:
         return Refused(problems)
     async with db.transaction() as conn:
@@ -58,7 +52,7 @@ async def create_flag(
 ) -> Row | Refused:
     require_editor(principal)
     project_id = project_id_for(principal, project_key)
-    problems = _project_problem(project_id) + _key_and_name(key, name)
+    problems = project_problems(project_id) + _key_and_name(key, name)
     problems += validate.validate_description(description, ("input", "description"))
     if problems or project_id is None:
         return Refused(problems)

@@ -10,3 +10,4 @@ class Policy:
     rules: Limits = field(default_factory=Limits)
     max_live_segments: int = 10_000
     max_targeting_rules: int = 200  # per flag and environment
+    max_profiles: int = 10_000_000  # stored per project

@@ -10,7 +10,7 @@ spelling (("input", "logicalOp")); the REST face translates them.
 from collections.abc import Mapping
 from typing import Any
 
-from core.access import project_id_for, require_editor
+from core.access import project_id_for, project_problems, require_editor
 from core.policy import Policy
 from db import segments as db_segments
 from db.api_keys import Principal
@@ -35,7 +35,6 @@ _CREATE_DEFAULTS: dict[str, Any] = {
     "included": [],
     "excluded": [],
 }
-NO_SUCH_PROJECT = "No such project."
 NO_SUCH_SEGMENT = "No such segment."
 
 
@@ -105,8 +104,7 @@ async def create_segment(
         **{name: value for name, value in fields.items() if value is not None or name == "name"},
     }
     values, problems = check_fields(given, policy.rules)
-    if project_id is None:
-        problems.insert(0, Problem(("input", "projectKey"), ProblemCode.NOT_FOUND, NO_SUCH_PROJECT))
+    problems = project_problems(project_id) + problems
     if problems or project_id is None:
         return Refused(problems)
     derive_from = None if "key" in values else validate.derive_key(values["name"])

@@ -8,13 +8,15 @@ from typing import Any, Self
 import strawberry
 from strawberry.scalars import JSON
 
+from core.access import project_id_for, project_problems
 from db import profiles as db_profiles
 from db.members import Definition
 from rules import validate
 from rules.models import StoredRule
+from rules.problems import ProblemCode
 from schema.context import AppInfo
 from schema.enums import LogicalOperator
-from schema.errors import UserError, from_problems, user_error
+from schema.errors import UserError, from_problems
 from schema.ids import encode_id
 from schema.node import Node
 from schema.pagination import Connection, connection, decode_cursor, encode_cursor, page_request
@@ -186,7 +188,7 @@ def _preview_problems(
         problems.append(
             validate.Problem(
                 ("input", "sampleSize"),
-                "INVALID_INPUT",
+                ProblemCode.INVALID_INPUT,
                 f"sampleSize must be between 0 and {MAX_SAMPLE_SIZE}",
             )
         )
@@ -196,10 +198,8 @@ def _preview_problems(
 async def preview_segment(info: AppInfo, input: PreviewSegmentInput) -> SegmentPreview:
     ctx = info.context
     stored, problems = _preview_problems(input, ctx.settings.limits)
-    errors = from_problems(problems)
-    project_id = ctx.project_id_for(input.project_key)
-    if not project_id:
-        errors.insert(0, user_error("NOT_FOUND", "No such project.", ["input", "projectKey"]))
+    project_id = project_id_for(ctx.principal, input.project_key)
+    errors = from_problems(project_problems(project_id) + problems)
     if errors:
         return SegmentPreview(member_count=None, sample=[], user_errors=errors)
     definition = Definition(
