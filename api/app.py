@@ -5,9 +5,14 @@ import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from api import health
+from api.assets import PREFIX, asset_route
 from api.auth import Authenticator
 from api.graphql_http import GraphQLEndpoint, graphql_route
 from api.settings import Settings
@@ -42,14 +47,43 @@ def create_app(settings: Settings) -> Starlette:
             await authenticator.stop()
             await db.close()
 
+    graphql_methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    graphql_middleware = []
+    if settings.cors_origins:
+        graphql_methods.append("OPTIONS")  # preflights reach the route's CORS middleware
+        graphql_middleware.append(
+            Middleware(
+                PreflightNoContent,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type"],
+                max_age=600,
+            )
+        )
     return Starlette(
         routes=[
-            Route("/graphql", graphql_route, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            Route("/graphql", graphql_route, methods=graphql_methods, middleware=graphql_middleware),
+            Route(PREFIX + "/{digest}/{name:path}", asset_route, methods=["GET", "HEAD"]),
             Route("/health/live", health.live),
             Route("/health/ready", health.ready),
         ],
         lifespan=lifespan,
     )
+
+
+class PreflightNoContent(CORSMiddleware):
+    """Starlette's CORS middleware, answering an accepted preflight with 204 No Content
+    (it sends 200 and a body "OK"); a refused one stays 400."""
+
+    def __init__(self, app: ASGIApp, **options: object) -> None:
+        super().__init__(app, **options)  # type: ignore[arg-type]
+
+    def preflight_response(self, request_headers: object) -> Response:
+        response = super().preflight_response(request_headers)  # type: ignore[arg-type]
+        if response.status_code != 200:
+            return response
+        headers = {k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")}
+        return Response(status_code=204, headers=headers)
 
 
 def app_from_env() -> Starlette:

@@ -1,9 +1,10 @@
 """Settings read from the environment: DATABASE_URL plus SEGMENTS_* variables."""
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from rules.models import Limits
 
@@ -36,6 +37,17 @@ class Settings(BaseSettings):
     max_aliases: int = 15
     max_tokens: int = 2000
     max_body_bytes: int = 1024 * 1024
+
+    # Browser origins (scheme://host[:port]) allowed to call /graphql cross-origin, given
+    # comma-separated; empty: no CORS headers at all.
+    cors_origins: Annotated[list[str], NoDecode] = []
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
 
     @property
     def limits(self) -> Limits:
