@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,9 +20,12 @@ class Server:
                  command: list[str] | None = None) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
+        # Files, not pipes: a server that logs more than a pipe holds would block on it.
+        self._out = tempfile.TemporaryFile("w+")
+        self._err = tempfile.TemporaryFile("w+")
         self.process = subprocess.Popen(
             [*(command or [sys.executable, "-m", "api.cli"]), "serve", "--port", str(port)],
-            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=cwd, env=env, stdout=self._out, stderr=self._err, text=True,
         )
         self.stdout = ""
         self.stderr = ""
@@ -41,16 +45,24 @@ class Server:
         self.stop()
         raise AssertionError(f"serve was not ready within {timeout} s:\n{self.stdout}\n{self.stderr}")
 
+    def output(self) -> tuple[str, str]:
+        """What the server printed so far to stdout and stderr."""
+        texts = []
+        for file in (self._out, self._err):
+            file.flush()
+            file.seek(0)
+            texts.append(file.read())
+        return texts[0], texts[1]
+
     def stop(self, sig: int = signal.SIGTERM) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)
         try:
-            out, err = self.process.communicate(timeout=30)
+            self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            out, err = self.process.communicate()
-        self.stdout += out
-        self.stderr += err
+            self.process.wait()
+        self.stdout, self.stderr = self.output()
         return self.process.returncode
 
 
