@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
+from pydantic import ValidationError
 
 from api.seed import DEMO_PROJECT
 from api.settings import Settings
@@ -533,7 +534,16 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     args = build_parser().parse_args(argv)
     try:
-        return args.func(Settings(), args)
+        settings = Settings()
+    except ValidationError as invalid:
+        for problem in invalid.errors():
+            name = str(problem["loc"][0]) if problem["loc"] else "settings"
+            variable = "DATABASE_URL" if name == "database_url" else f"SEGMENTS_{name.upper()}"
+            message = str(problem["msg"]).removeprefix("Value error, ")
+            print(f"error: {variable}: {message}", file=sys.stderr)
+        return 1
+    try:
+        return args.func(settings, args)
     except CommandFailed as failure:
         print(f"error: {failure}", file=sys.stderr)
         return 1

@@ -1,5 +1,6 @@
 """Settings read from the environment: DATABASE_URL plus SEGMENTS_* variables."""
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -48,6 +49,15 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
         return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            # A browser sends Origin as scheme://host[:port]; anything else would never match.
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s?#]+", origin):
+                raise ValueError(f"{origin!r} is not an origin like https://admin.example.com")
+        return origins
 
     @property
     def limits(self) -> Limits:

@@ -234,6 +234,17 @@ def test_serve_on_a_busy_port_fails_before_the_banner(database_url):
     assert result.stderr.count("\n") == 1
 
 
+@pytest.mark.parametrize(("variable", "value", "says"), [
+    ("SEGMENTS_CORS_ORIGINS", "admin.example.com", "'admin.example.com' is not an origin"),
+    ("SEGMENTS_POOL_MAX_SIZE", "ten", "valid integer"),
+])
+def test_an_invalid_setting_is_one_error_line_naming_the_variable(variable, value, says):
+    result = run("migrate", database_url="postgresql://unused@127.0.0.1:1/x", env={variable: value})
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: {variable}: ") and says in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1
+
+
 async def test_project_list_prints_a_header_and_every_project(database_url):
     assert run("project", "create", "shop", "--name", "Shop", database_url=database_url).returncode == 0
     assert run("project", "create", "blog", database_url=database_url).returncode == 0

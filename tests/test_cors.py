@@ -30,6 +30,13 @@ def test_cors_origins_are_read_comma_separated_from_the_environment(monkeypatch)
     assert Settings().cors_origins == []
 
 
+@pytest.mark.parametrize("origin", ["admin.example.com", "https://a.test/path", "ftp://a.test"])
+def test_a_value_that_is_not_an_origin_is_refused(monkeypatch, origin):
+    monkeypatch.setenv("SEGMENTS_CORS_ORIGINS", origin)
+    with pytest.raises(ValueError, match="is not an origin"):
+        Settings()
+
+
 async def test_a_preflight_from_an_allowed_origin_answers_204(cors_client):
     response = await cors_client.options("/graphql", headers={"Origin": ALLOWED, **PREFLIGHT})
     assert response.status_code == 204
