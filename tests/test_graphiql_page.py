@@ -2,6 +2,7 @@
 Content-Security-Policy; the package ships them (the browser itself: test_graphiql_browser)."""
 
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -63,8 +64,13 @@ def test_the_example_uses_props_that_graphiql_3_8_3_has():
 
 
 def test_the_built_package_ships_the_page_its_assets_and_their_licences(tmp_path):
+    # From a copy: setuptools leaves build/ behind, and a stale build/lib could hide a file
+    # that package-data no longer lists.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".venv", ".data", "build", "*.egg-info", "__pycache__", ".git", "node_modules", ".hypothesis"))
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(source)],
         capture_output=True, text=True, timeout=300,
     )
     assert built.returncode == 0, built.stderr
