@@ -5,11 +5,11 @@ import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp
 
 from api import health
 from api.assets import PREFIX, asset_route
@@ -75,11 +75,8 @@ class PreflightNoContent(CORSMiddleware):
     """Starlette's CORS middleware, answering an accepted preflight with 204 No Content
     (it sends 200 and a body "OK"); a refused one stays 400."""
 
-    def __init__(self, app: ASGIApp, **options: object) -> None:
-        super().__init__(app, **options)  # type: ignore[arg-type]
-
-    def preflight_response(self, request_headers: object) -> Response:
-        response = super().preflight_response(request_headers)  # type: ignore[arg-type]
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
         if response.status_code != 200:
             return response
         headers = {k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")}
