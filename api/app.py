@@ -5,11 +5,15 @@ import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from api import health
+from api.assets import PREFIX, asset_route
 from api.auth import Authenticator
 from api.graphql_http import GraphQLEndpoint, graphql_route
 from api.rest.openapi import openapi_document
@@ -49,9 +53,23 @@ def create_app(settings: Settings) -> Starlette:
             await authenticator.stop()
             await db.close()
 
+    graphql_methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    graphql_middleware = []
+    if settings.cors_origins:
+        graphql_methods.append("OPTIONS")  # preflights reach the route's CORS middleware
+        graphql_middleware.append(
+            Middleware(
+                PreflightNoContent,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type"],
+                max_age=600,
+            )
+        )
     return Starlette(
         routes=[
-            Route("/graphql", graphql_route, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            Route("/graphql", graphql_route, methods=graphql_methods, middleware=graphql_middleware),
+            Route(PREFIX + "/{digest}/{name:path}", asset_route, methods=["GET", "HEAD"]),
             Route("/health/live", health.live),
             Route("/health/ready", health.ready),
             Route("/openapi.json", _openapi),
@@ -63,6 +81,18 @@ def create_app(settings: Settings) -> Starlette:
 
 async def _openapi(_request: Request) -> JSONResponse:
     return JSONResponse(openapi_document())
+
+
+class PreflightNoContent(CORSMiddleware):
+    """Starlette's CORS middleware, answering an accepted preflight with 204 No Content
+    (it sends 200 and a body "OK"); a refused one stays 400."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 200:
+            return response
+        headers = {k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")}
+        return Response(status_code=204, headers=headers)
 
 
 def app_from_env() -> Starlette:

