@@ -43,43 +43,85 @@ class QueryLimits:
     max_tokens: int = 2000
     max_depth: int = 10
     max_aliases: int = 15
+    # Fields of an operation with every fragment spread expanded in place. Written out
+    # without fragments a document cannot select more fields than it has tokens, so the
+    # default admits anything the token limit admits; fragments are the only multiplier.
+    max_fields: int = 2000
 
 
-def _depth(
-    selection_set: SelectionSetNode | None,
-    fragments: dict[str, FragmentDefinitionNode],
-    visited: frozenset[str] = frozenset(),
-) -> int:
-    if selection_set is None:
-        return 0
-    deepest = 0
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
-            # Introspection (GraphiQL, code generators) nests deeply by design; it is cheap.
-            if selection.name.value.startswith("__"):
-                continue
-            deepest = max(deepest, 1 + _depth(selection.selection_set, fragments, visited))
-        elif isinstance(selection, InlineFragmentNode):
-            deepest = max(deepest, _depth(selection.selection_set, fragments, visited))
-        elif isinstance(selection, FragmentSpreadNode):
-            name = selection.name.value
-            fragment = fragments.get(name)
-            if fragment is not None and name not in visited:
-                deepest = max(deepest, _depth(fragment.selection_set, fragments, visited | {name}))
-    return deepest
+def selection_size(
+    selection_set: SelectionSetNode, fragments: dict[str, FragmentDefinitionNode]
+) -> tuple[int, int]:
+    """(depth, fields) of a selection set once every fragment spread is expanded in place.
+
+    Each fragment is measured once and remembered by name: its depth and size do not depend
+    on where it is spread (type conditions are ignored, which only overestimates), so a
+    document of fragments that each spread the next twice costs one visit per fragment,
+    not 2^n. A fragment cycle (reported by graphql-core's NoFragmentCyclesRule in the same
+    pass) counts as empty. Introspection fields add to the size, not to the depth: GraphiQL
+    and code generators nest `ofType` deeply by design.
+    """
+    measured: dict[str, tuple[int, int]] = {}
+    measuring: set[str] = set()
+
+    def measure(selections: SelectionSetNode) -> tuple[int, int]:
+        depth = fields = 0
+        for selection in selections.selections:
+            if isinstance(selection, FieldNode):
+                sub_depth, sub_fields = (
+                    measure(selection.selection_set) if selection.selection_set else (0, 0)
+                )
+                fields += 1 + sub_fields
+                if not selection.name.value.startswith("__"):
+                    depth = max(depth, 1 + sub_depth)
+            elif isinstance(selection, InlineFragmentNode):
+                sub_depth, sub_fields = measure(selection.selection_set)
+                depth, fields = max(depth, sub_depth), fields + sub_fields
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                size = measured.get(name)
+                if size is None:
+                    fragment = fragments.get(name)
+                    if fragment is None or name in measuring:
+                        continue
+                    measuring.add(name)
+                    size = measured[name] = measure(fragment.selection_set)
+                    measuring.discard(name)
+                depth, fields = max(depth, size[0]), fields + size[1]
+        return depth, fields
+
+    return measure(selection_set)
 
 
 def guard_rules(limits: QueryLimits) -> list[type[ASTValidationRule]]:
-    class DepthLimit(ASTValidationRule):
+    """Validation rules for the query guards, run in graphql-core's one validation pass.
+
+    Strawberry ships QueryDepthLimiter and MaxAliasesLimiter, but both expand fragment
+    spreads afresh at every use (2^n work for fragments that each spread the next twice:
+    about a second at n = 18) and they run as schema extensions around Schema.execute,
+    which the Executor bypasses for its cached parse and validation. MaxTokensLimiter only
+    sets parse's `max_tokens`, which counts comments; `prepare` passes `max_lexical_tokens`.
+    """
+
+    class SelectionLimits(ASTValidationRule):
         def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
             fragments = {f.name.value: f for f in self.context.document.definitions
                          if isinstance(f, FragmentDefinitionNode)}
-            depth = _depth(node.selection_set, fragments)
+            depth, fields = selection_size(node.selection_set, fragments)
             if depth > limits.max_depth:
                 self.report_error(
                     GraphQLError(
                         f"The query is {depth} levels deep; at most {limits.max_depth} are allowed.",
                         node,
+                    )
+                )
+            if fields > limits.max_fields:
+                self.report_error(
+                    GraphQLError(
+                        f"The query selects {fields} fields once its fragments are expanded; "
+                        f"at most {limits.max_fields} are allowed.",
+                        node,
+                        extensions={"code": "BAD_USER_INPUT"},
                     )
                 )
 
@@ -98,7 +140,7 @@ def guard_rules(limits: QueryLimits) -> list[type[ASTValidationRule]]:
                         )
                     )
 
-    return [DepthLimit, AliasLimit]
+    return [SelectionLimits, AliasLimit]
 
 
 @dataclass(frozen=True)

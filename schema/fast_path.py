@@ -126,9 +126,17 @@ class Plan:
     def _collect(
         self, object_type: GraphQLObjectType, selection_sets: tuple[SelectionSetNode, ...]
     ) -> dict[str, list[FieldNode]]:
-        fields: dict[str, list[FieldNode]] = {}
+        """The fields of `selection_sets` on `object_type` by response key, as graphql-core's
+        collect_fields groups them: a fragment is expanded at most once per call, however
+        often it is spread (fragments that each spread the next twice stay linear).
 
-        def visit(selection_set: SelectionSetNode, seen: frozenset[str]) -> None:
+        graphql-core's own collect_fields evaluates @skip/@include against one request's
+        variables; a plan is compiled once for all of them, so directives are not compiled.
+        """
+        fields: dict[str, list[FieldNode]] = {}
+        visited: set[str] = set()
+
+        def visit(selection_set: SelectionSetNode) -> None:
             for selection in selection_set.selections:
                 if selection.directives:
                     raise NotCompiled("directives")
@@ -137,16 +145,17 @@ class Plan:
                     fields.setdefault(key, []).append(selection)
                 elif isinstance(selection, InlineFragmentNode):
                     if self._applies(selection.type_condition, object_type):
-                        visit(selection.selection_set, seen)
+                        visit(selection.selection_set)
                 elif isinstance(selection, FragmentSpreadNode):
                     name = selection.name.value
                     fragment = self.fragments.get(name)
-                    if fragment is not None and name not in seen:
+                    if fragment is not None and name not in visited:
                         if self._applies(fragment.type_condition, object_type):
-                            visit(fragment.selection_set, seen | {name})
+                            visited.add(name)
+                            visit(fragment.selection_set)
 
         for selection_set in selection_sets:
-            visit(selection_set, frozenset())
+            visit(selection_set)
         return fields
 
     def _applies(self, condition: Any, object_type: GraphQLObjectType) -> bool:
