@@ -1,11 +1,13 @@
 """Runs operations against the schema: cached parsing and validation, query guards, execution.
 
 Strawberry's own `Schema.execute` re-parses and re-validates every request; admin screens send
-the same few documents over and over, so a bounded cache keyed by the query text removes that
-work from the hot path. The guards (tokens, depth, aliases) are validation rules, so a
-rejected document is rejected from the cache too.
+the same few documents over and over, so a cache keyed by the query text, bounded in entries
+and bytes, removes that work from the hot path. The guards (tokens, depth, size, aliases) run
+at parse and validation, before anything is cached.
 """
 
+import re
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from inspect import isawaitable
@@ -154,31 +156,101 @@ class Prepared:
     plans: dict[str | None, Plan | None] = field(default_factory=dict)
 
 
+# What graphql-core's lexer reads as one block string, one string (to the end of its line
+# when unterminated) or one run of comments with the white space between them. Strings are
+# matched so that a `#` inside one is not taken for a comment; a lone surrogate ends a
+# comment, as in the lexer.
+_STRING_OR_COMMENTS = re.compile(
+    r'"""(?:[^"\\]++|\\"""|\\|"(?!""))*+(?:""")?'
+    r'|"(?:[^"\\\n\r]++|\\[^\n\r])*+"?'
+    r'|(#[^\n\r\ud800-\udfff]*+(?:[ \t\n\r,\ufeff]*+#[^\n\r\ud800-\udfff]*+)*+)'
+)
+_NOT_A_LINE_BREAK = re.compile(r"[^\n\r]")
+
+
+def blank_comments(query: str, max_tokens: int) -> str:
+    """`query` with every comment replaced by as many spaces: the same tokens at the same
+    lines and columns, so every error location stays what the client wrote.
+
+    graphql-core's lexer keeps each comment as a token linked into the document: 500,000
+    one-character comments (1 MB) cost about a second of CPU and 90 MB, held for as long as
+    the document is. Its `max_comments` option would refuse them instead, but comments and
+    white space are meant to count against the body limit only. Each match here ends at a
+    token, so a document with more matches than twice the token limit is handed over as it
+    is: the parser refuses it at the limit, after reading only as many comments as tokens.
+    """
+    if "#" not in query:
+        return query
+    pieces: list[str] = []
+    done = 0
+    for count, match in enumerate(_STRING_OR_COMMENTS.finditer(query)):
+        if count > 2 * max_tokens + 2:
+            return query
+        if match.group(1) is not None:
+            pieces += (query[done:match.start()], _NOT_A_LINE_BREAK.sub(" ", match.group()))
+            done = match.end()
+    return "".join(pieces) + query[done:] if pieces else query
+
+
+def _tokens(document: DocumentNode) -> int:
+    token, count = document.loc.start_token if document.loc else None, 0
+    while token is not None:
+        count, token = count + 1, token.next
+    return count
+
+
 class Executor:
-    def __init__(self, schema: Schema, limits: QueryLimits, cache_size: int = 1000) -> None:
+    """Parses, validates and runs operations; keeps what it prepared for the next request.
+
+    The cache holds valid documents only (a failure is cheap to find again and must not pin
+    its text), at most `cache_entries` of them and `cache_bytes` by estimate: the query
+    text, plus ~2 KB per token for the syntax tree, its locations and the compiled plans.
+    """
+
+    BYTES_PER_TOKEN = 2048
+
+    def __init__(
+        self,
+        schema: Schema,
+        limits: QueryLimits,
+        *,
+        cache_entries: int = 500,
+        cache_bytes: int = 32 * 1024 * 1024,
+    ) -> None:
         self.schema: GraphQLSchema = schema._schema
         self.limits = limits
         self.rules = [*specified_rules, *guard_rules(limits)]
-        self.cache_size = cache_size
-        self._prepared: OrderedDict[str, Prepared] = OrderedDict()
+        self.cache_entries = cache_entries
+        self.cache_bytes = cache_bytes
+        self.cached_bytes = 0
+        self._prepared: OrderedDict[str, tuple[Prepared, int]] = OrderedDict()
         self.fast_runs = 0
         self.fallbacks = 0
 
     def prepare(self, query: str) -> Prepared:
-        prepared = self._prepared.get(query)
-        if prepared is not None:
+        cached = self._prepared.get(query)
+        if cached is not None:
             self._prepared.move_to_end(query)
-            return prepared
+            return cached[0]
+        source = blank_comments(query, self.limits.max_tokens)
         try:
-            document = parse(query, max_tokens=self.limits.max_tokens)
+            # max_lexical_tokens, not max_tokens: comments do not count as tokens.
+            document = parse(source, max_lexical_tokens=self.limits.max_tokens)
         except GraphQLError as error:
-            prepared = Prepared(None, [error], parse_failed=True)
-        else:
-            errors = validate(self.schema, document, self.rules)
-            prepared = Prepared(None if errors else document, errors)
-        self._prepared[query] = prepared
-        if len(self._prepared) > self.cache_size:
-            self._prepared.popitem(last=False)
+            return Prepared(None, [error], parse_failed=True)
+        errors = validate(self.schema, document, self.rules)
+        if errors:
+            return Prepared(None, errors)
+        prepared = Prepared(document, [])
+        cost = sys.getsizeof(query) + self.BYTES_PER_TOKEN * _tokens(document)
+        if source is not query:
+            cost += sys.getsizeof(source)
+        if cost <= self.cache_bytes:
+            self._prepared[query] = (prepared, cost)
+            self.cached_bytes += cost
+            while len(self._prepared) > self.cache_entries or self.cached_bytes > self.cache_bytes:
+                _, (_, evicted) = self._prepared.popitem(last=False)
+                self.cached_bytes -= evicted
         return prepared
 
     @staticmethod
