@@ -179,6 +179,7 @@ class GraphQLEndpoint:
                 max_aliases=settings.max_aliases,
                 max_fields=settings.max_query_fields,
             ),
+            fast_path=settings.fast_path,
         )
 
     async def __call__(self, request: Request) -> Response:

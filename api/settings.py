@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     # Fields of a query with its fragments expanded (GraphiQL's introspection selects ~230).
     max_query_fields: int = 2000
     max_body_bytes: int = 1024 * 1024
+    # The compiled executor for queries (schema/fast_path.py); off: graphql-core runs all.
+    fast_path: bool = True
 
     @property
     def limits(self) -> Limits:

@@ -6,12 +6,14 @@ and bytes, removes that work from the hot path. The guards (tokens, depth, size,
 at parse and validation, before anything is cached.
 """
 
+import hashlib
+import logging
 import re
 import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from inspect import isawaitable
-from typing import Any
+from typing import Any, Protocol
 
 from graphql import (
     ASTValidationRule,
@@ -37,7 +39,9 @@ from strawberry import Schema
 from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from schema.fast_path import Plan, compile_plan
+from schema.fast_path import NotCompiled, Plan, VariablesDoNotCoerce
+
+log = logging.getLogger("segments.execution")
 
 
 @dataclass(frozen=True)
@@ -154,6 +158,10 @@ class Prepared:
     parse_failed: bool = False
     # Compiled plans by operation name (None: not compilable), filled on first use.
     plans: dict[str | None, Plan | None] = field(default_factory=dict)
+    # A short digest of the query text, naming the document in logs.
+    shape: str = ""
+    # Fast-path causes already logged for this document: (operation, what, cause type).
+    logged: set[tuple[str | None, str, str]] = field(default_factory=set)
 
 
 # What graphql-core's lexer reads as one block string, one string (to the end of its line
@@ -199,6 +207,18 @@ def _tokens(document: DocumentNode) -> int:
     return count
 
 
+class RequestContext(Protocol):
+    def fresh(self) -> "RequestContext":
+        """A context for the same request with nothing loaded yet."""
+        ...
+
+
+def _raised_on_purpose(error: Exception) -> bool:
+    """A resolver's coded error (NOT_FOUND, FORBIDDEN, BAD_USER_INPUT, ...): graphql-core
+    turns it into the response's error; the fast path has nothing to report."""
+    return isinstance(error, GraphQLError) and bool((error.extensions or {}).get("code"))
+
+
 class Executor:
     """Parses, validates and runs operations; keeps what it prepared for the next request.
 
@@ -216,6 +236,7 @@ class Executor:
         *,
         cache_entries: int = 500,
         cache_bytes: int = 32 * 1024 * 1024,
+        fast_path: bool = True,
     ) -> None:
         self.schema: GraphQLSchema = schema._schema
         self.limits = limits
@@ -224,6 +245,8 @@ class Executor:
         self.cache_bytes = cache_bytes
         self.cached_bytes = 0
         self._prepared: OrderedDict[str, tuple[Prepared, int]] = OrderedDict()
+        # Off (SEGMENTS_FAST_PATH=0): every operation runs through graphql-core.
+        self.fast_path = fast_path
         self.fast_runs = 0
         self.fallbacks = 0
 
@@ -241,7 +264,7 @@ class Executor:
         errors = validate(self.schema, document, self.rules)
         if errors:
             return Prepared(None, errors)
-        prepared = Prepared(document, [])
+        prepared = Prepared(document, [], shape=hashlib.blake2b(query.encode(), digest_size=6).hexdigest())
         cost = sys.getsizeof(query) + self.BYTES_PER_TOKEN * _tokens(document)
         if source is not query:
             cost += sys.getsizeof(source)
@@ -265,22 +288,63 @@ class Executor:
         *,
         variables: dict[str, Any] | None,
         operation_name: str | None,
-        context: Any,
+        context: RequestContext,
     ) -> ExecutionResult:
+        """The operation's result: from the compiled plan when there is one and it completes,
+        else from graphql-core, on a fresh context so that nothing the abandoned attempt
+        loaded (or failed to load) changes graphql-core's answer."""
         assert prepared.document is not None
-        if operation_name not in prepared.plans:
-            prepared.plans[operation_name] = compile_plan(self.schema, prepared.document, operation_name)
-        plan = prepared.plans[operation_name]
+        plan = self._plan(prepared, operation_name) if self.fast_path else None
         if plan is not None:
             try:
                 data = await plan.execute(context, variables)
-            except Exception:  # noqa: BLE001 - graphql-core below gives the exact response
+            except VariablesDoNotCoerce:
+                pass  # graphql-core reports them; nothing to do with the fast path
+            except NotCompiled as reason:  # met at run time: a union member's selections
+                self._log_once(prepared, operation_name, logging.INFO, "not compiled", reason)
+                prepared.plans[operation_name] = None
+                context = context.fresh()
+            except Exception as error:  # noqa: BLE001 - graphql-core below gives the exact response
                 self.fallbacks += 1
+                if not _raised_on_purpose(error):
+                    self._log_once(prepared, operation_name, logging.WARNING, "fell back", error)
+                context = context.fresh()
             else:
                 self.fast_runs += 1
                 return ExecutionResult(data=data)
         return await self.execute_standard(
             prepared.document, variables=variables, operation_name=operation_name, context=context
+        )
+
+    def _plan(self, prepared: Prepared, operation_name: str | None) -> Plan | None:
+        if operation_name not in prepared.plans:
+            assert prepared.document is not None
+            plan = None
+            if self.operation_type(prepared.document, operation_name) is OperationType.QUERY:
+                try:
+                    plan = Plan(self.schema, prepared.document, operation_name)
+                except NotCompiled as reason:
+                    self._log_once(prepared, operation_name, logging.INFO, "not compiled", reason)
+            prepared.plans[operation_name] = plan
+        return prepared.plans[operation_name]
+
+    @staticmethod
+    def _log_once(
+        prepared: Prepared, operation_name: str | None, level: int, what: str, cause: BaseException
+    ) -> None:
+        """One line per query shape (document and operation) and kind of cause."""
+        key = (operation_name, what, type(cause).__name__)
+        if key in prepared.logged:
+            return
+        prepared.logged.add(key)
+        log.log(
+            level,
+            "fast path %s: operation=%s shape=%s cause=%s: %s",
+            what,
+            operation_name or "-",
+            prepared.shape,
+            type(cause).__name__,
+            cause,
         )
 
     async def execute_standard(

@@ -10,9 +10,13 @@ It covers what admin screens send (fields, aliases, arguments, variables, fragme
 __typename, unions and interfaces). Anything else — introspection, directives, mutations —
 is not compiled, and any exception while running a plan (a resolver's coded error, a null
 in a non-null field, an unexpected shape) makes the caller re-run the operation through
-graphql-core, which produces the exact GraphQL response with errors. Queries have no side
-effects, so running one twice is safe. A test runs a corpus of queries through both paths
-and compares the results.
+graphql-core on a fresh context, which produces the exact GraphQL response with errors.
+Queries have no side effects, so running one twice is safe. tests/test_fast_path_equivalence.py
+holds both paths to byte-identical responses on queries generated from the schema.
+
+It reads internals of graphql-core 3.3 (VariableValues) and strawberry 0.341 (the resolve
+info type, field definitions, resolver wrappers): pyproject.toml pins those minor versions,
+and SEGMENTS_FAST_PATH=0 switches the plan off.
 """
 
 import asyncio
@@ -56,6 +60,10 @@ Completer = Callable[[Any, "Run"], Any]
 
 class NotCompiled(Exception):
     """The document uses something the fast path does not handle."""
+
+
+class VariablesDoNotCoerce(Exception):
+    """The request's variables do not fit the operation: graphql-core reports why."""
 
 
 class FastInfo:
@@ -275,10 +283,25 @@ class Plan:
         assert resolve is not None
 
         def with_arguments(source: Any, run: Run) -> Any:
+            # As StrawberryGraphQLCoreExecutionContext.build_resolve_info makes it (the
+            # versions are pinned in pyproject.toml); the path is the field's own, which only
+            # errors use, and an error sends the operation to graphql-core anyway.
             info = _OperationContextAwareGraphQLResolveInfo(
-                name, nodes, field.type, parent_type, Path(None, name, parent_type.name),
-                self.schema, self.fragments, None, self.operation, run.variables.coerced,
-                run.context, optimized_is_awaitable, None, None, None,
+                field_name=name,
+                field_nodes=nodes,
+                return_type=field.type,
+                parent_type=parent_type,
+                path=Path(None, name, parent_type.name),
+                schema=self.schema,
+                fragments=self.fragments,
+                root_value=None,
+                operation=self.operation,
+                variable_values=run.variables.coerced,
+                context=run.context,
+                is_awaitable=optimized_is_awaitable,
+                abort_signal=None,
+                async_helpers=None,
+                operation_extensions=None,
             )
             return resolve(source, info, **get_argument_values(field, node, run.variables))
 
@@ -316,7 +339,7 @@ class Plan:
             self.schema, self.operation.variable_definitions or (), raw_variables or {}
         )
         if isinstance(variables, list):
-            raise NotCompiled("variables do not coerce")
+            raise VariablesDoNotCoerce()
         run = Run(context, variables)
         batch: list[tuple[Any, dict[str, Any], str, Completer]] = []
         try:
@@ -337,14 +360,32 @@ class Plan:
                     else:
                         value = await awaitable
                     target[key] = complete(value, run)
+        except Exception:
+            await _settle(batch + run.pending)
+            raise
         except BaseException:
             _abandon(batch + run.pending)
             raise
         return data
 
 
+async def _settle(pending: list[tuple[Any, ...]]) -> None:
+    """Let the work a failed run started finish, its results and errors dropped, so that
+    nothing of it still runs (or holds a connection, or warns of an exception never
+    retrieved) when the caller falls back. Statements are not cancelled halfway: each is
+    bounded by the statement timeout, and this is the error path only."""
+    started = []
+    for awaitable, *_ in pending:
+        if iscoroutine(awaitable):  # never started
+            awaitable.close()
+        else:
+            started.append(awaitable.future if type(awaitable) is Mapped else awaitable)
+    if started:
+        await asyncio.gather(*started, return_exceptions=True)
+
+
 def _abandon(pending: list[tuple[Any, ...]]) -> None:
-    """Close what a failed run leaves behind, so nothing runs on (or warns) unawaited."""
+    """Stop at once what a cancelled run leaves behind (the request itself is going away)."""
     for awaitable, *_ in pending:
         if iscoroutine(awaitable):
             awaitable.close()
