@@ -39,7 +39,7 @@ from strawberry import Schema
 from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from schema.fast_path import NotCompiled, Plan, VariablesDoNotCoerce
+from schema.fast_path import CompiledQuery, NotCompiled, VariablesDoNotCoerce
 
 log = logging.getLogger("segments.execution")
 
@@ -157,7 +157,7 @@ class Prepared:
     errors: list[GraphQLError]
     parse_failed: bool = False
     # Compiled plans by operation name (None: not compilable), filled on first use.
-    plans: dict[str | None, Plan | None] = field(default_factory=dict)
+    plans: dict[str | None, CompiledQuery | None] = field(default_factory=dict)
     # A short digest of the query text, naming the document in logs.
     shape: str = ""
     # Fast-path causes already logged for this document: (operation, what, cause type).
@@ -316,13 +316,13 @@ class Executor:
             prepared.document, variables=variables, operation_name=operation_name, context=context
         )
 
-    def _plan(self, prepared: Prepared, operation_name: str | None) -> Plan | None:
+    def _plan(self, prepared: Prepared, operation_name: str | None) -> CompiledQuery | None:
         if operation_name not in prepared.plans:
             assert prepared.document is not None
             plan = None
             if self.operation_type(prepared.document, operation_name) is OperationType.QUERY:
                 try:
-                    plan = Plan(self.schema, prepared.document, operation_name)
+                    plan = CompiledQuery(self.schema, prepared.document, operation_name)
                 except NotCompiled as reason:
                     self._log_once(prepared, operation_name, logging.INFO, "not compiled", reason)
             prepared.plans[operation_name] = plan

@@ -63,6 +63,16 @@ CORPUS = [
         {},
     ),
     ("query($p: String!) { segments(projectKey: $p, first: 0) { nodes { key } pageInfo { hasNextPage } } }", {}),
+    *[
+        (
+            "query($p: String!, $x: Boolean!) { segments(projectKey: $p) { totalCount @include(if: $x)"
+            " nodes @skip(if: $x) { key } edges { node { ...S @include(if: true) ...T @skip(if: $x)"
+            " ... on Segment @include(if: $x) { name } } } } }"
+            " fragment S on Segment { key } fragment T on Segment { key description }",
+            {"x": x},
+        )
+        for x in (True, False)
+    ],
     ("query { other: segments(projectKey: \"nope\") { totalCount nodes { key } } project(key: \"nope\") { key } }", {}),
 ]
 
@@ -186,10 +196,10 @@ async def test_fallbacks_not_raised_on_purpose_are_logged_once_per_query_shape(g
     await gql('mutation($p: String!) { createSegment(input: {projectKey: $p, name: "A"}) { segment { id } } }',
               {"p": project.key})
     caplog.set_level(logging.INFO, logger="segments.execution")
-    directives = "query($p: String!, $x: Boolean!) { segments(projectKey: $p) { totalCount @include(if: $x) } }"
+    introspection = "{ __schema { queryType { name } } }"
     on_purpose = 'query($p: String!) { evaluateSegment(projectKey: $p, key: "none", context: {}) { matched } }'
     for _ in range(3):
-        await gql(directives, {"p": project.key, "x": True})
+        await gql(introspection)
         await gql.errors(on_purpose, {"p": project.key})
     monkeypatch.setattr(Segment, "from_row", classmethod(_explode))
     unexpected = "query($p: String!) { segments(projectKey: $p) { nodes { id } } }"
@@ -197,7 +207,7 @@ async def test_fallbacks_not_raised_on_purpose_are_logged_once_per_query_shape(g
         await gql.errors(unexpected, {"p": project.key})
     lines = [r.getMessage() for r in caplog.records if r.name == "segments.execution"]
     assert len(lines) == 2, lines
-    assert "not compiled" in lines[0] and "directives" in lines[0]
+    assert "not compiled" in lines[0] and "introspection" in lines[0]
     assert "fell back" in lines[1] and "RuntimeError" in lines[1]
 
 

@@ -122,8 +122,8 @@ class Decorate:
         self.definitions: list[VariableDefinitionNode] = []
         self.fragments: list[FragmentDefinitionNode] = []
         self.count = 0
-        # Directives send a query to graphql-core (the fast path does not compile them):
-        # half the documents have none, so most examples exercise the fast path.
+        # Half the documents have no directives (the plain plan), half @skip/@include
+        # (one plan per combination of their conditions).
         self.with_directives = draw(st.booleans())
         self.values: dict[str, list[Any]] = {
             "projectKey": [project_key] * 5 + ["nope"],
