@@ -229,3 +229,18 @@ async def test_the_fast_path_can_be_switched_off(database_url, project, monkeypa
         executor = application.state.graphql.executor
         assert data == {"segments": {"totalCount": 0}}
         assert executor.fast_runs == 0 and executor.fallbacks == 0
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "graphql-core"])
+async def test_a_failed_field_does_not_cancel_a_value_another_field_shares(app, gql, project, seeded, fast_path):
+    # Both segments load the same project; graphql-core cancels what the failed `a` still
+    # awaits. That used to cancel the shared loader future, and the request with it.
+    app.state.graphql.executor.fast_path = fast_path
+    response = await gql.raw(
+        'query($p: String!) { a: segment(projectKey: $p, key: "beta") { project { key } history(first: 101) { totalCount } }'
+        ' b: segment(projectKey: $p, key: "beta") { project { key } } }',
+        {"p": project.key},
+    )
+    body = response.json()
+    assert body["data"] == {"a": None, "b": {"project": {"key": project.key}}}
+    assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [(["a", "history"], "BAD_USER_INPUT")]
