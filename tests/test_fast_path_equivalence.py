@@ -290,7 +290,7 @@ def run_equivalence(database_url: str, examples: int) -> None:
                 fast, standard = loop.run_until_complete(both(query, variables))
             except asyncio.CancelledError as error:  # a BaseException: hypothesis would not shrink it
                 raise AssertionError(f"cancelled: {query} {variables}") from error
-            assert fast == standard, (query, variables)
+            assert fast == standard, (query, variables, fast, standard)
 
         check()
         print(f"fast path equivalence: {tally}")
