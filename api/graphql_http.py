@@ -148,7 +148,9 @@ class GraphQLEndpoint:
                 max_tokens=settings.max_tokens,
                 max_depth=settings.max_query_depth,
                 max_aliases=settings.max_aliases,
+                max_fields=settings.max_query_fields,
             ),
+            fast_path=settings.fast_path,
         )
 
     async def __call__(self, request: Request) -> Response:
@@ -196,7 +198,8 @@ class GraphQLEndpoint:
         prepared = self.executor.prepare(params.query)
         if prepared.document is None:
             code = "GRAPHQL_PARSE_FAILED" if prepared.parse_failed else "GRAPHQL_VALIDATION_FAILED"
-            errors = [_with_code(error.formatted, code) for error in prepared.errors]
+            # A guard may name its own code (the expanded-size limit says BAD_USER_INPUT).
+            errors = [_with_code(error.formatted, _error_code(error) or code) for error in prepared.errors]
             return _json({"errors": errors}, request_error_status, media_type)
         operation = Executor.operation_type(prepared.document, params.operation_name)
         if operation is None:

@@ -42,7 +42,11 @@ class Settings(BaseSettings):
     max_query_depth: int = 10
     max_aliases: int = 15
     max_tokens: int = 2000
+    # Fields of a query with its fragments expanded (GraphiQL's introspection selects ~230).
+    max_query_fields: int = 2000
     max_body_bytes: int = 1024 * 1024
+    # The compiled executor for queries (schema/fast_path.py); off: graphql-core runs all.
+    fast_path: bool = True
 
     # Browser origins (scheme://host[:port]) allowed to call /graphql cross-origin, given
     # comma-separated; empty: no CORS headers at all.

@@ -66,6 +66,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--port", type=int, default=0, help="API port (floor: +1); 0 picks free ones"
     )
     parser.add_argument(
+        "--fast-path",
+        choices=["on", "off"],
+        default="on",
+        help="the compiled query executor (SEGMENTS_FAST_PATH); off: graphql-core runs all",
+    )
+    parser.add_argument(
         "--generator",
         choices=["auto", "wrk", "asyncio"],
         default="auto",
@@ -211,7 +217,7 @@ class _CountingPool:
 
 
 async def sql_per_request(
-    seeded: Seeded, scenarios: list[Scenario]
+    seeded: Seeded, scenarios: list[Scenario], fast_path: bool = True
 ) -> dict[str, tuple[float, float]]:
     """(SQL statements, pool acquisitions) one request of each scenario costs, in-process.
 
@@ -263,7 +269,9 @@ async def sql_per_request(
                         await _settle()
                         counts[scenario.name] = (db.statements - before, pool.acquires - acquired)
 
-    settings = Settings(database_url=seeded.dsn, max_segments_per_project=MAX_SEGMENTS)
+    settings = Settings(
+        database_url=seeded.dsn, max_segments_per_project=MAX_SEGMENTS, fast_path=fast_path
+    )
     api = [s for s in scenarios if s.target == "api"]
     floor = [s for s in scenarios if s.target == "floor"]
     if api:
@@ -414,12 +422,13 @@ def run(args: argparse.Namespace, servers: Servers) -> int:
     all_scenarios = build(seeded)
     selected = [all_scenarios[name] for name in ORDER if name in args.scenarios]
     log("counting SQL statements per request in-process")
-    sql = asyncio.run(sql_per_request(seeded, selected))
+    sql = asyncio.run(sql_per_request(seeded, selected, args.fast_path == "on"))
 
     env = {
         **os.environ,
         "DATABASE_URL": seeded.dsn,
         "SEGMENTS_MAX_SEGMENTS_PER_PROJECT": str(MAX_SEGMENTS),
+        "SEGMENTS_FAST_PATH": "1" if args.fast_path == "on" else "0",
         "PYTHONUNBUFFERED": "1",
     }
     api_port = args.port or free_port()
@@ -427,7 +436,10 @@ def run(args: argparse.Namespace, servers: Servers) -> int:
     ports = {}
     api_process = None
     if any(s.target == "api" for s in selected) or args.profiles:
-        log(f"starting segments serve on port {api_port} with {args.workers} worker(s)")
+        log(
+            f"starting segments serve on port {api_port} with {args.workers} worker(s),"
+            f" fast path {args.fast_path}"
+        )
         api_process = servers.start(
             "serve",
             [
@@ -550,6 +562,7 @@ def run(args: argparse.Namespace, servers: Servers) -> int:
         "duration_s": args.duration,
         "concurrency": args.concurrency,
         "workers": args.workers,
+        "fast_path": args.fast_path,
         "cpus": cpus,
         # Other work on the machine skews every figure: the 1-minute load before and after.
         "load_avg": [round(load_before, 2), round(load_after, 2)],

@@ -20,6 +20,19 @@ Row = Mapping[str, Any]
 MemberPageKey = tuple[Definition, str | None, int]
 
 
+class SharedLoader(DataLoader):
+    """A DataLoader whose values survive a cancelled caller.
+
+    A key's future is shared by every field that loads the key in the request, and
+    graphql-core cancels the pending awaitables of a field that failed (gather_with_cancel):
+    awaited directly, that cancels the future for every other field too, and the request
+    ends in CancelledError instead of an answer. Each caller gets a shield of the future.
+    """
+
+    def load(self, key: Any) -> Awaitable[Any]:
+        return asyncio.shield(super().load(key))
+
+
 def _by_id(rows: Sequence[Row], keys: Sequence[int], field: str = "id") -> list[Row | None]:
     found = {row[field]: row for row in rows}
     return [found.get(key) for key in keys]
@@ -42,50 +55,50 @@ class Loaders:
     # Each loader is made on first use: most requests touch two or three of them.
     @cached_property
     def project(self) -> DataLoader[int, Row | None]:
-        return DataLoader(self._projects)
+        return SharedLoader(self._projects)
 
     @cached_property
     def audit_event(self) -> DataLoader[int, Row | None]:
-        return DataLoader(self._audit_events)
+        return SharedLoader(self._audit_events)
 
     @cached_property
     def segment(self) -> DataLoader[int, Row | None]:
-        return DataLoader(self._segments)
+        return SharedLoader(self._segments)
 
     @cached_property
     def usage(self) -> DataLoader[int, list[Row]]:
-        return DataLoader(self._usage)
+        return SharedLoader(self._usage)
 
     @cached_property
     def flag(self) -> DataLoader[int, Row | None]:
-        return DataLoader(self._flags)
+        return SharedLoader(self._flags)
 
     @cached_property
     def environment(self) -> DataLoader[int, Row | None]:
-        return DataLoader(self._environments)
+        return SharedLoader(self._environments)
 
     @cached_property
     def project_environments(self) -> DataLoader[int, list[Row]]:
-        return DataLoader(self._project_environments)
+        return SharedLoader(self._project_environments)
 
     @cached_property
     def targeting_rules(self) -> DataLoader[tuple[int, str], list[Row]]:
-        return DataLoader(self._targeting_rules)
+        return SharedLoader(self._targeting_rules)
 
     @cached_property
     def profile(self) -> DataLoader[int, Row | None]:
-        return DataLoader(self._profiles)
+        return SharedLoader(self._profiles)
 
     # Member counts and pages are cached per definition, not batched: one request asking
     # for a segment's memberCount and totalCount counts once, and a count that timed out
     # fails again at once instead of running a second time.
     @cached_property
     def member_count(self) -> DataLoader[Definition, int]:
-        return DataLoader(self._member_counts, cache_key_fn=_definition_key)
+        return SharedLoader(self._member_counts, cache_key_fn=_definition_key)
 
     @cached_property
     def member_page(self) -> DataLoader[MemberPageKey, list[Row]]:
-        return DataLoader(
+        return SharedLoader(
             self._member_pages,
             cache_key_fn=lambda key: (_definition_key(key[0]), key[1], key[2]),
         )

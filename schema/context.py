@@ -1,7 +1,7 @@
 """What every resolver gets as `info.context`: the caller, the database and per-request loaders."""
 
 from collections.abc import Awaitable, Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from strawberry.types import Info
@@ -33,6 +33,13 @@ class Context:
             # One budget for all member work of this request, counted from now.
             member_budget_s=self.settings.statement_timeout_ms / 1000,
         )
+
+    def fresh(self) -> "Context":
+        """A context for the same request with nothing loaded yet (the fast path's fallback
+        runs on one), still within the request's one member-work budget."""
+        again = replace(self)
+        again.loaders.member_deadline = self.loaders.member_deadline
+        return again
 
     def project_id_for(self, project_key: str) -> int:
         """The caller's project id when it is the one named, else 0, which no row carries:

@@ -7,12 +7,16 @@ plan of closures — per object type, the fields to fetch, how to get each value
 serialise it — and runs that plan over the resolvers' results.
 
 It covers what admin screens send (fields, aliases, arguments, variables, fragments,
-__typename, unions and interfaces). Anything else — introspection, directives, mutations —
-is not compiled, and any exception while running a plan (a resolver's coded error, a null
+__typename, unions and interfaces, @skip and @include). Anything else — introspection, other
+directives, mutations — is not compiled, and any exception while running a plan (a resolver's coded error, a null
 in a non-null field, an unexpected shape) makes the caller re-run the operation through
-graphql-core, which produces the exact GraphQL response with errors. Queries have no side
-effects, so running one twice is safe. A test runs a corpus of queries through both paths
-and compares the results.
+graphql-core on a fresh context, which produces the exact GraphQL response with errors.
+Queries have no side effects, so running one twice is safe. tests/test_fast_path_equivalence.py
+holds both paths to byte-identical responses on queries generated from the schema.
+
+It reads internals of graphql-core 3.3 (VariableValues) and strawberry 0.341 (the resolve
+info type, field definitions, resolver wrappers): pyproject.toml pins those minor versions,
+and SEGMENTS_FAST_PATH=0 switches the plan off.
 """
 
 import asyncio
@@ -29,19 +33,25 @@ from graphql import (
     GraphQLEnumType,
     GraphQLError,
     GraphQLField,
+    GraphQLIncludeDirective,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLScalarType,
     GraphQLSchema,
+    GraphQLSkipDirective,
     InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
     get_operation_ast,
 )
-from graphql.execution.values import get_argument_values, get_variable_values
+from graphql.execution.values import (
+    get_argument_values,
+    get_directive_values,
+    get_variable_values,
+)
 from graphql.pyutils import Path
 from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.schema import _OperationContextAwareGraphQLResolveInfo
@@ -56,6 +66,10 @@ Completer = Callable[[Any, "Run"], Any]
 
 class NotCompiled(Exception):
     """The document uses something the fast path does not handle."""
+
+
+class VariablesDoNotCoerce(Exception):
+    """The request's variables do not fit the operation: graphql-core reports why."""
 
 
 class FastInfo:
@@ -103,14 +117,92 @@ def _leaf(graphql_type: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], 
     return serialize
 
 
-class Plan:
-    """A query compiled against the schema; reusable across requests."""
+def _conditional_selections(document: DocumentNode) -> list[Any]:
+    """Every field, fragment spread and inline fragment of the document with directives,
+    in document order; anything but @skip and @include is not compiled."""
+    found: list[Any] = []
+
+    def visit(selection_set: SelectionSetNode | None) -> None:
+        for selection in selection_set.selections if selection_set else ():
+            if selection.directives:
+                names = {d.name.value for d in selection.directives}
+                if not names <= {GraphQLSkipDirective.name, GraphQLIncludeDirective.name}:
+                    raise NotCompiled(f"directives {sorted(names)}")
+                found.append(selection)
+            if not isinstance(selection, FragmentSpreadNode):
+                visit(selection.selection_set)
+
+    for definition in document.definitions:
+        if isinstance(definition, (OperationDefinitionNode, FragmentDefinitionNode)):
+            visit(definition.selection_set)
+    return found
+
+
+def _included(node: Any, variables: Any) -> bool:
+    """@skip and @include of `node`, read as graphql-core's should_include_node reads them."""
+    skip = get_directive_values(GraphQLSkipDirective, node, variables)
+    if skip is not None and skip["if"]:
+        return False
+    include = get_directive_values(GraphQLIncludeDirective, node, variables)
+    return include is None or bool(include["if"])
+
+
+class CompiledQuery:
+    """A query's plans, one per combination of its @skip/@include conditions (most queries
+    have none, so one plan); each compiled when a request first needs it."""
+
+    MAX_PLANS = 16
 
     def __init__(self, schema: GraphQLSchema, document: DocumentNode, operation_name: str | None):
         operation = get_operation_ast(document, operation_name)
         if operation is None or operation.operation is not OperationType.QUERY:
             raise NotCompiled("only queries")
         self.schema = schema
+        self.document = document
+        self.operation = operation
+        self.conditional = _conditional_selections(document)
+        self.plans: dict[tuple[bool, ...], Plan] = {}
+        if not self.conditional:
+            self.plans[()] = Plan(schema, document, operation_name)
+
+    async def execute(self, context: Any, raw_variables: dict[str, Any] | None) -> dict[str, Any]:
+        variables = get_variable_values(
+            self.schema, self.operation.variable_definitions or (), raw_variables or {}
+        )
+        if isinstance(variables, list):
+            raise VariablesDoNotCoerce()
+        conditions = tuple(_included(node, variables) for node in self.conditional)
+        plan = self.plans.get(conditions)
+        if plan is None:
+            if len(self.plans) >= self.MAX_PLANS:
+                raise NotCompiled("too many @skip/@include combinations")
+            included = {id(node): value for node, value in zip(self.conditional, conditions)}
+            plan = self.plans[conditions] = Plan(
+                self.schema, self.document, self.operation.name and self.operation.name.value,
+                included,
+            )
+        return await plan.run(context, variables)
+
+
+class Plan:
+    """A query compiled against the schema; reusable across requests.
+
+    `included` says, by id, which of the document's nodes carrying @skip/@include are in
+    (see CompiledQuery); a node with directives that it does not name is not compiled.
+    """
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        operation_name: str | None,
+        included: dict[int, bool] | None = None,
+    ):
+        operation = get_operation_ast(document, operation_name)
+        if operation is None or operation.operation is not OperationType.QUERY:
+            raise NotCompiled("only queries")
+        self.schema = schema
+        self.included = included or {}
         self.operation: OperationDefinitionNode = operation
         self.fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
@@ -126,27 +218,41 @@ class Plan:
     def _collect(
         self, object_type: GraphQLObjectType, selection_sets: tuple[SelectionSetNode, ...]
     ) -> dict[str, list[FieldNode]]:
-        fields: dict[str, list[FieldNode]] = {}
+        """The fields of `selection_sets` on `object_type` by response key, as graphql-core's
+        collect_fields groups them: a fragment is expanded at most once per call, however
+        often it is spread (fragments that each spread the next twice stay linear).
 
-        def visit(selection_set: SelectionSetNode, seen: frozenset[str]) -> None:
+        graphql-core's own collect_fields reads @skip/@include from one request's variables
+        at every execution; a plan decides them once, from `included` (a skipped spread does
+        not count as expanded, as in collect_fields).
+        """
+        fields: dict[str, list[FieldNode]] = {}
+        visited: set[str] = set()
+
+        def visit(selection_set: SelectionSetNode) -> None:
             for selection in selection_set.selections:
                 if selection.directives:
-                    raise NotCompiled("directives")
+                    included = self.included.get(id(selection))
+                    if included is None:
+                        raise NotCompiled("directives")
+                    if not included:
+                        continue
                 if isinstance(selection, FieldNode):
                     key = selection.alias.value if selection.alias else selection.name.value
                     fields.setdefault(key, []).append(selection)
                 elif isinstance(selection, InlineFragmentNode):
                     if self._applies(selection.type_condition, object_type):
-                        visit(selection.selection_set, seen)
+                        visit(selection.selection_set)
                 elif isinstance(selection, FragmentSpreadNode):
                     name = selection.name.value
                     fragment = self.fragments.get(name)
-                    if fragment is not None and name not in seen:
+                    if fragment is not None and name not in visited:
                         if self._applies(fragment.type_condition, object_type):
-                            visit(fragment.selection_set, seen | {name})
+                            visited.add(name)
+                            visit(fragment.selection_set)
 
         for selection_set in selection_sets:
-            visit(selection_set, frozenset())
+            visit(selection_set)
         return fields
 
     def _applies(self, condition: Any, object_type: GraphQLObjectType) -> bool:
@@ -266,10 +372,25 @@ class Plan:
         assert resolve is not None
 
         def with_arguments(source: Any, run: Run) -> Any:
+            # As StrawberryGraphQLCoreExecutionContext.build_resolve_info makes it (the
+            # versions are pinned in pyproject.toml); the path is the field's own, which only
+            # errors use, and an error sends the operation to graphql-core anyway.
             info = _OperationContextAwareGraphQLResolveInfo(
-                name, nodes, field.type, parent_type, Path(None, name, parent_type.name),
-                self.schema, self.fragments, None, self.operation, run.variables.coerced,
-                run.context, optimized_is_awaitable, None, None, None,
+                field_name=name,
+                field_nodes=nodes,
+                return_type=field.type,
+                parent_type=parent_type,
+                path=Path(None, name, parent_type.name),
+                schema=self.schema,
+                fragments=self.fragments,
+                root_value=None,
+                operation=self.operation,
+                variable_values=run.variables.coerced,
+                context=run.context,
+                is_awaitable=optimized_is_awaitable,
+                abort_signal=None,
+                async_helpers=None,
+                operation_extensions=None,
             )
             return resolve(source, info, **get_argument_values(field, node, run.variables))
 
@@ -307,7 +428,11 @@ class Plan:
             self.schema, self.operation.variable_definitions or (), raw_variables or {}
         )
         if isinstance(variables, list):
-            raise NotCompiled("variables do not coerce")
+            raise VariablesDoNotCoerce()
+        return await self.run(context, variables)
+
+    async def run(self, context: Any, variables: Any) -> dict[str, Any]:
+        """The data of the operation for coerced `variables`."""
         run = Run(context, variables)
         batch: list[tuple[Any, dict[str, Any], str, Completer]] = []
         try:
@@ -328,14 +453,32 @@ class Plan:
                     else:
                         value = await awaitable
                     target[key] = complete(value, run)
+        except Exception:
+            await _settle(batch + run.pending)
+            raise
         except BaseException:
             _abandon(batch + run.pending)
             raise
         return data
 
 
+async def _settle(pending: list[tuple[Any, ...]]) -> None:
+    """Let the work a failed run started finish, its results and errors dropped, so that
+    nothing of it still runs (or holds a connection, or warns of an exception never
+    retrieved) when the caller falls back. Statements are not cancelled halfway: each is
+    bounded by the statement timeout, and this is the error path only."""
+    started = []
+    for awaitable, *_ in pending:
+        if iscoroutine(awaitable):  # never started
+            awaitable.close()
+        else:
+            started.append(awaitable.future if type(awaitable) is Mapped else awaitable)
+    if started:
+        await asyncio.gather(*started, return_exceptions=True)
+
+
 def _abandon(pending: list[tuple[Any, ...]]) -> None:
-    """Close what a failed run leaves behind, so nothing runs on (or warns) unawaited."""
+    """Stop at once what a cancelled run leaves behind (the request itself is going away)."""
     for awaitable, *_ in pending:
         if iscoroutine(awaitable):
             awaitable.close()
@@ -343,9 +486,11 @@ def _abandon(pending: list[tuple[Any, ...]]) -> None:
             awaitable.cancel()
 
 
-def compile_plan(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None) -> Plan | None:
-    """A plan for the operation, or None when it must run through graphql-core."""
+def compile_plan(
+    schema: GraphQLSchema, document: DocumentNode, operation_name: str | None
+) -> CompiledQuery | None:
+    """The compiled operation, or None when it must run through graphql-core."""
     try:
-        return Plan(schema, document, operation_name)
+        return CompiledQuery(schema, document, operation_name)
     except NotCompiled:
         return None
