@@ -2,10 +2,13 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -44,6 +47,18 @@ class Server:
             time.sleep(0.1)
         self.stop()
         raise AssertionError(f"serve was not ready within {timeout} s:\n{self.stdout}\n{self.stderr}")
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def rss_mb(self) -> float:
+        """Resident memory of the server process (VmRSS), in MiB: with one worker, uvicorn
+        runs in the `serve` process itself."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmRSS")
 
     def output(self) -> tuple[str, str]:
         """What the server printed so far to stdout and stderr."""
@@ -85,3 +100,24 @@ def gone_soon(pid: int, timeout: float = 15) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def live_server(database_url: str, **env: str) -> Iterator[Server]:
+    """A ready `segments serve` (one worker) on `database_url`, stopped afterwards: for what
+    an in-process app cannot show, such as one event loop's responsiveness or its memory."""
+    server = Server(
+        free_port(),
+        {**os.environ, "DATABASE_URL": database_url, "SEGMENTS_POOL_MIN_SIZE": "1", **env},
+    )
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()

@@ -1,15 +1,13 @@
 """GraphQL over HTTP conformance, checked by the official audit of the graphql-http package."""
 
-import asyncio
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-import httpx
 import pytest
+
+from tests.serve import live_server
 
 AUDIT = Path(__file__).resolve().parent / "audit"
 
@@ -24,26 +22,13 @@ def _install_audit() -> None:
 
 
 @pytest.mark.skipif(shutil.which("node") is None or shutil.which("npm") is None, reason="needs Node.js")
-async def test_graphql_http_audit_reports_no_error_and_no_warning(database_url, project, unused_tcp_port):
+async def test_graphql_http_audit_reports_no_error_and_no_warning(database_url, project):
     try:
         _install_audit()
     except (subprocess.SubprocessError, OSError) as exc:
         pytest.skip(f"graphql-http could not be installed from the npm registry: {exc}")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(unused_tcp_port)],
-        env={**os.environ, "DATABASE_URL": database_url},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        url = f"http://127.0.0.1:{unused_tcp_port}/graphql"
-        async with httpx.AsyncClient() as http:
-            for _ in range(100):
-                try:
-                    await http.get(url.replace("/graphql", "/health/live"))
-                    break
-                except httpx.ConnectError:
-                    await asyncio.sleep(0.1)
+    with live_server(database_url) as server:
+        url = f"{server.url}/graphql"
         audit = subprocess.run(
             ["node", "graphql_http_audit.mjs", url, project.viewer],
             cwd=AUDIT, capture_output=True, text=True, timeout=120,
@@ -52,6 +37,3 @@ async def test_graphql_http_audit_reports_no_error_and_no_warning(database_url, 
         summary = json.loads(audit.stdout.strip().splitlines()[-1])
         assert (summary["error"], summary["warn"]) == (0, 0), summary["problems"]
         assert summary["ok"] > 40
-    finally:
-        server.terminate()
-        server.wait(timeout=10)

@@ -13,7 +13,7 @@ from schema.build import build_schema
 from schema.execution import Executor, QueryLimits, selection_size
 from schema.fast_path import compile_plan
 from tests.conftest import make_project
-from tests.live_server import live_server
+from tests.serve import live_server
 
 
 def doubling_fragments(n: int) -> str:
