@@ -235,6 +235,7 @@ def _import_profiles(settings: Settings, args: argparse.Namespace, path: Path) -
     from tqdm import tqdm
 
     from api.profile_files import FileProblem, Line, ProfileFile
+    from core.profiles import over_profile_limit
     from db import profiles as db_profiles
 
     started = time.monotonic()
@@ -297,12 +298,8 @@ def _import_profiles(settings: Settings, args: argparse.Namespace, path: Path) -
                       file=sys.stderr) as bar:
                 async with conn.transaction():
                     await db_profiles.copy_profiles(conn, project["id"], valid_profiles(bar))
-                    stored = await db_profiles.stored_profile_count(conn, project["id"])
-                    if stored > settings.max_profiles_per_project:
-                        raise _ImportAborted(
-                            f"the project would hold {stored} profiles, more than the limit of "
-                            f"{settings.max_profiles_per_project}; nothing imported"
-                        )
+                    if refused := await over_profile_limit(conn, project["id"], settings.policy):
+                        raise _ImportAborted(f"{refused.problems[0].message}; nothing imported")
         except (FileProblem, _ImportAborted) as problem:
             print(f"error: {problem}", file=sys.stderr)
             return 1

@@ -17,6 +17,20 @@ class _OverProjectLimit(Exception):
     """Raised inside the write transaction to roll it back."""
 
 
+async def over_profile_limit(conn: Any, project_id: int, policy: Policy) -> Refused | None:
+    """LIMIT_EXCEEDED when the project now holds more profiles than allowed: asked inside
+    the transaction of every write that adds profiles (API upserts, imports), after the
+    write, so replaced profiles do not count twice. The one place the limit is checked."""
+    stored = await db_profiles.stored_profile_count(conn, project_id)
+    if stored <= policy.max_profiles:
+        return None
+    return Refused.one(
+        ProblemCode.LIMIT_EXCEEDED,
+        f"the project would hold {stored} profiles, more than the limit of {policy.max_profiles}",
+        ("input", "profiles"),
+    )
+
+
 def _batch_size_problems(size: int, path: tuple[str, ...], what: str) -> list[Problem]:
     if size == 0:
         return [Problem(path, ProblemCode.INVALID_INPUT, f"give at least one {what}")]
@@ -82,27 +96,21 @@ async def upsert_profiles(
     problems = project_problems(project_id) + _upsert_problems(profiles)
     if problems or project_id is None:
         return Refused(problems)
-    limit = policy.max_profiles
 
     async def write() -> int:
         async with db.transaction() as conn:
             upserted = await db_profiles.upsert_profiles(conn, project_id, profiles)
-            # The project's counter after the write, in its transaction (which holds the
-            # project's profile write lock, so concurrent upserts queue, and then the
-            # counter's; an import adds its rows under that same counter lock at its end):
-            # replaced profiles do not count twice.
-            if await db_profiles.stored_profile_count(conn, project_id) > limit:
-                raise _OverProjectLimit
+            # In the write's transaction, which holds the project's profile write lock (so
+            # concurrent upserts queue) and then the counter's; an import adds its rows
+            # under that same counter lock at its end.
+            if refused := await over_profile_limit(conn, project_id, policy):
+                raise _OverProjectLimit(refused)
         return upserted
 
     try:
         return await _again_after_deadlock(write)
-    except _OverProjectLimit:
-        return Refused.one(
-            ProblemCode.LIMIT_EXCEEDED,
-            f"the project would hold more than {limit} profiles",
-            ("input", "profiles"),
-        )
+    except _OverProjectLimit as over:
+        return over.args[0]
 
 
 async def delete_profiles(
