@@ -68,7 +68,9 @@ def create_app(settings: Settings) -> Starlette:
         )
     return Starlette(
         routes=[
-            Route("/graphql", graphql_route, methods=graphql_methods, middleware=graphql_middleware),
+            Route(
+                "/graphql", graphql_route, methods=graphql_methods, middleware=graphql_middleware
+            ),
             Route(PREFIX + "/{digest}/{name:path}", asset_route, methods=["GET", "HEAD"]),
             Route("/health/live", health.live),
             Route("/health/ready", health.ready),
@@ -91,7 +93,9 @@ class PreflightNoContent(CORSMiddleware):
         response = super().preflight_response(request_headers)
         if response.status_code != 200:
             return response
-        headers = {k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")}
+        headers = {
+            k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")
+        }
         return Response(status_code=204, headers=headers)
 
 

@@ -23,18 +23,20 @@ PAGE_FILES = (
     "vendor/graphiql-3.8.3/graphiql.min.css",
 )
 # Fonts and icons of graphiql.min.css are data: URLs; neither can run code.
-CONTENT_SECURITY_POLICY = "; ".join((
-    "default-src 'self'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self' data:",
-    "font-src 'self' data:",
-    "connect-src 'self'",
-    "object-src 'none'",
-    "base-uri 'none'",
-    "form-action 'none'",
-    "frame-ancestors 'none'",
-))
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    )
+)
 # An asset's URL holds its content digest, so a changed file gets a new URL and a cached
 # one never goes stale.
 IMMUTABLE = "public, max-age=31536000, immutable"

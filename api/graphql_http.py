@@ -70,7 +70,9 @@ async def _read_post(request: Request, max_bytes: int) -> GraphQLParams:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != JSON:
         raise RequestError(415, f"POST bodies must be {JSON}.", "UNSUPPORTED_MEDIA_TYPE")
-    too_large = RequestError(413, f"The request body exceeds {max_bytes} bytes.", "PAYLOAD_TOO_LARGE")
+    too_large = RequestError(
+        413, f"The request body exceeds {max_bytes} bytes.", "PAYLOAD_TOO_LARGE"
+    )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise too_large
@@ -107,7 +109,9 @@ def _with_code(formatted: dict[str, Any], code: str) -> dict[str, Any]:
     return formatted
 
 
-def _json(body: dict[str, Any], status: int, media_type: str, headers: dict[str, str] | None = None) -> Response:
+def _json(
+    body: dict[str, Any], status: int, media_type: str, headers: dict[str, str] | None = None
+) -> Response:
     return Response(_dumps(body), status, headers, f"{media_type}; charset=utf-8")
 
 
@@ -121,14 +125,22 @@ def _dumps(body: dict[str, Any]) -> bytes:
             return json.dumps(body, ensure_ascii=False).encode()
         except (ValueError, TypeError, RecursionError):
             log.exception("response not serialisable")
-            masked = {"message": "Internal server error.", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
+            masked = {
+                "message": "Internal server error.",
+                "extensions": {"code": "INTERNAL_SERVER_ERROR"},
+            }
             return orjson.dumps({"errors": [masked]})
 
 
 def _error(
     message: str, code: str, status: int, media_type: str, headers: dict[str, str] | None = None
 ) -> Response:
-    return _json({"errors": [{"message": message, "extensions": {"code": code}}]}, status, media_type, headers)
+    return _json(
+        {"errors": [{"message": message, "extensions": {"code": code}}]},
+        status,
+        media_type,
+        headers,
+    )
 
 
 async def graphql_route(request: Request) -> Response:
@@ -187,7 +199,9 @@ class GraphQLEndpoint:
             elif request.method == "GET":
                 params = _read_get(request)
             else:
-                raise RequestError(405, "Use GET or POST.", "METHOD_NOT_ALLOWED", {"allow": "GET, POST"})
+                raise RequestError(
+                    405, "Use GET or POST.", "METHOD_NOT_ALLOWED", {"allow": "GET, POST"}
+                )
             principal = await self.authenticator.require(request.headers.get("authorization"))
         except RequestError as exc:
             return _error(str(exc), exc.code, exc.status, media_type, exc.headers)
@@ -199,14 +213,18 @@ class GraphQLEndpoint:
         if prepared.document is None:
             code = "GRAPHQL_PARSE_FAILED" if prepared.parse_failed else "GRAPHQL_VALIDATION_FAILED"
             # A guard may name its own code (the expanded-size limit says BAD_USER_INPUT).
-            errors = [_with_code(error.formatted, _error_code(error) or code) for error in prepared.errors]
+            errors = [
+                _with_code(error.formatted, _error_code(error) or code) for error in prepared.errors
+            ]
             return _json({"errors": errors}, request_error_status, media_type)
         operation = Executor.operation_type(prepared.document, params.operation_name)
         if operation is None:
             message = "Name the operation to run with operationName."
             return _error(message, "BAD_REQUEST", request_error_status, media_type)
         if request.method == "GET" and operation is not OperationType.QUERY:
-            return _error("Mutations need POST.", "METHOD_NOT_ALLOWED", 405, media_type, {"allow": "POST"})
+            return _error(
+                "Mutations need POST.", "METHOD_NOT_ALLOWED", 405, media_type, {"allow": "POST"}
+            )
 
         context = Context(
             db=self.authenticator.db,

@@ -25,7 +25,9 @@ NO_SUCH_FLAG = "No such flag."
 
 
 def _key_and_name(key: str, name: str) -> list[Problem]:
-    return validate.validate_key(key, ("input", "key")) + validate.validate_name(name, ("input", "name"))
+    return validate.validate_key(key, ("input", "key")) + validate.validate_name(
+        name, ("input", "name")
+    )
 
 
 async def create_environment(
@@ -48,7 +50,12 @@ async def create_environment(
 
 
 async def create_flag(
-    db: Database, principal: Principal, project_key: str, key: str, name: str, description: str | None
+    db: Database,
+    principal: Principal,
+    project_key: str,
+    key: str,
+    name: str,
+    description: str | None,
 ) -> Row | Refused:
     require_editor(principal)
     project_id = project_id_for(principal, project_key)
@@ -61,7 +68,9 @@ async def create_flag(
             conn, project_id, key, validate.normalize_name(name), description, actor=principal.name
         )
     if row is None:
-        return Refused.one(ProblemCode.KEY_TAKEN, f"The project has a flag {key!r}.", ("input", "key"))
+        return Refused.one(
+            ProblemCode.KEY_TAKEN, f"The project has a flag {key!r}.", ("input", "key")
+        )
     return row
 
 
@@ -76,7 +85,11 @@ def _checked_rules(
         variation, rollout = rule.get("variation_key"), rule.get("rollout_key")
         if (variation is None) == (rollout is None):
             problems.append(
-                Problem(path, ProblemCode.INVALID_INPUT, "Give exactly one of variationKey or rolloutKey.")
+                Problem(
+                    path,
+                    ProblemCode.INVALID_INPUT,
+                    "Give exactly one of variationKey or rolloutKey.",
+                )
             )
         for name, served in (("variationKey", variation), ("rolloutKey", rollout)):
             if served is not None:
@@ -85,13 +98,26 @@ def _checked_rules(
         if "segment" in rule:
             if rule.get("rules") is not None or rule.get("logical_op") is not None:
                 problems.append(
-                    Problem(path, ProblemCode.INVALID_RULE, "A rule has a segmentId or inline rules, not both.")
+                    Problem(
+                        path,
+                        ProblemCode.INVALID_RULE,
+                        "A rule has a segmentId or inline rules, not both.",
+                    )
                 )
             if rule["segment"] is None:
-                problems.append(Problem((*path, "segmentId"), ProblemCode.NOT_FOUND, "No such segment."))
-            row |= {"kind": "SEGMENT", "segment_id": rule["segment"], "logical_op": None, "rules": []}
+                problems.append(
+                    Problem((*path, "segmentId"), ProblemCode.NOT_FOUND, "No such segment.")
+                )
+            row |= {
+                "kind": "SEGMENT",
+                "segment_id": rule["segment"],
+                "logical_op": None,
+                "rules": [],
+            }
         elif rule.get("rules") is None:
-            problems.append(Problem(path, ProblemCode.INVALID_RULE, "Give a segmentId or inline rules."))
+            problems.append(
+                Problem(path, ProblemCode.INVALID_RULE, "Give a segmentId or inline rules.")
+            )
         else:
             stored, rule_problems = validate.validate_rules(rule["rules"], (*path, "rules"), limits)
             problems += rule_problems
@@ -131,7 +157,8 @@ async def set_targeting_rules(
         environment = await db_projects.environment_by_key(conn, project_id, environment_key)
         if environment is None:
             problems.insert(
-                0, Problem(("input", "environmentKey"), ProblemCode.NOT_FOUND, "No such environment.")
+                0,
+                Problem(("input", "environmentKey"), ProblemCode.NOT_FOUND, "No such environment."),
             )
         wanted = sorted({row["segment_id"] for row in rows if row.get("segment_id") is not None})
         found = {s["id"]: s for s in await db_segments.lock_for_attach(conn, project_id, wanted)}
@@ -144,11 +171,15 @@ async def set_targeting_rules(
                 problems.append(Problem(field, ProblemCode.NOT_FOUND, "No such segment."))
             elif segment["deleted_at"] is not None:
                 problems.append(
-                    Problem(field, ProblemCode.SEGMENT_DELETED, "A deleted segment cannot be attached.")
+                    Problem(
+                        field, ProblemCode.SEGMENT_DELETED, "A deleted segment cannot be attached."
+                    )
                 )
         if problems or environment is None:
             return Refused(problems)
-        await db_flags.replace_rules(conn, project_id, flag_id, environment, rows, actor=principal.name)
+        await db_flags.replace_rules(
+            conn, project_id, flag_id, environment, rows, actor=principal.name
+        )
     return flag
 
 
@@ -156,7 +187,9 @@ async def archive_flag(db: Database, principal: Principal, flag_id: int | None) 
     require_editor(principal)
     if flag_id is not None:
         async with db.transaction() as conn:
-            row = await db_flags.archive_flag(conn, principal.project_id, flag_id, actor=principal.name)
+            row = await db_flags.archive_flag(
+                conn, principal.project_id, flag_id, actor=principal.name
+            )
         if row is not None:
             return row
     return Refused.one(ProblemCode.NOT_FOUND, NO_SUCH_FLAG, ("input", "flagId"))

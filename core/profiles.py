@@ -88,7 +88,11 @@ _DEADLOCK_PAUSES = (0.05, 0.2)
 
 
 async def upsert_profiles(
-    db: Database, principal: Principal, policy: Policy, project_key: str, profiles: list[tuple[str, Any]]
+    db: Database,
+    principal: Principal,
+    policy: Policy,
+    project_key: str,
+    profiles: list[tuple[str, Any]],
 ) -> int | Refused:
     """Create or replace up to 1,000 profiles (targetingKey, attributes); the number written."""
     require_editor(principal)

@@ -22,7 +22,17 @@ from rules.problems import Problem, ProblemCode, Refused
 
 Row = Mapping[str, Any]
 
-FIELDS = ("key", "name", "description", "tags", "logical_op", "rules", "force", "included", "excluded")
+FIELDS = (
+    "key",
+    "name",
+    "description",
+    "tags",
+    "logical_op",
+    "rules",
+    "force",
+    "included",
+    "excluded",
+)
 # Fields that must not be null when given (the GraphQL inputs are nullable for partial updates).
 _NOT_NULL = ("key", "name", "logical_op", "force")
 _LISTS = ("tags", "rules", "included", "excluded")
@@ -72,7 +82,11 @@ def check_fields(given: dict[str, Any], limits: Limits) -> tuple[dict[str, Any],
             values["logical_op"] = given["logical_op"]
         else:
             problems.append(
-                Problem(_path("logical_op"), ProblemCode.INVALID_INPUT, "logicalOp must be AND, OR or NOT")
+                Problem(
+                    _path("logical_op"),
+                    ProblemCode.INVALID_INPUT,
+                    "logicalOp must be AND, OR or NOT",
+                )
             )
     if "rules" in given:
         stored, rule_problems = validate.validate_rules(given["rules"], _path("rules"), limits)
@@ -82,10 +96,16 @@ def check_fields(given: dict[str, Any], limits: Limits) -> tuple[dict[str, Any],
         if isinstance(given["force"], bool):
             values["force"] = given["force"]
         else:
-            problems.append(Problem(_path("force"), ProblemCode.INVALID_INPUT, "force must be a boolean"))
+            problems.append(
+                Problem(_path("force"), ProblemCode.INVALID_INPUT, "force must be a boolean")
+            )
     if "included" in given or "excluded" in given:
         problems += validate.validate_targets(
-            given.get("included"), given.get("excluded"), _path("included"), _path("excluded"), limits
+            given.get("included"),
+            given.get("excluded"),
+            _path("included"),
+            _path("excluded"),
+            limits,
         )
         for name in ("included", "excluded"):
             if name in given:
@@ -159,7 +179,10 @@ async def delete_segment(
         return _no_such_segment()
     async with db.transaction() as conn:
         return await db_segments.delete_segment(
-            conn, principal.project_id, segment_id, actor=principal.name,
+            conn,
+            principal.project_id,
+            segment_id,
+            actor=principal.name,
             expected_version=expected_version,
         )
 
@@ -173,7 +196,10 @@ async def restore_segment(
         return _no_such_segment()
     async with db.transaction() as conn:
         return await db_segments.restore_segment(
-            conn, principal.project_id, segment_id, actor=principal.name,
+            conn,
+            principal.project_id,
+            segment_id,
+            actor=principal.name,
             max_live=policy.max_live_segments,
         )
 

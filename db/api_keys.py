@@ -29,9 +29,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def create_api_key(
-    conn: asyncpg.Connection, project_id: int, role: str, name: str
-) -> str:
+async def create_api_key(conn: asyncpg.Connection, project_id: int, role: str, name: str) -> str:
     """Create a key and return its token, which is never stored and cannot be shown again."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     await conn.execute(

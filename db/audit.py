@@ -36,7 +36,9 @@ def bounded_change(change: dict[str, Any]) -> dict[str, Any]:
     return bounded
 
 
-AUDIT_COLUMNS = "a.project_id, a.id, a.entity_type, a.entity_id, a.action, a.actor, a.changes, a.created_at"
+AUDIT_COLUMNS = (
+    "a.project_id, a.id, a.entity_type, a.entity_id, a.action, a.actor, a.changes, a.created_at"
+)
 
 
 async def record_event(
@@ -69,7 +71,9 @@ def _filtered(project_id: int, entity: tuple[str, int] | None) -> SqlBuilder:
     sql = SqlBuilder(project_id)
     sql.where("a.project_id = $1")
     if entity is not None:
-        sql.where(f"a.entity_type = {sql.param(entity[0])} AND a.entity_id = {sql.param(entity[1])}")
+        sql.where(
+            f"a.entity_type = {sql.param(entity[0])} AND a.entity_id = {sql.param(entity[1])}"
+        )
     return sql
 
 

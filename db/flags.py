@@ -117,13 +117,20 @@ async def create_flag(
             for field in ("key", "name", "description")
         ]
         await record_event(
-            conn, project_id, entity_type="flag", entity_id=row["id"], action="CREATED",
-            actor=actor, changes=changes,
+            conn,
+            project_id,
+            entity_type="flag",
+            entity_id=row["id"],
+            action="CREATED",
+            actor=actor,
+            changes=changes,
         )
     return row
 
 
-async def lock_flag(conn: asyncpg.Connection, project_id: int, flag_id: int) -> asyncpg.Record | None:
+async def lock_flag(
+    conn: asyncpg.Connection, project_id: int, flag_id: int
+) -> asyncpg.Record | None:
     return await conn.fetchrow(
         f"SELECT {FLAG_COLUMNS} FROM flags f WHERE f.project_id = $1 AND f.id = $2 FOR UPDATE",
         project_id,
@@ -195,8 +202,15 @@ async def replace_rules(
     new = [_rule_summary(r) for r in rules]
     if old != new:
         await record_event(
-            conn, project_id, entity_type="flag", entity_id=flag_id, action="UPDATED", actor=actor,
-            changes=[{"field": f"targetingRules.{environment['key']}", "before": old, "after": new}],
+            conn,
+            project_id,
+            entity_type="flag",
+            entity_id=flag_id,
+            action="UPDATED",
+            actor=actor,
+            changes=[
+                {"field": f"targetingRules.{environment['key']}", "before": old, "after": new}
+            ],
         )
 
 
@@ -217,7 +231,12 @@ async def archive_flag(
         flag_id,
     )
     await record_event(
-        conn, project_id, entity_type="flag", entity_id=flag_id, action="UPDATED", actor=actor,
+        conn,
+        project_id,
+        entity_type="flag",
+        entity_id=flag_id,
+        action="UPDATED",
+        actor=actor,
         changes=[{"field": "archived", "before": False, "after": True}],
     )
     return archived

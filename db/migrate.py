@@ -10,7 +10,9 @@ _LOCK_ID = 0x5E6_3E47
 
 def migration_files() -> list[tuple[str, str]]:
     files = [f for f in resources.files("sql").iterdir() if f.name.endswith(".sql")]
-    return [(f.name.removesuffix(".sql"), f.read_text()) for f in sorted(files, key=lambda f: f.name)]
+    return [
+        (f.name.removesuffix(".sql"), f.read_text()) for f in sorted(files, key=lambda f: f.name)
+    ]
 
 
 async def migrate(conn: asyncpg.Connection) -> list[str]:

@@ -102,7 +102,12 @@ async def create_environment(
     )
     if row is not None:
         await record_event(
-            conn, project_id, entity_type="environment", entity_id=row["id"], action="CREATED",
-            actor=actor, changes=[{"field": f, "before": None, "after": row[f]} for f in ("key", "name")],
+            conn,
+            project_id,
+            entity_type="environment",
+            entity_id=row["id"],
+            action="CREATED",
+            actor=actor,
+            changes=[{"field": f, "before": None, "after": row[f]} for f in ("key", "name")],
         )
     return row

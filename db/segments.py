@@ -79,7 +79,9 @@ async def list_segments(
 
 async def count_segments(conn: asyncpg.Connection, project_id: int, flt: SegmentFilter) -> int:
     sql = _filtered(project_id, flt)
-    return await conn.fetchval(f"SELECT count(*) FROM segments s WHERE {sql.where_sql}", *sql.params)
+    return await conn.fetchval(
+        f"SELECT count(*) FROM segments s WHERE {sql.where_sql}", *sql.params
+    )
 
 
 async def any_outside_window(
@@ -202,7 +204,9 @@ async def _over_live_limit(
         "SELECT count(*) FROM segments WHERE project_id = $1 AND deleted_at IS NULL", project_id
     )
     if live >= max_live:
-        return Refused.one(ProblemCode.LIMIT_EXCEEDED, f"A project holds at most {max_live} live segments.")
+        return Refused.one(
+            ProblemCode.LIMIT_EXCEEDED, f"A project holds at most {max_live} live segments."
+        )
     return None
 
 
@@ -262,14 +266,20 @@ async def create_segment(
     except asyncpg.UniqueViolationError:
         return _key_taken(values["key"])
     await record_event(
-        conn, project_id, entity_type="segment", entity_id=row["id"], action="CREATED",
-        actor=actor, changes=_changes(None, row),
+        conn,
+        project_id,
+        entity_type="segment",
+        entity_id=row["id"],
+        action="CREATED",
+        actor=actor,
+        changes=_changes(None, row),
     )
     return row
 
 
 def _key_taken(key: str) -> Refused:
-    return Refused.one(ProblemCode.KEY_TAKEN, f"Another live segment uses the key {key!r}.", ("input", "key")
+    return Refused.one(
+        ProblemCode.KEY_TAKEN, f"Another live segment uses the key {key!r}.", ("input", "key")
     )
 
 
@@ -285,7 +295,8 @@ async def _locked(
     if row is None:
         return Refused.one(ProblemCode.NOT_FOUND, "No such segment.", ("input", "id"))
     if expected_version is not None and row["version"] != expected_version:
-        return Refused.one(ProblemCode.VERSION_CONFLICT,
+        return Refused.one(
+            ProblemCode.VERSION_CONFLICT,
             f"The segment is at version {row['version']}, not {expected_version}.",
             ("input", "expectedVersion"),
         )
@@ -307,10 +318,13 @@ async def update_segment(
     if isinstance(before, Refused):
         return before
     if before["deleted_at"] is not None:
-        return Refused.one(ProblemCode.SEGMENT_DELETED, "A deleted segment cannot be updated.", ("input", "id"))
+        return Refused.one(
+            ProblemCode.SEGMENT_DELETED, "A deleted segment cannot be updated.", ("input", "id")
+        )
     after = {**before, **changes}
     if len(after["included"]) + len(after["excluded"]) > max_targets:
-        return Refused.one(ProblemCode.LIMIT_EXCEEDED,
+        return Refused.one(
+            ProblemCode.LIMIT_EXCEEDED,
             f"At most {max_targets} targets in included and excluded together.",
             ("input", "included"),
         )
@@ -334,8 +348,13 @@ async def update_segment(
     except asyncpg.UniqueViolationError:
         return _key_taken(after["key"])
     await record_event(
-        conn, project_id, entity_type="segment", entity_id=segment_id, action="UPDATED",
-        actor=actor, changes=diff,
+        conn,
+        project_id,
+        entity_type="segment",
+        entity_id=segment_id,
+        action="UPDATED",
+        actor=actor,
+        changes=diff,
     )
     return row
 
@@ -354,7 +373,9 @@ async def delete_segment(
     if isinstance(row, Refused):
         return row
     if row["deleted_at"] is not None:
-        return Refused.one(ProblemCode.SEGMENT_DELETED, "The segment is already deleted.", ("input", "id"))
+        return Refused.one(
+            ProblemCode.SEGMENT_DELETED, "The segment is already deleted.", ("input", "id")
+        )
     usage = await usage_of_segments(conn, project_id, [segment_id])
     if usage:
         return Refused.one(
@@ -366,8 +387,13 @@ async def delete_segment(
         )
     deleted = await _set_deleted(conn, project_id, segment_id, deleted=True)
     await record_event(
-        conn, project_id, entity_type="segment", entity_id=segment_id, action="DELETED",
-        actor=actor, changes=[{"field": "deleted", "before": False, "after": True}],
+        conn,
+        project_id,
+        entity_type="segment",
+        entity_id=segment_id,
+        action="DELETED",
+        actor=actor,
+        changes=[{"field": "deleted", "before": False, "after": True}],
     )
     return deleted
 
@@ -386,8 +412,13 @@ async def restore_segment(
     except asyncpg.UniqueViolationError:
         return _key_taken(row["key"])
     await record_event(
-        conn, project_id, entity_type="segment", entity_id=segment_id, action="RESTORED",
-        actor=actor, changes=[{"field": "deleted", "before": True, "after": False}],
+        conn,
+        project_id,
+        entity_type="segment",
+        entity_id=segment_id,
+        action="RESTORED",
+        actor=actor,
+        changes=[{"field": "deleted", "before": True, "after": False}],
     )
     return restored
 

@@ -101,7 +101,11 @@ def validate_tags(tags: list[str] | None, path: Path) -> list[Problem]:
     problems = []
     if len(tags) > MAX_TAGS:
         problems.append(
-            Problem(path, ProblemCode.LIMIT_EXCEEDED, f"{len(tags)} tags; at most {MAX_TAGS} are allowed")
+            Problem(
+                path,
+                ProblemCode.LIMIT_EXCEEDED,
+                f"{len(tags)} tags; at most {MAX_TAGS} are allowed",
+            )
         )
     for index, tag in enumerate(tags):
         if not (isinstance(tag, str) and len(tag) <= MAX_TAG_LENGTH and _TAG.fullmatch(tag)):

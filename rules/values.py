@@ -131,7 +131,6 @@ def loads_json(data: bytes | str) -> Any:
         raise orjson.JSONDecodeError(f"not JSON: {error}", "", 0) from None
 
 
-
 def _refuse_lone_surrogates(value: object) -> None:
     stack = [value]
     while stack:

@@ -26,13 +26,15 @@ from schema.pagination import (
 class AuditAction(Enum):
     CREATED = strawberry.enum_value("CREATED", description="It was created.")
     UPDATED = strawberry.enum_value("UPDATED", description="Some of its fields changed.")
-    DELETED = strawberry.enum_value("DELETED", description="It was (softly) deleted; archiving a flag is an UPDATED event.")
+    DELETED = strawberry.enum_value(
+        "DELETED", description="It was (softly) deleted; archiving a flag is an UPDATED event."
+    )
     RESTORED = strawberry.enum_value("RESTORED", description="A deleted entity was restored.")
 
 
 @strawberry.type(description="One field's value before and after a change.")
 class FieldChange:
-    field: str = strawberry.field(description="Name of the field as in the API, e.g. \"name\".")
+    field: str = strawberry.field(description='Name of the field as in the API, e.g. "name".')
     before: JSON | None = strawberry.field(description="Value before; null on creation.")
     after: JSON | None = strawberry.field(description="Value after.")
 
@@ -43,7 +45,9 @@ class AuditEvent(Node):
     entity_type: str = strawberry.field(description='"segment", "flag", ...')
     entity_id: strawberry.ID = strawberry.field(description="Global id of the changed entity.")
     actor: str = strawberry.field(description="Name of the API key that made the change.")
-    changes: list[FieldChange] = strawberry.field(description="Changed fields (all of them on creation).")
+    changes: list[FieldChange] = strawberry.field(
+        description="Changed fields (all of them on creation)."
+    )
     created_at: datetime = strawberry.field(description="When it happened.")
 
     @classmethod

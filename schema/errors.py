@@ -11,15 +11,33 @@ from rules.problems import Problem, ProblemCode
 
 @strawberry.enum(description="Machine-readable kind of a user error.")
 class UserErrorCode(Enum):
-    INVALID_INPUT = strawberry.enum_value("INVALID_INPUT", description="A field is malformed or out of bounds.")
-    INVALID_KEY = strawberry.enum_value("INVALID_KEY", description="A key does not match ^[a-zA-Z0-9_-]+$ or is too long.")
-    INVALID_RULE = strawberry.enum_value("INVALID_RULE", description="A rule or condition is malformed.")
-    KEY_TAKEN = strawberry.enum_value("KEY_TAKEN", description="Another live object of the project uses this key.")
-    NOT_FOUND = strawberry.enum_value("NOT_FOUND", description="The object does not exist (or is not visible to this token).")
-    SEGMENT_IN_USE = strawberry.enum_value("SEGMENT_IN_USE", description="A targeting rule of a live flag references the segment.")
-    SEGMENT_DELETED = strawberry.enum_value("SEGMENT_DELETED", description="The segment is deleted.")
-    VERSION_CONFLICT = strawberry.enum_value("VERSION_CONFLICT", description="expectedVersion differs from the stored version.")
-    LIMIT_EXCEEDED = strawberry.enum_value("LIMIT_EXCEEDED", description="A configured limit would be exceeded.")
+    INVALID_INPUT = strawberry.enum_value(
+        "INVALID_INPUT", description="A field is malformed or out of bounds."
+    )
+    INVALID_KEY = strawberry.enum_value(
+        "INVALID_KEY", description="A key does not match ^[a-zA-Z0-9_-]+$ or is too long."
+    )
+    INVALID_RULE = strawberry.enum_value(
+        "INVALID_RULE", description="A rule or condition is malformed."
+    )
+    KEY_TAKEN = strawberry.enum_value(
+        "KEY_TAKEN", description="Another live object of the project uses this key."
+    )
+    NOT_FOUND = strawberry.enum_value(
+        "NOT_FOUND", description="The object does not exist (or is not visible to this token)."
+    )
+    SEGMENT_IN_USE = strawberry.enum_value(
+        "SEGMENT_IN_USE", description="A targeting rule of a live flag references the segment."
+    )
+    SEGMENT_DELETED = strawberry.enum_value(
+        "SEGMENT_DELETED", description="The segment is deleted."
+    )
+    VERSION_CONFLICT = strawberry.enum_value(
+        "VERSION_CONFLICT", description="expectedVersion differs from the stored version."
+    )
+    LIMIT_EXCEEDED = strawberry.enum_value(
+        "LIMIT_EXCEEDED", description="A configured limit would be exceeded."
+    )
 
 
 @strawberry.type(description="A domain problem with the input of a mutation; nothing was written.")

@@ -111,8 +111,11 @@ def guard_rules(limits: QueryLimits) -> list[type[ASTValidationRule]]:
 
     class SelectionLimits(ASTValidationRule):
         def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
-            fragments = {f.name.value: f for f in self.context.document.definitions
-                         if isinstance(f, FragmentDefinitionNode)}
+            fragments = {
+                f.name.value: f
+                for f in self.context.document.definitions
+                if isinstance(f, FragmentDefinitionNode)
+            }
             depth, fields = selection_size(node.selection_set, fragments)
             if depth > limits.max_depth:
                 self.report_error(
@@ -171,7 +174,7 @@ class Prepared:
 _STRING_OR_COMMENTS = re.compile(
     r'"""(?:[^"\\]++|\\"""|\\|"(?!""))*+(?:""")?'
     r'|"(?:[^"\\\n\r]++|\\[^\n\r])*+"?'
-    r'|(#[^\n\r\ud800-\udfff]*+(?:[ \t\n\r,\ufeff]*+#[^\n\r\ud800-\udfff]*+)*+)'
+    r"|(#[^\n\r\ud800-\udfff]*+(?:[ \t\n\r,\ufeff]*+#[^\n\r\ud800-\udfff]*+)*+)"
 )
 _NOT_A_LINE_BREAK = re.compile(r"[^\n\r]")
 
@@ -195,7 +198,7 @@ def blank_comments(query: str, max_tokens: int) -> str:
         if count > 2 * max_tokens + 2:
             return query
         if match.group(1) is not None:
-            pieces += (query[done:match.start()], _NOT_A_LINE_BREAK.sub(" ", match.group()))
+            pieces += (query[done : match.start()], _NOT_A_LINE_BREAK.sub(" ", match.group()))
             done = match.end()
     return "".join(pieces) + query[done:] if pieces else query
 
@@ -264,7 +267,9 @@ class Executor:
         errors = validate(self.schema, document, self.rules)
         if errors:
             return Prepared(None, errors)
-        prepared = Prepared(document, [], shape=hashlib.blake2b(query.encode(), digest_size=6).hexdigest())
+        prepared = Prepared(
+            document, [], shape=hashlib.blake2b(query.encode(), digest_size=6).hexdigest()
+        )
         cost = sys.getsizeof(query) + self.BYTES_PER_TOKEN * _tokens(document)
         if source is not query:
             cost += sys.getsizeof(source)
@@ -368,4 +373,3 @@ class Executor:
         if isawaitable(result):
             result = await result
         return result
-

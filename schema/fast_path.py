@@ -104,8 +104,12 @@ def _leaf(graphql_type: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], 
     wrapped = getattr(graphql_type, "wrapped_cls", None)
     if isinstance(graphql_type, GraphQLEnumType) and wrapped is not None:
         # Strawberry's enum serializer scans every value per call; a dict does it once.
-        names = {member: name for name, v in graphql_type.values.items() for member in wrapped
-                 if member.value == v.value}
+        names = {
+            member: name
+            for name, v in graphql_type.values.items()
+            for member in wrapped
+            if member.value == v.value
+        }
         # Output objects usually carry the stored value itself (see schema/enums.py).
         names.update({member.value: names[member] for member in wrapped if member in names})
         return lambda value: names.get(value) or serialize(value)
@@ -113,7 +117,9 @@ def _leaf(graphql_type: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], 
     if python_type is not None:
         return lambda value: value if type(value) is python_type else serialize(value)
     if graphql_type.name == "Int":
-        return lambda value: value if type(value) is int and -(2**31) <= value < 2**31 else serialize(value)
+        return lambda value: (
+            value if type(value) is int and -(2**31) <= value < 2**31 else serialize(value)
+        )
     return serialize
 
 
@@ -178,7 +184,9 @@ class CompiledQuery:
                 raise NotCompiled("too many @skip/@include combinations")
             included = {id(node): value for node, value in zip(self.conditional, conditions)}
             plan = self.plans[conditions] = Plan(
-                self.schema, self.document, self.operation.name and self.operation.name.value,
+                self.schema,
+                self.document,
+                self.operation.name and self.operation.name.value,
                 included,
             )
         return await plan.run(context, variables)
@@ -396,14 +404,18 @@ class Plan:
 
         return with_arguments
 
-    def _completer(self, graphql_type: GraphQLOutputType, sub_sets: tuple[SelectionSetNode, ...]) -> Completer:
+    def _completer(
+        self, graphql_type: GraphQLOutputType, sub_sets: tuple[SelectionSetNode, ...]
+    ) -> Completer:
         """A function completing one value of `graphql_type` (for values resolved later)."""
         namespace: dict[str, Any] = {"_null": _null}
         expression = self._expression(graphql_type, sub_sets, "s", namespace)
         exec(f"def complete(value, run):\n    return {expression}", namespace)  # noqa: S102
         return namespace["complete"]
 
-    def _abstract(self, abstract: GraphQLAbstractType, sub_sets: tuple[SelectionSetNode, ...]) -> Completer:
+    def _abstract(
+        self, abstract: GraphQLAbstractType, sub_sets: tuple[SelectionSetNode, ...]
+    ) -> Completer:
         by_type: dict[str, Callable[[Any, Run], dict[str, Any]]] = {}
 
         def complete_abstract(value: Any, run: Run) -> Any:
@@ -411,7 +423,9 @@ class Plan:
             if runtime is None:
                 definition = get_object_definition(type(value), strict=True)
                 runtime = self.schema.get_type(definition.name)
-                if not isinstance(runtime, GraphQLObjectType) or not self.schema.is_sub_type(abstract, runtime):
+                if not isinstance(runtime, GraphQLObjectType) or not self.schema.is_sub_type(
+                    abstract, runtime
+                ):
                     raise GraphQLError(f"{definition.name} is not a possible {abstract.name}")
                 self._runtime_types[type(value)] = runtime
             complete_object = by_type.get(runtime.name)

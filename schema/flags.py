@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from schema.segments import Segment
 
 
-@strawberry.enum(description="Whether a targeting rule points at a segment or carries its own conditions.")
+@strawberry.enum(
+    description="Whether a targeting rule points at a segment or carries its own conditions."
+)
 class TargetingRuleKind(Enum):
     SEGMENT = strawberry.enum_value("SEGMENT", description="Matches the members of a segment.")
     CUSTOM = strawberry.enum_value("CUSTOM", description="Matches inline conditions.")
@@ -68,12 +70,16 @@ class TargetingRule:
         return rules_from_stored(self.stored_rules)
 
 
-@strawberry.type(description="A feature flag; its per-environment targeting rules may reference segments.")
+@strawberry.type(
+    description="A feature flag; its per-environment targeting rules may reference segments."
+)
 class Flag(Node):
     key: str = strawberry.field(description="Unique within the project.")
     name: str = strawberry.field(description="Display name.")
     description: str | None = strawberry.field(description="Free text.")
-    archived: bool = strawberry.field(description="Archived flags no longer count as segment usage.")
+    archived: bool = strawberry.field(
+        description="Archived flags no longer count as segment usage."
+    )
     db_id: strawberry.Private[int]
 
     @classmethod
@@ -91,7 +97,9 @@ class Flag(Node):
     def targeting_rules(
         self,
         info: AppInfo,
-        environment_key: Annotated[str, strawberry.argument(description="Environment key, e.g. \"production\".")],
+        environment_key: Annotated[
+            str, strawberry.argument(description='Environment key, e.g. "production".')
+        ],
     ) -> list[TargetingRule]:
         return mapped(
             info.context.loaders.targeting_rules.load((self.db_id, environment_key)),

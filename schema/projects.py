@@ -12,7 +12,7 @@ from schema.node import Node
 
 @strawberry.type(description="A deployment target of a project's flags, such as production.")
 class Environment(Node):
-    key: str = strawberry.field(description="Unique within the project, e.g. \"production\".")
+    key: str = strawberry.field(description='Unique within the project, e.g. "production".')
     name: str = strawberry.field(description="Display name.")
     db_id: strawberry.Private[int]
 

@@ -16,8 +16,12 @@ from schema.profiles import PreviewSegmentInput, Profile, ProfileConnection, Seg
 from schema.projects import Environment, Project
 from schema.segments import Segment, SegmentConnection, SegmentFilter, SegmentOrder
 
-ProjectKey = Annotated[str, strawberry.argument(description="Key of the project (the token's own).")]
-First = Annotated[int | None, strawberry.argument(description="Page size from the start, 0-100 (default 50).")]
+ProjectKey = Annotated[
+    str, strawberry.argument(description="Key of the project (the token's own).")
+]
+First = Annotated[
+    int | None, strawberry.argument(description="Page size from the start, 0-100 (default 50).")
+]
 After = Annotated[str | None, strawberry.argument(description="Cursor to continue after.")]
 
 
@@ -25,7 +29,9 @@ After = Annotated[str | None, strawberry.argument(description="Cursor to continu
 class Query:
     @strawberry.field(description="Any object by its global id; null when unknown or not visible.")
     async def node(
-        self, info: AppInfo, id: Annotated[strawberry.ID, strawberry.argument(description="A global id.")]
+        self,
+        info: AppInfo,
+        id: Annotated[strawberry.ID, strawberry.argument(description="A global id.")],
     ) -> Node | None:
         decoded = decode_id(id)
         if decoded is None:
@@ -78,15 +84,23 @@ class Query:
         project_key: ProjectKey,
         first: First = None,
         after: After = None,
-        last: Annotated[int | None, strawberry.argument(description="Page size from the end, 0-100.")] = None,
-        before: Annotated[str | None, strawberry.argument(description="Cursor to continue before.")] = None,
+        last: Annotated[
+            int | None, strawberry.argument(description="Page size from the end, 0-100.")
+        ] = None,
+        before: Annotated[
+            str | None, strawberry.argument(description="Cursor to continue before.")
+        ] = None,
         search: Annotated[
-            str | None, strawberry.argument(description="Case-insensitive substring of name or key.")
+            str | None,
+            strawberry.argument(description="Case-insensitive substring of name or key."),
         ] = None,
         order_by: Annotated[
-            SegmentOrder | None, strawberry.argument(description="Sort order (default name ascending).")
+            SegmentOrder | None,
+            strawberry.argument(description="Sort order (default name ascending)."),
         ] = None,
-        filter: Annotated[SegmentFilter | None, strawberry.argument(description="Narrows the list.")] = None,
+        filter: Annotated[
+            SegmentFilter | None, strawberry.argument(description="Narrows the list.")
+        ] = None,
     ) -> SegmentConnection:
         return await segments.list_segments(
             info, project_key, first, after, last, before, search, order_by, filter
@@ -109,7 +123,8 @@ class Query:
         first: First = None,
         after: After = None,
         search: Annotated[
-            str | None, strawberry.argument(description="Case-insensitive substring of name or key.")
+            str | None,
+            strawberry.argument(description="Case-insensitive substring of name or key."),
         ] = None,
     ) -> FlagConnection:
         return await flags.list_flags(info, project_key, first, after, search)
@@ -127,7 +142,10 @@ class Query:
         project_key: ProjectKey,
         key: Annotated[str, strawberry.argument(description="Segment key.")],
         context: Annotated[
-            JSON, strawberry.argument(description="The evaluation context, a JSON object with targetingKey.")
+            JSON,
+            strawberry.argument(
+                description="The evaluation context, a JSON object with targetingKey."
+            ),
         ],
     ) -> SegmentEvaluation:
         return await evaluate_segment(info, project_key, key, context)
@@ -137,11 +155,15 @@ class Query:
         self,
         info: AppInfo,
         project_key: ProjectKey,
-        targeting_key: Annotated[str, strawberry.argument(description="The profile's targetingKey.")],
+        targeting_key: Annotated[
+            str, strawberry.argument(description="The profile's targetingKey.")
+        ],
     ) -> Profile | None:
         return await profiles.profile_by_key(info, project_key, targeting_key)
 
-    @strawberry.field(description="Stored profiles of a project, targetingKey ascending (keyset pages).")
+    @strawberry.field(
+        description="Stored profiles of a project, targetingKey ascending (keyset pages)."
+    )
     async def profiles(
         self,
         info: AppInfo,
@@ -149,7 +171,8 @@ class Query:
         first: First = None,
         after: After = None,
         search: Annotated[
-            str | None, strawberry.argument(description="Case-insensitive substring of the targetingKey.")
+            str | None,
+            strawberry.argument(description="Case-insensitive substring of the targetingKey."),
         ] = None,
     ) -> ProfileConnection:
         return await profiles.list_profiles(info, project_key, first, after, search)
@@ -161,7 +184,8 @@ class Query:
         self,
         info: AppInfo,
         input: Annotated[
-            PreviewSegmentInput, strawberry.argument(description="The definition, validated like createSegment's.")
+            PreviewSegmentInput,
+            strawberry.argument(description="The definition, validated like createSegment's."),
         ],
     ) -> SegmentPreview:
         return await profiles.preview_segment(info, input)

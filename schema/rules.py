@@ -34,7 +34,8 @@ class ConditionInput:
     attribute: str = strawberry.field(description="Dotted path into the context, 1-200 chars.")
     operator: ConditionOperator = strawberry.field(description="The comparison to apply.")
     value: JSON | None = strawberry.field(
-        default=None, description="Operand, shaped as the operator needs; null for EXISTS / NOT_EXISTS."
+        default=None,
+        description="Operand, shaped as the operator needs; null for EXISTS / NOT_EXISTS.",
     )
 
 
@@ -49,7 +50,9 @@ class ConditionGroupInput:
 @strawberry.input(description="Exactly one of `condition` or `group` must be given.")
 class SegmentRuleInput:
     condition: ConditionInput | None = strawberry.field(default=None, description="A condition.")
-    group: ConditionGroupInput | None = strawberry.field(default=None, description="A nested group.")
+    group: ConditionGroupInput | None = strawberry.field(
+        default=None, description="A nested group."
+    )
 
 
 def rules_input_to_raw(rules: list[SegmentRuleInput]) -> list[dict[str, Any]]:

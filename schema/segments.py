@@ -87,7 +87,9 @@ def usage_from_rows(rows: list[Mapping[str, Any]]) -> SegmentUsage:
 _rules: PerVersion[list[Condition | ConditionGroup]] = PerVersion()
 
 
-@strawberry.type(description="A reusable audience definition that flags reference from their targeting rules.")
+@strawberry.type(
+    description="A reusable audience definition that flags reference from their targeting rules."
+)
 class Segment(Node):
     key: str = strawberry.field(description="Unique among the project's live segments.")
     name: str = strawberry.field(description="Display name, 1-100 characters.")
@@ -100,7 +102,9 @@ class Segment(Node):
     version: int = strawberry.field(description="Starts at 1, +1 on every change.")
     created_at: datetime = strawberry.field(description="When the segment was created.")
     updated_at: datetime = strawberry.field(description="When the segment last changed.")
-    deleted_at: datetime | None = strawberry.field(description="When it was deleted; null while live.")
+    deleted_at: datetime | None = strawberry.field(
+        description="When it was deleted; null while live."
+    )
     db_id: strawberry.Private[int]
     project_id: strawberry.Private[int]
     stored_rules: strawberry.Private[list[dict[str, Any]]]
@@ -134,14 +138,17 @@ class Segment(Node):
     def rules(self) -> list[SegmentRule]:
         # Read-only objects: a page of segments seen before reuses them.
         return _rules.get(
-            (self.db_id, self.version, self.updated_at), lambda: rules_from_stored(self.stored_rules)
+            (self.db_id, self.version, self.updated_at),
+            lambda: rules_from_stored(self.stored_rules),
         )
 
     @strawberry.field(description="The project the segment belongs to.")
     def project(self, info: AppInfo) -> Project:
         return mapped(info.context.loaders.project.load(self.project_id), Project.from_row)
 
-    @strawberry.field(description="Which non-archived flags reference the segment, per environment.")
+    @strawberry.field(
+        description="Which non-archived flags reference the segment, per environment."
+    )
     def usage(self, info: AppInfo) -> SegmentUsage:
         return mapped(info.context.loaders.usage.load(self.db_id), usage_from_rows)
 
@@ -150,7 +157,9 @@ class Segment(Node):
         self,
         info: AppInfo,
         first: Annotated[int | None, strawberry.argument(description="Page size, 0-100.")] = 20,
-        after: Annotated[str | None, strawberry.argument(description="Cursor to continue after.")] = None,
+        after: Annotated[
+            str | None, strawberry.argument(description="Cursor to continue after.")
+        ] = None,
     ) -> AuditEventConnection:
         return await history_of(info, ("segment", self.db_id), first, after, self.project_id)
 
@@ -161,8 +170,12 @@ class Segment(Node):
     async def members(
         self,
         info: AppInfo,
-        first: Annotated[int | None, strawberry.argument(description="Page size, 0-100 (default 50).")] = None,
-        after: Annotated[str | None, strawberry.argument(description="Cursor to continue after.")] = None,
+        first: Annotated[
+            int | None, strawberry.argument(description="Page size, 0-100 (default 50).")
+        ] = None,
+        after: Annotated[
+            str | None, strawberry.argument(description="Cursor to continue after.")
+        ] = None,
     ) -> ProfileConnection:
         return await member_connection(info, self.definition(), first, after)
 
@@ -212,7 +225,12 @@ class SegmentFilter:
     )
 
 
-_CURSOR_VALUE = {"NAME": text_value, "KEY": text_value, "CREATED_AT": time_value, "UPDATED_AT": time_value}
+_CURSOR_VALUE = {
+    "NAME": text_value,
+    "KEY": text_value,
+    "CREATED_AT": time_value,
+    "UPDATED_AT": time_value,
+}
 
 
 async def list_segments(

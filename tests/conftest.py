@@ -129,7 +129,9 @@ def template_name(server_url: str) -> Iterator[str]:
 async def database_url(server_url: str, template_name: str) -> AsyncIterator[str]:
     """A fresh, migrated, empty database for this test alone."""
     name = f"segments_t_{uuid.uuid4().hex[:12]}"
-    await _admin(server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_name}" STRATEGY FILE_COPY')
+    await _admin(
+        server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_name}" STRATEGY FILE_COPY'
+    )
     yield with_database(server_url, name)
     await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -189,14 +191,18 @@ class GraphQLClient:
         self.http = http
         self.token = token
 
-    async def raw(self, query: str, variables: dict | None = None, token: str | None = None) -> httpx.Response:
+    async def raw(
+        self, query: str, variables: dict | None = None, token: str | None = None
+    ) -> httpx.Response:
         return await self.http.post(
             "/graphql",
             json={"query": query, "variables": variables or {}},
             headers={"Authorization": f"Bearer {token or self.token}"},
         )
 
-    async def __call__(self, query: str, variables: dict | None = None, token: str | None = None) -> dict:
+    async def __call__(
+        self, query: str, variables: dict | None = None, token: str | None = None
+    ) -> dict:
         """The `data` of a successful response; fails the test on any error."""
         response = await self.raw(query, variables, token)
         body = response.json()
@@ -204,7 +210,9 @@ class GraphQLClient:
         assert "errors" not in body, body["errors"]
         return body["data"]
 
-    async def errors(self, query: str, variables: dict | None = None, token: str | None = None) -> list[dict]:
+    async def errors(
+        self, query: str, variables: dict | None = None, token: str | None = None
+    ) -> list[dict]:
         response = await self.raw(query, variables, token)
         body = response.json()
         assert body.get("errors"), body
@@ -221,7 +229,9 @@ async def refused_soon(client: httpx.AsyncClient, token: str) -> bool:
     that caches tokens as a notification, which needs a moment to arrive."""
     for _ in range(50):
         response = await client.post(
-            "/graphql", json={"query": "{ __typename }"}, headers={"Authorization": f"Bearer {token}"}
+            "/graphql",
+            json={"query": "{ __typename }"},
+            headers={"Authorization": f"Bearer {token}"},
         )
         if response.status_code == 401:
             return True

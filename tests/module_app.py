@@ -6,7 +6,6 @@ same names); the app lives on the module's event loop, so each module sets
 `pytestmark = pytest.mark.asyncio(loop_scope="module")`.
 """
 
-
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass

@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 class Server:
     """A started `segments serve`; `stop()` sends SIGTERM, as `kill`, docker and systemd do."""
 
-    def __init__(self, port: int, env: dict[str, str], cwd: Path = ROOT,
-                 command: list[str] | None = None) -> None:
+    def __init__(
+        self, port: int, env: dict[str, str], cwd: Path = ROOT, command: list[str] | None = None
+    ) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         # Files, not pipes: a server that logs more than a pipe holds would block on it.
@@ -28,7 +29,11 @@ class Server:
         self._err = tempfile.TemporaryFile("w+")
         self.process = subprocess.Popen(
             [*(command or [sys.executable, "-m", "api.cli"]), "serve", "--port", str(port)],
-            cwd=cwd, env=env, stdout=self._out, stderr=self._err, text=True,
+            cwd=cwd,
+            env=env,
+            stdout=self._out,
+            stderr=self._err,
+            text=True,
         )
         self.stdout = ""
         self.stderr = ""
@@ -46,7 +51,9 @@ class Server:
                 pass
             time.sleep(0.1)
         self.stop()
-        raise AssertionError(f"serve was not ready within {timeout} s:\n{self.stdout}\n{self.stderr}")
+        raise AssertionError(
+            f"serve was not ready within {timeout} s:\n{self.stdout}\n{self.stderr}"
+        )
 
     @property
     def pid(self) -> int:

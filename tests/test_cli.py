@@ -19,14 +19,25 @@ ROOT = Path(__file__).resolve().parent.parent
 SEGMENTS = [sys.executable, "-m", "api.cli"]
 
 
-def run(*args: str, database_url: str | None, env: dict[str, str] | None = None, cwd: Path = ROOT,
-        input: str | None = None, command: list[str] = SEGMENTS):
+def run(
+    *args: str,
+    database_url: str | None,
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
+    input: str | None = None,
+    command: list[str] = SEGMENTS,
+):
     environ = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     if database_url:
         environ["DATABASE_URL"] = database_url
     environ.update(env or {})
     return subprocess.run(
-        [*command, *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=120,
+        [*command, *args],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
         input=input,
     )
 
@@ -73,17 +84,21 @@ async def test_two_processes_migrating_an_empty_database_together_both_succeed(s
 async def test_project_and_api_key_create_give_a_working_token(database_url, client):
     created = run("project", "create", "shop", "--name", "Shop", database_url=database_url)
     assert created.returncode == 0, created.stderr
-    key = run("api-key", "create", "--project", "shop", "--role", "viewer", database_url=database_url)
+    key = run(
+        "api-key", "create", "--project", "shop", "--role", "viewer", database_url=database_url
+    )
     assert key.returncode == 0, key.stderr
     token = key.stdout.strip().splitlines()[-1]
 
     response = await client.post(
         "/graphql",
-        json={"query": "{ project(key: \"shop\") { name environments { key } } }"},
+        json={"query": '{ project(key: "shop") { name environments { key } } }'},
         headers={"Authorization": f"Bearer {token}"},
     )
     assert response.json() == {
-        "data": {"project": {"name": "Shop", "environments": [{"key": "production"}, {"key": "staging"}]}}
+        "data": {
+            "project": {"name": "Shop", "environments": [{"key": "production"}, {"key": "staging"}]}
+        }
     }
     conn = await connect(database_url)
     try:
@@ -95,14 +110,29 @@ async def test_project_and_api_key_create_give_a_working_token(database_url, cli
 
 async def test_api_key_list_and_revoke_stop_a_token_at_once(database_url, client):
     assert run("project", "create", "shop", database_url=database_url).returncode == 0
-    token = run("api-key", "create", "--project", "shop", "--role", "editor", "--name", "ci",
-                database_url=database_url).stdout.strip().splitlines()[-1]
+    token = (
+        run(
+            "api-key",
+            "create",
+            "--project",
+            "shop",
+            "--role",
+            "editor",
+            "--name",
+            "ci",
+            database_url=database_url,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     listed = run("api-key", "list", "--project", "shop", database_url=database_url)
     assert token not in listed.stdout
     key_id, role, state, name = listed.stdout.strip().splitlines()[-1].split("\t")
     assert (role, state, name) == ("editor", "active", "ci")
     headers = {"Authorization": f"Bearer {token}"}
-    assert (await client.post("/graphql", json={"query": "{ __typename }"}, headers=headers)).status_code == 200
+    assert (
+        await client.post("/graphql", json={"query": "{ __typename }"}, headers=headers)
+    ).status_code == 200
 
     revoked = run("api-key", "revoke", key_id, "--project", "shop", database_url=database_url)
     assert revoked.returncode == 0, revoked.stderr
@@ -126,7 +156,9 @@ async def test_project_create_refuses_a_malformed_key(database_url, key):
 
 
 async def test_api_key_create_for_unknown_project_fails(database_url):
-    result = run("api-key", "create", "--project", "nope", "--role", "editor", database_url=database_url)
+    result = run(
+        "api-key", "create", "--project", "nope", "--role", "editor", database_url=database_url
+    )
     assert result.returncode == 1
     assert "no project" in result.stderr
 
@@ -168,7 +200,9 @@ def test_without_database_url_commands_use_the_embedded_postgres_and_name_its_fo
     assert again.returncode == 1
     assert (data / "pg" / "PG_VERSION").exists()
     # Every command names the folder, on stderr: stdout keeps its contracts.
-    key = run("api-key", "create", "--project", "local", "--role", "viewer", database_url=None, env=env)
+    key = run(
+        "api-key", "create", "--project", "local", "--role", "viewer", database_url=None, env=env
+    )
     for result in (created, first, again, key):
         assert f"embedded PostgreSQL data: {data}\n" in result.stderr, result.stderr
         assert str(data) not in result.stdout
@@ -177,8 +211,15 @@ def test_without_database_url_commands_use_the_embedded_postgres_and_name_its_fo
 
 def test_a_command_run_where_no_data_folder_exists_fails_instead_of_creating_one(tmp_path):
     relative = "elsewhere/.data"
-    result = run("api-key", "list", "--project", "demo", database_url=None,
-                 env={"SEGMENTS_DATA_DIR": relative}, cwd=tmp_path)
+    result = run(
+        "api-key",
+        "list",
+        "--project",
+        "demo",
+        database_url=None,
+        env={"SEGMENTS_DATA_DIR": relative},
+        cwd=tmp_path,
+    )
     assert result.returncode == 1
     folder = tmp_path / relative
     assert f"error: no embedded database in {folder}" in result.stderr
@@ -192,8 +233,14 @@ def test_hints_name_the_command_as_it_was_typed(tmp_path):
     if not script.exists():
         pytest.skip("the segments console script is not installed beside this Python")
     typed = os.path.relpath(script, tmp_path)
-    result = run("project", "list", database_url=None, cwd=tmp_path, command=[typed],
-                 env={"SEGMENTS_DATA_DIR": ".data"})
+    result = run(
+        "project",
+        "list",
+        database_url=None,
+        cwd=tmp_path,
+        command=[typed],
+        env={"SEGMENTS_DATA_DIR": ".data"},
+    )
     assert result.returncode == 1
     assert f"`{typed} serve`" in result.stderr and f"`{typed} migrate`" in result.stderr
 
@@ -204,22 +251,29 @@ def _closed_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.mark.parametrize("args", [
-    ["migrate"],
-    ["serve", "--port", "0"],
-    ["project", "list"],
-    ["project", "create", "shop"],
-    ["api-key", "create", "--project", "shop", "--role", "viewer"],
-    ["api-key", "list", "--project", "shop"],
-    ["api-key", "revoke", "1", "--project", "shop"],
-    ["profiles", "export", "--segment", "s"],
-    ["seed-demo"],
-], ids=lambda args: "-".join(a for a in args if not a.startswith("-") and not a.isdigit())[:30])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["migrate"],
+        ["serve", "--port", "0"],
+        ["project", "list"],
+        ["project", "create", "shop"],
+        ["api-key", "create", "--project", "shop", "--role", "viewer"],
+        ["api-key", "list", "--project", "shop"],
+        ["api-key", "revoke", "1", "--project", "shop"],
+        ["profiles", "export", "--segment", "s"],
+        ["seed-demo"],
+    ],
+    ids=lambda args: "-".join(a for a in args if not a.startswith("-") and not a.isdigit())[:30],
+)
 def test_an_unreachable_database_url_is_one_error_line_for_every_command(args):
     port = _closed_port()
     result = run(*args, database_url=f"postgresql://segments@127.0.0.1:{port}/segments")
     assert result.returncode == 1
-    assert result.stderr == f"error: cannot connect to the database at 127.0.0.1:{port}: connection refused\n"
+    assert (
+        result.stderr
+        == f"error: cannot connect to the database at 127.0.0.1:{port}: connection refused\n"
+    )
 
 
 def test_serve_on_a_busy_port_fails_before_the_banner(database_url):
@@ -230,14 +284,19 @@ def test_serve_on_a_busy_port_fails_before_the_banner(database_url):
         result = run("serve", "--port", str(port), database_url=database_url)
     assert result.returncode == 1
     assert result.stdout == ""
-    assert result.stderr.startswith(f"error: port {port} on 127.0.0.1 is in use; choose another with --port N")
+    assert result.stderr.startswith(
+        f"error: port {port} on 127.0.0.1 is in use; choose another with --port N"
+    )
     assert result.stderr.count("\n") == 1
 
 
-@pytest.mark.parametrize(("variable", "value", "says"), [
-    ("SEGMENTS_CORS_ORIGINS", "admin.example.com", "'admin.example.com' is not an origin"),
-    ("SEGMENTS_POOL_MAX_SIZE", "ten", "valid integer"),
-])
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("SEGMENTS_CORS_ORIGINS", "admin.example.com", "'admin.example.com' is not an origin"),
+        ("SEGMENTS_POOL_MAX_SIZE", "ten", "valid integer"),
+    ],
+)
 def test_an_invalid_setting_is_one_error_line_naming_the_variable(variable, value, says):
     result = run("migrate", database_url="postgresql://unused@127.0.0.1:1/x", env={variable: value})
     assert result.returncode == 1
@@ -246,7 +305,10 @@ def test_an_invalid_setting_is_one_error_line_naming_the_variable(variable, valu
 
 
 async def test_project_list_prints_a_header_and_every_project(database_url):
-    assert run("project", "create", "shop", "--name", "Shop", database_url=database_url).returncode == 0
+    assert (
+        run("project", "create", "shop", "--name", "Shop", database_url=database_url).returncode
+        == 0
+    )
     assert run("project", "create", "blog", database_url=database_url).returncode == 0
     listed = run("project", "list", database_url=database_url)
     assert listed.returncode == 0, listed.stderr
@@ -263,10 +325,15 @@ async def test_api_key_list_prints_a_header_row(database_url):
 
 async def test_serve_with_embedded_database_seeds_demo_and_answers(tmp_path, unused_tcp_port):
     proc = await asyncio.create_subprocess_exec(
-        *SEGMENTS, "serve", "--port", str(unused_tcp_port),
+        *SEGMENTS,
+        "serve",
+        "--port",
+        str(unused_tcp_port),
         cwd=ROOT,
-        env={**{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
-             "SEGMENTS_DATA_DIR": str(tmp_path / "data")},
+        env={
+            **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+            "SEGMENTS_DATA_DIR": str(tmp_path / "data"),
+        },
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )

@@ -13,7 +13,7 @@ async def test_gql_client_fetches_the_schema_and_runs_a_query_and_a_mutation(app
     )
     async with Client(transport=transport, fetch_schema_from_transport=True) as session:
         create = gql(
-                """
+            """
                 mutation Create($input: CreateSegmentInput!) {
                   createSegment(input: $input) {
                     segment { id key createdAt rules { ... on Condition { attribute operator value } } }
@@ -32,7 +32,7 @@ async def test_gql_client_fetches_the_schema_and_runs_a_query_and_a_mutation(app
         }
         created = await session.execute(create)
         listing = gql(
-                """
+            """
                 query List($project: String!) {
                   segments(projectKey: $project, filter: {tags: ["beta"]}) {
                     totalCount
@@ -48,4 +48,7 @@ async def test_gql_client_fetches_the_schema_and_runs_a_query_and_a_mutation(app
     assert created["createSegment"]["userErrors"] == []
     assert created["createSegment"]["segment"]["key"] == "beta_testers"
     assert listed["segments"]["totalCount"] == 1
-    assert listed["segments"]["edges"][0]["node"] == {"key": "beta_testers", "usage": {"usageCount": 0}}
+    assert listed["segments"]["edges"][0]["node"] == {
+        "key": "beta_testers",
+        "usage": {"usageCount": 0},
+    }

@@ -13,7 +13,8 @@ CONTRACTS = [SHARED / "contract.graphql", SHARED / "contract-profiles.graphql"]
 
 
 @pytest.mark.skipif(
-    not all(path.exists() for path in CONTRACTS), reason="../shared/contract*.graphql are not beside the repo"
+    not all(path.exists() for path in CONTRACTS),
+    reason="../shared/contract*.graphql are not beside the repo",
 )
 def test_served_schema_has_no_breaking_change_from_the_contracts():
     contract = build_schema("\n".join(path.read_text() for path in CONTRACTS))

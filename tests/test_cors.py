@@ -8,14 +8,19 @@ from api.settings import Settings
 
 ALLOWED = "https://admin.example.test"
 REFUSED = "https://evil.example.test"
-PREFLIGHT = {"Access-Control-Request-Method": "POST",
-             "Access-Control-Request-Headers": "authorization, content-type"}
+PREFLIGHT = {
+    "Access-Control-Request-Method": "POST",
+    "Access-Control-Request-Headers": "authorization, content-type",
+}
 
 
 @pytest.fixture
 async def cors_client(database_url):
-    settings = Settings(database_url=database_url, pool_min_size=1,
-                        cors_origins=f"{ALLOWED}, https://other.example.test")
+    settings = Settings(
+        database_url=database_url,
+        pool_min_size=1,
+        cors_origins=f"{ALLOWED}, https://other.example.test",
+    )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -55,7 +60,8 @@ async def test_a_preflight_from_another_origin_is_refused(cors_client):
 
 async def test_a_request_from_an_allowed_origin_may_be_read_by_it(cors_client, project):
     response = await cors_client.post(
-        "/graphql", json={"query": "{ __typename }"},
+        "/graphql",
+        json={"query": "{ __typename }"},
         headers={"Origin": ALLOWED, "Authorization": f"Bearer {project.viewer}"},
     )
     assert response.status_code == 200
@@ -64,7 +70,8 @@ async def test_a_request_from_an_allowed_origin_may_be_read_by_it(cors_client, p
 
 async def test_a_request_from_another_origin_gets_no_cors_headers(cors_client, project):
     response = await cors_client.post(
-        "/graphql", json={"query": "{ __typename }"},
+        "/graphql",
+        json={"query": "{ __typename }"},
         headers={"Origin": REFUSED, "Authorization": f"Bearer {project.viewer}"},
     )
     assert "access-control-allow-origin" not in response.headers
@@ -75,7 +82,8 @@ async def test_without_cors_origins_no_response_has_cors_headers(client, project
     assert preflight.status_code == 405
     assert not any(h.startswith("access-control-") for h in preflight.headers)
     response = await client.post(
-        "/graphql", json={"query": "{ __typename }"},
+        "/graphql",
+        json={"query": "{ __typename }"},
         headers={"Origin": ALLOWED, "Authorization": f"Bearer {project.viewer}"},
     )
     assert response.status_code == 200

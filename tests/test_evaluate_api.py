@@ -19,20 +19,48 @@ mutation($i: CreateSegmentInput!) {
 
 @pytest.fixture
 async def premium(gql, project):
-    data = await gql(CREATE, {"i": {
-        "projectKey": project.key,
-        "name": "EU Premium",
-        "key": "eu_premium",
-        "included": ["vip"],
-        "excluded": ["banned"],
-        "rules": [
-            {"condition": {"attribute": "user.country", "operator": "IN", "value": ["DE", "FR"]}},
-            {"group": {"logicalOp": "OR", "rules": [
-                {"condition": {"attribute": "plan", "operator": "EQ", "value": "premium"}},
-                {"condition": {"attribute": "seats", "operator": "GTE", "value": 10}},
-            ]}},
-        ],
-    }})
+    data = await gql(
+        CREATE,
+        {
+            "i": {
+                "projectKey": project.key,
+                "name": "EU Premium",
+                "key": "eu_premium",
+                "included": ["vip"],
+                "excluded": ["banned"],
+                "rules": [
+                    {
+                        "condition": {
+                            "attribute": "user.country",
+                            "operator": "IN",
+                            "value": ["DE", "FR"],
+                        }
+                    },
+                    {
+                        "group": {
+                            "logicalOp": "OR",
+                            "rules": [
+                                {
+                                    "condition": {
+                                        "attribute": "plan",
+                                        "operator": "EQ",
+                                        "value": "premium",
+                                    }
+                                },
+                                {
+                                    "condition": {
+                                        "attribute": "seats",
+                                        "operator": "GTE",
+                                        "value": 10,
+                                    }
+                                },
+                            ],
+                        }
+                    },
+                ],
+            }
+        },
+    )
     assert data["createSegment"]["userErrors"] == []
     return "eu_premium"
 
@@ -42,7 +70,9 @@ async def evaluate(gql, project, key, context):
 
 
 async def test_rules_match_with_every_condition_reported(gql, project, premium):
-    result = await evaluate(gql, project, premium, {"targetingKey": "u1", "user": {"country": "DE"}, "seats": "12"})
+    result = await evaluate(
+        gql, project, premium, {"targetingKey": "u1", "user": {"country": "DE"}, "seats": "12"}
+    )
     assert result["matched"] is True
     assert result["reason"] == "RULES_MATCHED"
     assert result["conditions"] == [
@@ -53,12 +83,19 @@ async def test_rules_match_with_every_condition_reported(gql, project, premium):
 
 
 async def test_rules_not_matched(gql, project, premium):
-    result = await evaluate(gql, project, premium, {"targetingKey": "u1", "user": {"country": "US"}, "plan": "premium"})
+    result = await evaluate(
+        gql, project, premium, {"targetingKey": "u1", "user": {"country": "US"}, "plan": "premium"}
+    )
     assert (result["matched"], result["reason"]) == (False, "RULES_NOT_MATCHED")
 
 
 async def test_excluded_beats_included_and_rules(gql, project, premium):
-    result = await evaluate(gql, project, premium, {"targetingKey": "banned", "user": {"country": "DE"}, "plan": "premium"})
+    result = await evaluate(
+        gql,
+        project,
+        premium,
+        {"targetingKey": "banned", "user": {"country": "DE"}, "plan": "premium"},
+    )
     assert (result["matched"], result["reason"]) == (False, "EXCLUDED")
     result = await evaluate(gql, project, premium, {"targetingKey": "vip"})
     assert (result["matched"], result["reason"]) == (True, "INCLUDED")
@@ -72,9 +109,12 @@ async def test_forced_segment_matches_any_context(gql, project):
 
 async def test_evaluation_follows_an_update(gql, project, premium):
     before = await evaluate(gql, project, premium, {"user": {"country": "US"}, "plan": "premium"})
-    segment = await gql('query($p: String!) { segment(projectKey: $p, key: "eu_premium") { id } }', {"p": project.key})
+    segment = await gql(
+        'query($p: String!) { segment(projectKey: $p, key: "eu_premium") { id } }',
+        {"p": project.key},
+    )
     await gql(
-        'mutation($id: ID!) { updateSegment(input: {id: $id, rules: []} ) { userErrors { code } } }',
+        "mutation($id: ID!) { updateSegment(input: {id: $id, rules: []} ) { userErrors { code } } }",
         {"id": segment["segment"]["id"]},
     )
     after = await evaluate(gql, project, premium, {"targetingKey": "vip"})
@@ -90,7 +130,9 @@ async def test_unknown_segment_is_not_found(gql, project):
 
 
 async def test_another_projects_segment_is_not_found(gql, project, other_project, premium):
-    errors = await gql.errors(EVALUATE, {"p": other_project.key, "k": premium, "c": {}}, token=other_project.viewer)
+    errors = await gql.errors(
+        EVALUATE, {"p": other_project.key, "k": premium, "c": {}}, token=other_project.viewer
+    )
     assert errors[0]["extensions"]["code"] == "NOT_FOUND"
 
 
@@ -100,5 +142,7 @@ async def test_a_context_that_is_not_an_object_is_bad_user_input(gql, project, p
 
 
 async def test_a_huge_string_value_is_evaluated(gql, project, premium):
-    result = await evaluate(gql, project, premium, {"plan": "x" * 500_000, "user": {"country": "DE"}})
+    result = await evaluate(
+        gql, project, premium, {"plan": "x" * 500_000, "user": {"country": "DE"}}
+    )
     assert result["matched"] is False

@@ -33,7 +33,7 @@ CORPUS = [
         {},
     ),
     (
-        "query($p: String!) { segments(projectKey: $p, search: \"ta\", orderBy: {field: KEY, direction: DESC},"
+        'query($p: String!) { segments(projectKey: $p, search: "ta", orderBy: {field: KEY, direction: DESC},'
         " filter: {includeDeleted: true}) { edges { node { key deleted history(first: 2) { totalCount"
         " nodes { action actor entityType entityId changes { field before after } } } } } } }",
         {},
@@ -48,7 +48,7 @@ CORPUS = [
     ),
     (
         "query($p: String!) { flags(projectKey: $p) { totalCount nodes { key archived"
-        " production: targetingRules(environmentKey: \"production\") { id orderIndex kind variationKey rolloutKey logicalOp"
+        ' production: targetingRules(environmentKey: "production") { id orderIndex kind variationKey rolloutKey logicalOp'
         " segment { key usage { usageCount } } rules { ... on Condition { attribute operator value } } } } } }",
         {},
     ),
@@ -58,11 +58,14 @@ CORPUS = [
         {},
     ),
     (
-        "query($p: String!) { evaluateSegment(projectKey: $p, key: \"beta\", context: {targetingKey: \"u\", plan: \"pro\", n: 3})"
+        'query($p: String!) { evaluateSegment(projectKey: $p, key: "beta", context: {targetingKey: "u", plan: "pro", n: 3})'
         " { matched reason conditions { attribute operator matched actual } } }",
         {},
     ),
-    ("query($p: String!) { segments(projectKey: $p, first: 0) { nodes { key } pageInfo { hasNextPage } } }", {}),
+    (
+        "query($p: String!) { segments(projectKey: $p, first: 0) { nodes { key } pageInfo { hasNextPage } } }",
+        {},
+    ),
     *[
         (
             "query($p: String!, $x: Boolean!) { segments(projectKey: $p) { totalCount @include(if: $x)"
@@ -73,7 +76,10 @@ CORPUS = [
         )
         for x in (True, False)
     ],
-    ("query { other: segments(projectKey: \"nope\") { totalCount nodes { key } } project(key: \"nope\") { key } }", {}),
+    (
+        'query { other: segments(projectKey: "nope") { totalCount nodes { key } } project(key: "nope") { key } }',
+        {},
+    ),
 ]
 
 MUTATION = """
@@ -85,29 +91,62 @@ mutation($i: CreateSegmentInput!) { createSegment(input: $i) { segment { id } us
 async def seeded(gql, project):
     ids = {}
     for key, name, op, rules in [
-        ("beta", "Beta Testers", "OR", [
-            {"condition": {"attribute": "plan", "operator": "IN", "value": ["pro", "team"]}},
-            {"group": {"logicalOp": "NOT", "rules": [
-                {"condition": {"attribute": "n", "operator": "GT", "value": 5}},
-                {"group": {"logicalOp": "AND", "rules": []}},
-            ]}},
-        ]),
-        ("data", "Data Team", "AND", [{"condition": {"attribute": "email", "operator": "ENDS_WITH", "value": "@x.io"}}]),
+        (
+            "beta",
+            "Beta Testers",
+            "OR",
+            [
+                {"condition": {"attribute": "plan", "operator": "IN", "value": ["pro", "team"]}},
+                {
+                    "group": {
+                        "logicalOp": "NOT",
+                        "rules": [
+                            {"condition": {"attribute": "n", "operator": "GT", "value": 5}},
+                            {"group": {"logicalOp": "AND", "rules": []}},
+                        ],
+                    }
+                },
+            ],
+        ),
+        (
+            "data",
+            "Data Team",
+            "AND",
+            [{"condition": {"attribute": "email", "operator": "ENDS_WITH", "value": "@x.io"}}],
+        ),
         ("tags", "Tagged", "NOT", []),
         ("gone", "Gone", "AND", []),
     ]:
-        data = await gql(MUTATION, {"i": {"projectKey": project.key, "key": key, "name": name, "logicalOp": op,
-                                          "rules": rules, "tags": ["t1"], "included": ["a"], "description": "d"}})
+        data = await gql(
+            MUTATION,
+            {
+                "i": {
+                    "projectKey": project.key,
+                    "key": key,
+                    "name": name,
+                    "logicalOp": op,
+                    "rules": rules,
+                    "tags": ["t1"],
+                    "included": ["a"],
+                    "description": "d",
+                }
+            },
+        )
         ids[key] = data["createSegment"]["segment"]["id"]
-    flag = await gql('mutation($p: String!) { createFlag(input: {projectKey: $p, key: "f", name: "F"}) { flag { id } } }',
-                     {"p": project.key})
+    flag = await gql(
+        'mutation($p: String!) { createFlag(input: {projectKey: $p, key: "f", name: "F"}) { flag { id } } }',
+        {"p": project.key},
+    )
     await gql(
         """mutation($f: ID!, $s: ID!, $t: ID!) { setTargetingRules(input: {flagId: $f, environmentKey: "production", rules: [
             {segmentId: $s, variationKey: "on"}, {segmentId: $t, rolloutKey: "r"},
             {logicalOp: OR, rules: [{condition: {attribute: "x", operator: EXISTS}}], variationKey: "off"}]}) { userErrors { code } } }""",
         {"f": flag["createFlag"]["flag"]["id"], "s": ids["beta"], "t": ids["data"]},
     )
-    await gql('mutation($id: ID!) { deleteSegment(input: {id: $id}) { userErrors { code } } }', {"id": ids["gone"]})
+    await gql(
+        "mutation($id: ID!) { deleteSegment(input: {id: $id}) { userErrors { code } } }",
+        {"id": ids["gone"]},
+    )
     return ids
 
 
@@ -128,7 +167,9 @@ async def test_compiled_and_graphql_core_executors_agree_on_a_corpus(app, projec
             return Context(db=app.state.db, settings=endpoint.settings, principal=principal)
 
         before = executor.fast_runs
-        fast = await executor.execute(prepared, variables=variables, operation_name=None, context=context())
+        fast = await executor.execute(
+            prepared, variables=variables, operation_name=None, context=context()
+        )
         assert executor.fast_runs == before + 1, f"fell back to graphql-core for {query}"
         standard = await executor.execute_standard(
             prepared.document, variables=variables, operation_name=None, context=context()
@@ -180,7 +221,9 @@ async def test_an_abandoned_attempt_finishes_its_work_and_cancels_nothing(app, p
     fallbacks = executor.fallbacks
     try:
         result = await executor.execute(
-            prepared, variables={"p": project.key, "k": "a\x00b"}, operation_name=None,
+            prepared,
+            variables={"p": project.key, "k": "a\x00b"},
+            operation_name=None,
             context=context(),
         )
     finally:
@@ -192,9 +235,13 @@ async def test_an_abandoned_attempt_finishes_its_work_and_cancels_nothing(app, p
     assert not [task for task in created if task.cancelled()]
 
 
-async def test_fallbacks_not_raised_on_purpose_are_logged_once_per_query_shape(gql, project, caplog, monkeypatch):
-    await gql('mutation($p: String!) { createSegment(input: {projectKey: $p, name: "A"}) { segment { id } } }',
-              {"p": project.key})
+async def test_fallbacks_not_raised_on_purpose_are_logged_once_per_query_shape(
+    gql, project, caplog, monkeypatch
+):
+    await gql(
+        'mutation($p: String!) { createSegment(input: {projectKey: $p, name: "A"}) { segment { id } } }',
+        {"p": project.key},
+    )
     caplog.set_level(logging.INFO, logger="segments.execution")
     introspection = "{ __schema { queryType { name } } }"
     on_purpose = 'query($p: String!) { evaluateSegment(projectKey: $p, key: "none", context: {}) { matched } }'
@@ -232,7 +279,9 @@ async def test_the_fast_path_can_be_switched_off(database_url, project, monkeypa
 
 
 @pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "graphql-core"])
-async def test_a_failed_field_does_not_cancel_a_value_another_field_shares(app, gql, project, seeded, fast_path):
+async def test_a_failed_field_does_not_cancel_a_value_another_field_shares(
+    app, gql, project, seeded, fast_path
+):
     # Both segments load the same project; graphql-core cancels what the failed `a` still
     # awaits. That used to cancel the shared loader future, and the request with it.
     app.state.graphql.executor.fast_path = fast_path
@@ -243,4 +292,6 @@ async def test_a_failed_field_does_not_cancel_a_value_another_field_shares(app, 
     )
     body = response.json()
     assert body["data"] == {"a": None, "b": {"project": {"key": project.key}}}
-    assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [(["a", "history"], "BAD_USER_INPUT")]
+    assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [
+        (["a", "history"], "BAD_USER_INPUT")
+    ]

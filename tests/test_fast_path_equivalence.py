@@ -49,15 +49,30 @@ from tests.conftest import make_project
 from tests.test_fuzz import scalars
 
 SEED = [
-    ("beta", "Beta Testers", "OR", [
-        {"condition": {"attribute": "plan", "operator": "IN", "value": ["pro", "team"]}},
-        {"group": {"logicalOp": "NOT", "rules": [
-            {"condition": {"attribute": "n", "operator": "GT", "value": 5}},
-        ]}},
-    ]),
-    ("data", "Data Team", "AND", [
-        {"condition": {"attribute": "email", "operator": "ENDS_WITH", "value": "@x.io"}},
-    ]),
+    (
+        "beta",
+        "Beta Testers",
+        "OR",
+        [
+            {"condition": {"attribute": "plan", "operator": "IN", "value": ["pro", "team"]}},
+            {
+                "group": {
+                    "logicalOp": "NOT",
+                    "rules": [
+                        {"condition": {"attribute": "n", "operator": "GT", "value": 5}},
+                    ],
+                }
+            },
+        ],
+    ),
+    (
+        "data",
+        "Data Team",
+        "AND",
+        [
+            {"condition": {"attribute": "email", "operator": "ENDS_WITH", "value": "@x.io"}},
+        ],
+    ),
     ("tags", "Tagged", "NOT", []),
     ("gone", "Gone", "AND", []),
 ]
@@ -73,7 +88,8 @@ async def _seed(http: httpx.AsyncClient, project_key: str, token: str) -> Seeded
 
     async def send(query: str, variables: dict[str, Any]) -> dict[str, Any]:
         response = await http.post(
-            "/graphql", json={"query": query, "variables": variables},
+            "/graphql",
+            json={"query": query, "variables": variables},
             headers={"Authorization": f"Bearer {token}"},
         )
         body = response.json()
@@ -83,8 +99,18 @@ async def _seed(http: httpx.AsyncClient, project_key: str, token: str) -> Seeded
     for key, name, op, rules in SEED:
         data = await send(
             "mutation($i: CreateSegmentInput!) { createSegment(input: $i) { segment { id } userErrors { code } } }",
-            {"i": {"projectKey": project_key, "key": key, "name": name, "logicalOp": op,
-                   "rules": rules, "tags": ["t1"], "included": ["user-1"], "description": "d"}},
+            {
+                "i": {
+                    "projectKey": project_key,
+                    "key": key,
+                    "name": name,
+                    "logicalOp": op,
+                    "rules": rules,
+                    "tags": ["t1"],
+                    "included": ["user-1"],
+                    "description": "d",
+                }
+            },
         )
         seeded.ids.append(data["createSegment"]["segment"]["id"])
     flag = await send(
@@ -98,15 +124,22 @@ async def _seed(http: httpx.AsyncClient, project_key: str, token: str) -> Seeded
             {segmentId: $t, rolloutKey: "r"}]}) { userErrors { code } } }""",
         {"f": seeded.ids[-1], "s": seeded.ids[0], "t": seeded.ids[1]},
     )
-    await send('mutation($id: ID!) { deleteSegment(input: {id: $id}) { userErrors { code } } }',
-               {"id": seeded.ids[3]})
+    await send(
+        "mutation($id: ID!) { deleteSegment(input: {id: $id}) { userErrors { code } } }",
+        {"id": seeded.ids[3]},
+    )
     await send(
         "mutation($i: UpsertProfilesInput!) { upsertProfiles(input: $i) { upsertedCount } }",
-        {"i": {"projectKey": project_key, "profiles": [
-            {"targetingKey": "user-1", "attributes": {"plan": "pro", "n": 3}},
-            {"targetingKey": "user-2", "attributes": {"email": "a@x.io", "n": 9}},
-            {"targetingKey": "user-3", "attributes": {}},
-        ]}},
+        {
+            "i": {
+                "projectKey": project_key,
+                "profiles": [
+                    {"targetingKey": "user-1", "attributes": {"plan": "pro", "n": 3}},
+                    {"targetingKey": "user-2", "attributes": {"email": "a@x.io", "n": 9}},
+                    {"targetingKey": "user-3", "attributes": {}},
+                ],
+            }
+        },
     )
     return seeded
 
@@ -146,8 +179,11 @@ class Decorate:
         assert isinstance(operation, OperationDefinitionNode)
         selection_set = self.selection_set(operation.selection_set, self.schema.query_type)
         operation = OperationDefinitionNode(
-            operation=OperationType.QUERY, name=None, directives=(),
-            variable_definitions=tuple(self.definitions), selection_set=selection_set,
+            operation=OperationType.QUERY,
+            name=None,
+            directives=(),
+            variable_definitions=tuple(self.definitions),
+            selection_set=selection_set,
         )
         return print_ast(DocumentNode(definitions=(operation, *self.fragments))), self.variables
 
@@ -158,22 +194,37 @@ class Decorate:
             if isinstance(selection, FieldNode):
                 selections.append(self.field(selection, parent))
             elif isinstance(selection, InlineFragmentNode):
-                inner = (self.schema.get_type(selection.type_condition.name.value)
-                         if selection.type_condition else parent)
-                selections.append(InlineFragmentNode(
-                    type_condition=selection.type_condition, directives=self.directives(),
-                    selection_set=self.selection_set(selection.selection_set, inner),
-                ))
+                inner = (
+                    self.schema.get_type(selection.type_condition.name.value)
+                    if selection.type_condition
+                    else parent
+                )
+                selections.append(
+                    InlineFragmentNode(
+                        type_condition=selection.type_condition,
+                        directives=self.directives(),
+                        selection_set=self.selection_set(selection.selection_set, inner),
+                    )
+                )
         if draw(st.integers(0, 3)) == 0:
-            selections.insert(draw(st.integers(0, len(selections))), FieldNode(
-                name=NameNode(value="__typename"), arguments=(), directives=self.directives(),
-            ))
+            selections.insert(
+                draw(st.integers(0, len(selections))),
+                FieldNode(
+                    name=NameNode(value="__typename"),
+                    arguments=(),
+                    directives=self.directives(),
+                ),
+            )
         if selections and draw(st.integers(0, 2)) == 0:
             name = self.name("F")
-            self.fragments.append(FragmentDefinitionNode(
-                name=NameNode(value=name), type_condition=NamedTypeNode(name=NameNode(value=parent.name)),
-                directives=(), selection_set=SelectionSetNode(selections=tuple(selections)),
-            ))
+            self.fragments.append(
+                FragmentDefinitionNode(
+                    name=NameNode(value=name),
+                    type_condition=NamedTypeNode(name=NameNode(value=parent.name)),
+                    directives=(),
+                    selection_set=SelectionSetNode(selections=tuple(selections)),
+                )
+            )
             spread = FragmentSpreadNode(name=NameNode(value=name), directives=())
             selections = [spread, spread] if draw(st.booleans()) else [spread]
         return SelectionSetNode(selections=tuple(selections))
@@ -181,16 +232,25 @@ class Decorate:
     def field(self, node: FieldNode, parent: Any) -> FieldNode:
         definition = parent.fields[node.name.value]
         arguments = tuple(
-            ArgumentNode(name=a.name, value=self.argument(a.name.value, a.value, definition.args[a.name.value].type))
+            ArgumentNode(
+                name=a.name,
+                value=self.argument(a.name.value, a.value, definition.args[a.name.value].type),
+            )
             for a in node.arguments or ()
         )
         alias = node.alias
         if alias is None and self.draw(st.integers(0, 7)) == 0:
             alias = NameNode(value=self.name("a"))
         return FieldNode(
-            alias=alias, name=node.name, arguments=arguments, directives=self.directives(),
-            selection_set=(self.selection_set(node.selection_set, get_named_type(definition.type))
-                           if node.selection_set else None),
+            alias=alias,
+            name=node.name,
+            arguments=arguments,
+            directives=self.directives(),
+            selection_set=(
+                self.selection_set(node.selection_set, get_named_type(definition.type))
+                if node.selection_set
+                else None
+            ),
         )
 
     def directives(self) -> tuple[DirectiveNode, ...]:
@@ -201,35 +261,53 @@ class Decorate:
         if self.draw(st.booleans()):
             name = self.name("d")
             self.variables[name] = value.value
-            self.definitions.append(VariableDefinitionNode(
-                variable=VariableNode(name=NameNode(value=name)), type=parse_type("Boolean!"), directives=(),
-            ))
+            self.definitions.append(
+                VariableDefinitionNode(
+                    variable=VariableNode(name=NameNode(value=name)),
+                    type=parse_type("Boolean!"),
+                    directives=(),
+                )
+            )
             value = VariableNode(name=NameNode(value=name))
         directive = "skip" if which == 0 else "include"
-        return (DirectiveNode(name=NameNode(value=directive),
-                              arguments=(ArgumentNode(name=NameNode(value="if"), value=value),)),)
+        return (
+            DirectiveNode(
+                name=NameNode(value=directive),
+                arguments=(ArgumentNode(name=NameNode(value="if"), value=value),),
+            ),
+        )
 
     def argument(self, name: str, value: Any, graphql_type: Any) -> Any:
         value = self.realistic(name, value)
         if self.draw(st.integers(0, 3)) == 0:  # as a variable of the argument's own type
             variable = self.name("v")
             self.variables[variable] = value_from_ast_untyped(value)
-            self.definitions.append(VariableDefinitionNode(
-                variable=VariableNode(name=NameNode(value=variable)),
-                type=parse_type(str(graphql_type)), directives=(),
-            ))
+            self.definitions.append(
+                VariableDefinitionNode(
+                    variable=VariableNode(name=NameNode(value=variable)),
+                    type=parse_type(str(graphql_type)),
+                    directives=(),
+                )
+            )
             return VariableNode(name=NameNode(value=variable))
         return value
 
     def realistic(self, name: str, value: Any) -> Any:
         if isinstance(value, ObjectValueNode):
-            return ObjectValueNode(fields=tuple(
-                ObjectFieldNode(name=f.name, value=self.realistic(f.name.value, f.value)) for f in value.fields
-            ))
+            return ObjectValueNode(
+                fields=tuple(
+                    ObjectFieldNode(name=f.name, value=self.realistic(f.name.value, f.value))
+                    for f in value.fields
+                )
+            )
         if isinstance(value, ListValueNode):
             return ListValueNode(values=tuple(self.realistic(name, v) for v in value.values))
         choices = self.values.get(name)
-        if choices and isinstance(value, (StringValueNode, IntValueNode)) and self.draw(st.integers(0, 4)):
+        if (
+            choices
+            and isinstance(value, (StringValueNode, IntValueNode))
+            and self.draw(st.integers(0, 4))
+        ):
             chosen = self.draw(st.sampled_from(choices))
             if isinstance(value, IntValueNode) and isinstance(chosen, int):
                 return IntValueNode(value=str(chosen))
@@ -269,10 +347,14 @@ def run_equivalence(database_url: str, examples: int) -> None:
             prepared = executor.prepare(query)
             assume(prepared.document is not None)  # past a guard (depth, aliases, size)
             fast_before, fallbacks_before = executor.fast_runs, executor.fallbacks
-            fast = await executor.execute(prepared, variables=variables, operation_name=None, context=context())
+            fast = await executor.execute(
+                prepared, variables=variables, operation_name=None, context=context()
+            )
             tally["fast"] += executor.fast_runs - fast_before
             tally["fallback"] += executor.fallbacks - fallbacks_before
-            tally["graphql-core"] += executor.fast_runs == fast_before and executor.fallbacks == fallbacks_before
+            tally["graphql-core"] += (
+                executor.fast_runs == fast_before and executor.fallbacks == fallbacks_before
+            )
             standard = await executor.execute_standard(
                 prepared.document, variables=variables, operation_name=None, context=context()
             )
@@ -280,7 +362,9 @@ def run_equivalence(database_url: str, examples: int) -> None:
             tally["examples"] += 1
             return _dumps(fast.formatted), _dumps(standard.formatted)
 
-        generated = queries(export_sdl(), custom_scalars=scalars(), print_ast=lambda document: document)
+        generated = queries(
+            export_sdl(), custom_scalars=scalars(), print_ast=lambda document: document
+        )
 
         @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
         @given(document=generated, data=st.data())
@@ -288,7 +372,9 @@ def run_equivalence(database_url: str, examples: int) -> None:
             query, variables = Decorate(schema, data.draw, project.key, seeded).document(document)
             try:
                 fast, standard = loop.run_until_complete(both(query, variables))
-            except asyncio.CancelledError as error:  # a BaseException: hypothesis would not shrink it
+            except (
+                asyncio.CancelledError
+            ) as error:  # a BaseException: hypothesis would not shrink it
                 raise AssertionError(f"cancelled: {query} {variables}") from error
             assert fast == standard, (query, variables, fast, standard)
 
@@ -310,7 +396,9 @@ def test_fast_path_answers_generated_queries_exactly_as_graphql_core(database_ur
 
 
 @pytest.mark.slow
-def test_fast_path_answers_generated_queries_exactly_as_graphql_core_at_length(database_url, request):
+def test_fast_path_answers_generated_queries_exactly_as_graphql_core_at_length(
+    database_url, request
+):
     if "slow" not in (request.config.getoption("-m") or ""):
         pytest.skip("long-running; select with -m slow")
     run_equivalence(database_url, examples=3000)

@@ -14,7 +14,8 @@ from api.settings import Settings
 from schema.build import export_sdl
 from tests.conftest import make_project
 
-LEAKS = ("Traceback", "asyncpg", "SELECT ", "INSERT ", "psycopg", "File \"/")
+LEAKS = ("Traceback", "asyncpg", "SELECT ", "INSERT ", "psycopg", 'File "/')
+
 
 def scalars():
     """Literal strategies for our custom scalars."""
@@ -28,7 +29,9 @@ def scalars():
             return IntValueNode(value=str(value))
         return StringValueNode(value=str(value))
 
-    scalar_json = (st.none() | st.booleans() | st.integers(-1000, 1000) | st.text(max_size=20)).map(to_node)
+    scalar_json = (st.none() | st.booleans() | st.integers(-1000, 1000) | st.text(max_size=20)).map(
+        to_node
+    )
     dates = st.datetimes().map(lambda d: StringValueNode(value=d.isoformat()))
     return {"JSON": scalar_json, "DateTime": dates}
 
@@ -42,11 +45,15 @@ def test_generated_operations_get_no_5xx_and_no_internal_errors(database_url, mo
     project = loop.run_until_complete(make_project(database_url, "acme"))
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
     # Some real objects, so generated ids and keys sometimes hit something.
-    loop.run_until_complete(http.post(
-        "/graphql",
-        json={"query": 'mutation { createSegment(input: {projectKey: "acme", name: "Beta", key: "beta"}) { segment { id } } }'},
-        headers={"Authorization": f"Bearer {project.editor}"},
-    ))
+    loop.run_until_complete(
+        http.post(
+            "/graphql",
+            json={
+                "query": 'mutation { createSegment(input: {projectKey: "acme", name: "Beta", key: "beta"}) { segment { id } } }'
+            },
+            headers={"Authorization": f"Bearer {project.editor}"},
+        )
+    )
     generate = queries if mode == "queries" else mutations
     strategy = generate(export_sdl(), custom_scalars=scalars())
 
@@ -54,7 +61,11 @@ def test_generated_operations_get_no_5xx_and_no_internal_errors(database_url, mo
     @given(query=strategy)
     def check(query: str) -> None:
         response = loop.run_until_complete(
-            http.post("/graphql", json={"query": query}, headers={"Authorization": f"Bearer {project.editor}"})
+            http.post(
+                "/graphql",
+                json={"query": query},
+                headers={"Authorization": f"Bearer {project.editor}"},
+            )
         )
         assert response.status_code < 500, response.text
         for leak in LEAKS:

@@ -20,7 +20,9 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 def _missing() -> str | None:
     if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
-        return "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
+        return (
+            "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
+        )
     try:
         import selenium  # noqa: F401
     except ImportError:
@@ -98,15 +100,17 @@ async def test_graphiql_runs_the_example_offline_with_a_pasted_token(
         server.wait_ready()
         base = server.url
         browser.get(f"{base}/graphql")
-        headers_editor = _wait("GraphiQL's headers editor", lambda: browser.execute_script(HEADERS_EDITOR))
+        headers_editor = _wait(
+            "GraphiQL's headers editor", lambda: browser.execute_script(HEADERS_EDITOR)
+        )
         # The example is prefilled: query, variables and a headers stub to complete.
         query = browser.execute_script(
             "return document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.getValue()"
         )
         assert "query Segments($project: String!)" in query
-        assert json.loads(browser.execute_script(
-            "return arguments[0].CodeMirror.getValue()", headers_editor
-        )) == {"Authorization": "Bearer "}
+        assert json.loads(
+            browser.execute_script("return arguments[0].CodeMirror.getValue()", headers_editor)
+        ) == {"Authorization": "Bearer "}
 
         # Put the cursor after "Bearer " and type the token, as a person pasting it would.
         browser.execute_script(
@@ -142,13 +146,16 @@ async def test_graphiql_runs_the_example_offline_with_a_pasted_token(
             if '"Network.requestWillBeSent"' in entry["message"]
         ]
         # Network requests only (not data: fonts, not chrome:// pages of the blank start tab).
-        network = [url for url in requests if urlsplit(url).scheme in ("http", "https", "ws", "wss")]
+        network = [
+            url for url in requests if urlsplit(url).scheme in ("http", "https", "ws", "wss")
+        ]
         assert {urlsplit(url).hostname for url in network} == {"127.0.0.1"}, network
         assert any(url.endswith("/graphql") for url in requests)
         # Blocked loads and CSP violations are logged to the console. (Not the 401 of the
         # schema request GraphiQL sends before a token is pasted, nor /favicon.ico's 404.)
         problems = [
-            e["message"] for e in browser.get_log("browser")
+            e["message"]
+            for e in browser.get_log("browser")
             if "Content Security Policy" in e["message"] or "net::ERR" in e["message"]
         ]
         assert problems == [], problems

@@ -54,8 +54,13 @@ async def test_an_asset_under_an_old_digest_or_unknown_name_is_not_found(client)
 def test_the_example_uses_props_that_graphiql_3_8_3_has():
     script = (ROOT / "api/static/graphiql.js").read_text()
     bundle = ASSETS["vendor/graphiql-3.8.3/graphiql.min.js"].body.decode()
-    props = set(re.findall(r"^\s+(?:\.\.\.\(\w+ \? \{ )?(\w+)(?=[:,]| \})",
-                           script.split("createElement(GraphiQL,")[1], re.M))
+    props = set(
+        re.findall(
+            r"^\s+(?:\.\.\.\(\w+ \? \{ )?(\w+)(?=[:,]| \})",
+            script.split("createElement(GraphiQL,")[1],
+            re.M,
+        )
+    )
     assert {"defaultQuery", "variables", "defaultHeaders", "shouldPersistHeaders"} <= props
     for prop in props - {"fetcher"}:
         assert re.search(rf"\b{prop}\b", bundle), f"graphiql 3.8.3 has no prop {prop}"
@@ -67,16 +72,32 @@ def test_the_built_package_ships_the_page_its_assets_and_their_licences(tmp_path
     # From a copy: setuptools leaves build/ behind, and a stale build/lib could hide a file
     # that package-data no longer lists.
     source = tmp_path / "source"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
-        ".venv", ".data", "build", "*.egg-info", "__pycache__", ".git", "node_modules", ".hypothesis"))
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".venv",
+            ".data",
+            "build",
+            "*.egg-info",
+            "__pycache__",
+            ".git",
+            "node_modules",
+            ".hypothesis",
+        ),
+    )
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(source)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert built.returncode == 0, built.stderr
     (wheel,) = tmp_path.glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = {f"api/static/{name}" for name in (*PAGE_FILES, "graphiql.html")}
-    licences = {f"api/static/vendor/{folder}/LICENSE"
-                for folder in ("react-18.3.1", "react-dom-18.3.1", "graphiql-3.8.3")}
+    licences = {
+        f"api/static/vendor/{folder}/LICENSE"
+        for folder in ("react-18.3.1", "react-dom-18.3.1", "graphiql-3.8.3")
+    }
     assert expected | licences <= names, (expected | licences) - names

@@ -17,11 +17,16 @@ def _install_audit() -> None:
         return
     subprocess.run(
         ["npm", "install", "--no-audit", "--no-fund", "--silent", "graphql-http@1", "graphql@16"],
-        cwd=AUDIT, check=True, capture_output=True, timeout=180,
+        cwd=AUDIT,
+        check=True,
+        capture_output=True,
+        timeout=180,
     )
 
 
-@pytest.mark.skipif(shutil.which("node") is None or shutil.which("npm") is None, reason="needs Node.js")
+@pytest.mark.skipif(
+    shutil.which("node") is None or shutil.which("npm") is None, reason="needs Node.js"
+)
 async def test_graphql_http_audit_reports_no_error_and_no_warning(database_url, project):
     try:
         _install_audit()
@@ -31,7 +36,10 @@ async def test_graphql_http_audit_reports_no_error_and_no_warning(database_url, 
         url = f"{server.url}/graphql"
         audit = subprocess.run(
             ["node", "graphql_http_audit.mjs", url, project.viewer],
-            cwd=AUDIT, capture_output=True, text=True, timeout=120,
+            cwd=AUDIT,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert audit.returncode == 0, audit.stderr
         summary = json.loads(audit.stdout.strip().splitlines()[-1])

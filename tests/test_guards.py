@@ -82,7 +82,12 @@ MALFORMED = [
     ("json array", {"content-type": "application/json"}, b"[1, 2]", 400),
     ("no query", {"content-type": "application/json"}, b'{"variables": {}}', 400),
     ("query not a string", {"content-type": "application/json"}, b'{"query": 42}', 400),
-    ("variables not an object", {"content-type": "application/json"}, b'{"query": "{ __typename }", "variables": [1]}', 400),
+    (
+        "variables not an object",
+        {"content-type": "application/json"},
+        b'{"query": "{ __typename }", "variables": [1]}',
+        400,
+    ),
     ("wrong content type", {"content-type": "text/plain"}, b'{"query": "{ __typename }"}', 415),
     ("no content type", {}, b'{"query": "{ __typename }"}', 415),
     ("binary garbage", {"content-type": "application/json"}, bytes(range(256)), 400),
@@ -90,7 +95,9 @@ MALFORMED = [
 
 
 @pytest.mark.parametrize("name,headers,body,status", MALFORMED, ids=[m[0] for m in MALFORMED])
-async def test_malformed_requests_get_a_graphql_shaped_4xx(client, project, name, headers, body, status):
+async def test_malformed_requests_get_a_graphql_shaped_4xx(
+    client, project, name, headers, body, status
+):
     response = await client.post(
         "/graphql", content=body, headers={**headers, "Authorization": f"Bearer {project.editor}"}
     )
@@ -144,7 +151,9 @@ async def test_an_unexpected_failure_is_masked_and_logged_with_the_request_id(
     )
     monkeypatch.setattr(Segment, "from_row", classmethod(explode))
     with caplog.at_level(logging.ERROR, logger="segments.http"):
-        response = await gql.raw("query($p: String!) { segments(projectKey: $p) { nodes { id } } }", {"p": project.key})
+        response = await gql.raw(
+            "query($p: String!) { segments(projectKey: $p) { nodes { id } } }", {"p": project.key}
+        )
     body = response.json()
     assert response.status_code == 200
     error = body["errors"][0]
@@ -169,21 +178,33 @@ async def test_a_nul_character_in_a_query_argument_is_bad_user_input(gql, projec
 @pytest.mark.parametrize(
     "mutation,field",
     [
-        ('mutation($v: String!) { m: createSegment(input: {projectKey: "acme", name: $v}) { userErrors { field code } } }',
-         ["input", "name"]),
-        ('mutation($v: String!) { m: createSegment(input: {projectKey: "acme", name: "A", tags: [$v]}) { userErrors { field code } } }',
-         ["input", "tags", "0"]),
-        ('mutation($v: JSON!) { m: createSegment(input: {projectKey: "acme", name: "A", rules: [{condition: '
-         '{attribute: "a", operator: EQ, value: $v}}]}) { userErrors { field code } } }',
-         ["input", "rules", "0", "condition", "value"]),
-        ('mutation($v: String!) { m: createFlag(input: {projectKey: "acme", key: "f", name: $v}) { userErrors { field code } } }',
-         ["input", "name"]),
+        (
+            'mutation($v: String!) { m: createSegment(input: {projectKey: "acme", name: $v}) { userErrors { field code } } }',
+            ["input", "name"],
+        ),
+        (
+            'mutation($v: String!) { m: createSegment(input: {projectKey: "acme", name: "A", tags: [$v]}) { userErrors { field code } } }',
+            ["input", "tags", "0"],
+        ),
+        (
+            'mutation($v: JSON!) { m: createSegment(input: {projectKey: "acme", name: "A", rules: [{condition: '
+            '{attribute: "a", operator: EQ, value: $v}}]}) { userErrors { field code } } }',
+            ["input", "rules", "0", "condition", "value"],
+        ),
+        (
+            'mutation($v: String!) { m: createFlag(input: {projectKey: "acme", key: "f", name: $v}) { userErrors { field code } } }',
+            ["input", "name"],
+        ),
     ],
 )
-async def test_a_nul_character_in_mutation_input_is_a_user_error_and_writes_nothing(gql, project, mutation, field):
+async def test_a_nul_character_in_mutation_input_is_a_user_error_and_writes_nothing(
+    gql, project, mutation, field
+):
     data = await gql(mutation, {"v": "a\x00b"})
     assert [e["field"] for e in data["m"]["userErrors"]] == [field]
-    data = await gql('{ segments(projectKey: "acme") { totalCount } flags(projectKey: "acme") { totalCount } }')
+    data = await gql(
+        '{ segments(projectKey: "acme") { totalCount } flags(projectKey: "acme") { totalCount } }'
+    )
     assert data == {"segments": {"totalCount": 0}, "flags": {"totalCount": 0}}
 
 
@@ -200,8 +221,10 @@ async def test_an_integer_beyond_64_bits_in_a_rule_is_invalid_rule(gql, project)
 async def test_evaluate_refuses_huge_and_deep_context_values_as_bad_user_input(gql, project):
     # Contexts are bounded like profile attributes (depth 10, 64-bit integers), so nothing
     # the evaluator hands back in `actual` is too deep or too big to write out.
-    await gql('mutation { createSegment(input: {projectKey: "acme", name: "P", rules: [{condition: '
-              '{attribute: "plan", operator: EQ, value: "pro"}}]}) { userErrors { code } } }')
+    await gql(
+        'mutation { createSegment(input: {projectKey: "acme", name: "P", rules: [{condition: '
+        '{attribute: "plan", operator: EQ, value: "pro"}}]}) { userErrors { code } } }'
+    )
     deep: object = "x"
     for _ in range(300):
         deep = [deep]
@@ -212,7 +235,7 @@ async def test_evaluate_refuses_huge_and_deep_context_values_as_bad_user_input(g
     assert [e["extensions"]["code"] for e in errors] == ["BAD_USER_INPUT"]
     errors = await gql.errors(
         '{ evaluateSegment(projectKey: "acme", key: "p", context: {plan: 123456789012345678901234567890}) '
-        '{ conditions { actual } } }'
+        "{ conditions { actual } } }"
     )
     assert [e["extensions"]["code"] for e in errors] == ["BAD_USER_INPUT"]
 

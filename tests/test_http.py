@@ -33,7 +33,9 @@ async def test_ready_answers_when_the_database_is_reachable(client):
     "authorization",
     [None, "", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Bearer seg_not-a-real-token", "seg_x"],
 )
-async def test_requests_without_a_valid_token_get_401_unauthenticated(client, project, authorization):
+async def test_requests_without_a_valid_token_get_401_unauthenticated(
+    client, project, authorization
+):
     headers = {} if authorization is None else {"Authorization": authorization}
     response = await client.post("/graphql", json=QUERY, headers=headers)
     assert response.status_code == 401
@@ -74,7 +76,9 @@ async def test_graphiql_page_is_public_and_prefills_the_authorization_header(cli
     assert "Bearer " in (await client.get(script)).text  # the page's own script prefills it
 
 
-async def test_each_request_is_logged_once_with_operation_and_without_token(client, project, caplog):
+async def test_each_request_is_logged_once_with_operation_and_without_token(
+    client, project, caplog
+):
     with caplog.at_level(logging.INFO, logger="segments.http"):
         await client.post(
             "/graphql",
@@ -89,10 +93,14 @@ async def test_each_request_is_logged_once_with_operation_and_without_token(clie
 
 async def test_response_carries_the_request_id(client, project):
     response = await client.post(
-        "/graphql", json=QUERY, headers={"Authorization": f"Bearer {project.editor}", "x-request-id": "abc"}
+        "/graphql",
+        json=QUERY,
+        headers={"Authorization": f"Bearer {project.editor}", "x-request-id": "abc"},
     )
     assert response.headers["x-request-id"] == "abc"
-    generated = await client.post("/graphql", json=QUERY, headers={"Authorization": f"Bearer {project.editor}"})
+    generated = await client.post(
+        "/graphql", json=QUERY, headers={"Authorization": f"Bearer {project.editor}"}
+    )
     assert generated.headers["x-request-id"]
 
 
@@ -121,14 +129,18 @@ async def test_ready_is_503_while_the_database_is_down_and_recovers(private_serv
     conn = await connect(url)
     try:
         await migrate(conn)
-        project = await conn.fetchval("INSERT INTO projects (key, name) VALUES ('p', 'P') RETURNING id")
+        project = await conn.fetchval(
+            "INSERT INTO projects (key, name) VALUES ('p', 'P') RETURNING id"
+        )
         token = await api_keys.create_api_key(conn, project, "viewer", "v")
     finally:
         await conn.close()
     app = create_app(Settings(database_url=url, connect_timeout_s=1.0))
     headers = {"Authorization": f"Bearer {token}"}
     async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as http:
             assert (await http.get("/health/ready")).status_code == 200
             stop()
             down = await http.get("/health/ready")
@@ -148,10 +160,14 @@ async def test_a_connection_killed_mid_transaction_fails_only_that_request_and_w
     client, project, database_url
 ):
     auth = {"Authorization": f"Bearer {project.editor}"}
-    created = await client.post("/graphql", headers=auth, json={
-        "query": 'mutation($p: String!) { createSegment(input: {projectKey: $p, name: "Victim"}) { segment { id } } }',
-        "variables": {"p": project.key},
-    })
+    created = await client.post(
+        "/graphql",
+        headers=auth,
+        json={
+            "query": 'mutation($p: String!) { createSegment(input: {projectKey: $p, name: "Victim"}) { segment { id } } }',
+            "variables": {"p": project.key},
+        },
+    )
     segment_id = created.json()["data"]["createSegment"]["segment"]["id"]
     blocker = await connect(database_url)
     killer = await connect(database_url)
@@ -160,10 +176,16 @@ async def test_a_connection_killed_mid_transaction_fails_only_that_request_and_w
         transaction = blocker.transaction()
         await transaction.start()
         await blocker.execute("LOCK TABLE audit_events IN EXCLUSIVE MODE")
-        update = asyncio.create_task(client.post("/graphql", headers=auth, json={
-            "query": 'mutation($id: ID!) { updateSegment(input: {id: $id, name: "Changed"}) { segment { name } } }',
-            "variables": {"id": segment_id},
-        }))
+        update = asyncio.create_task(
+            client.post(
+                "/graphql",
+                headers=auth,
+                json={
+                    "query": 'mutation($id: ID!) { updateSegment(input: {id: $id, name: "Changed"}) { segment { name } } }',
+                    "variables": {"id": segment_id},
+                },
+            )
+        )
         for _ in range(100):
             pids = await killer.fetch(
                 "SELECT pid FROM pg_stat_activity WHERE application_name = 'segments'"
@@ -182,16 +204,24 @@ async def test_a_connection_killed_mid_transaction_fails_only_that_request_and_w
     assert response.status_code == 200
     assert response.json()["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
     assert "terminat" not in response.text
-    after = await client.post("/graphql", headers=auth, json={
-        "query": 'query($p: String!) { segment(projectKey: $p, key: "victim") { name version history { totalCount } } }',
-        "variables": {"p": project.key},
-    })
-    assert after.json()["data"]["segment"] == {"name": "Victim", "version": 1, "history": {"totalCount": 1}}
+    after = await client.post(
+        "/graphql",
+        headers=auth,
+        json={
+            "query": 'query($p: String!) { segment(projectKey: $p, key: "victim") { name version history { totalCount } } }',
+            "variables": {"p": project.key},
+        },
+    )
+    assert after.json()["data"]["segment"] == {
+        "name": "Victim",
+        "version": 1,
+        "history": {"totalCount": 1},
+    }
 
 
 @pytest.mark.parametrize(
     "forged",
-    ["a b", "x" * 129, "id;rm", "ünïcode", "quote\"d", "tab\there", "%0a", "k=v status=200"],
+    ["a b", "x" * 129, "id;rm", "ünïcode", 'quote"d', "tab\there", "%0a", "k=v status=200"],
 )
 async def test_a_request_id_that_could_forge_log_lines_is_replaced(client, project, caplog, forged):
     with caplog.at_level(logging.INFO, logger="segments.http"):

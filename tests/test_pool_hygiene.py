@@ -38,7 +38,10 @@ async def demo(database_url: str) -> str:
         token = await seed_demo(conn, "demo")
         project_id = await conn.fetchval("SELECT id FROM projects WHERE key = 'demo'")
         people = (
-            (f"bulk-{n}", {"app_version": f"1.{n % 9}.0", "signup_date": "2019-05-01", "plan": "pro"})
+            (
+                f"bulk-{n}",
+                {"app_version": f"1.{n % 9}.0", "signup_date": "2019-05-01", "plan": "pro"},
+            )
             for n in range(PROFILES)
         )
         await profiles.copy_profiles(conn, project_id, people)

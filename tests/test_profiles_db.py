@@ -283,7 +283,9 @@ async def test_a_profile_write_waits_for_another_one_of_its_project(
             await asyncio.sleep(0.3)
             assert not waiting.done(), "a second writer of the project did not wait"
             # Another project's writers do not wait.
-            await asyncio.wait_for(profiles.upsert_profiles(third, other_project.id, [("a", {})]), timeout=2)
+            await asyncio.wait_for(
+                profiles.upsert_profiles(third, other_project.id, [("a", {})]), timeout=2
+            )
         # The first committed: the waiting writer's count includes its profile.
         assert await asyncio.wait_for(waiting, timeout=5) == 2
     finally:
@@ -292,7 +294,9 @@ async def test_a_profile_write_waits_for_another_one_of_its_project(
     assert await counted(conn, project) == 2
 
 
-async def test_the_migration_counts_profiles_stored_before_it(database_url: str, project: Project) -> None:
+async def test_the_migration_counts_profiles_stored_before_it(
+    database_url: str, project: Project
+) -> None:
     """sql/0004 starts each project's counter at the profiles it already holds."""
     from db.migrate import migration_files
 
@@ -300,7 +304,9 @@ async def test_the_migration_counts_profiles_stored_before_it(database_url: str,
     try:
         async with conn.transaction():
             await conn.execute("DROP TABLE profile_counts CASCADE")
-            await conn.execute("DROP FUNCTION profile_counts_add, profile_counts_subtract, profile_counts_clear CASCADE")
+            await conn.execute(
+                "DROP FUNCTION profile_counts_add, profile_counts_subtract, profile_counts_clear CASCADE"
+            )
             await conn.execute(
                 """
                 INSERT INTO profiles (project_id, targeting_key, attributes, context)

@@ -26,18 +26,54 @@ def _lexed(text: str) -> tuple[list[tuple], str | None]:
     try:
         while True:
             token = lexer.advance()
-            tokens.append((token.kind, token.start, token.end, token.line, token.column, token.value))
+            tokens.append(
+                (token.kind, token.start, token.end, token.line, token.column, token.value)
+            )
             if token.kind is TokenKind.EOF:
                 return tokens, None
     except GraphQLError as error:
         return tokens, f"{error.message} at {error.locations}"
 
 
-PIECES = st.sampled_from([
-    " ", "\n", "\r\n", "\r", "\t", ",", "\ufeff", "\v", "#", "# c", '"', '"""', "\\", '\\"', '\\"""',
-    "{", "}", "a", "x1", "$v", "...", "@skip", "(", ")", ":", "12", "-3.5e1", "é", "😀", "\ud800",
-    "\x01", '"s #"', '"""b # """', "#\"", "# \"\"\"",
-])
+PIECES = st.sampled_from(
+    [
+        " ",
+        "\n",
+        "\r\n",
+        "\r",
+        "\t",
+        ",",
+        "\ufeff",
+        "\v",
+        "#",
+        "# c",
+        '"',
+        '"""',
+        "\\",
+        '\\"',
+        '\\"""',
+        "{",
+        "}",
+        "a",
+        "x1",
+        "$v",
+        "...",
+        "@skip",
+        "(",
+        ")",
+        ":",
+        "12",
+        "-3.5e1",
+        "é",
+        "😀",
+        "\ud800",
+        "\x01",
+        '"s #"',
+        '"""b # """',
+        '#"',
+        '# """',
+    ]
+)
 
 
 @settings(max_examples=500, deadline=None)
@@ -68,7 +104,9 @@ def test_comments_do_not_count_as_tokens_and_are_not_kept():
 
 
 def test_failures_are_not_cached_and_the_cache_is_bounded_in_bytes():
-    executor = Executor(build_schema(), QueryLimits(), cache_entries=50, cache_bytes=8 * 1024 * 1024)
+    executor = Executor(
+        build_schema(), QueryLimits(), cache_entries=50, cache_bytes=8 * 1024 * 1024
+    )
     for i in range(40):
         assert executor.prepare(f"{{ nope{i} }}" + " " * 100_000).errors
         assert executor.prepare("{ __typename" + " " * 100_000).parse_failed

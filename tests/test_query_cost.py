@@ -65,12 +65,17 @@ def fragment_dags(draw) -> str:
     for i in range(count):
         parts = draw(st.lists(st.sampled_from(["__typename", "logicalOp", "rules"]), max_size=3))
         spreads = draw(st.lists(st.integers(i + 1, count), max_size=3)) if i + 1 < count else []
-        body = " ".join(
-            "rules { __typename }" if p == "rules" else p for p in parts
-        ) + " " + " ".join(f"rules {{ ...F{j} }}" if draw(st.booleans()) else f"...F{j}"
-                          for j in spreads if j < count)
+        body = (
+            " ".join("rules { __typename }" if p == "rules" else p for p in parts)
+            + " "
+            + " ".join(
+                f"rules {{ ...F{j} }}" if draw(st.booleans()) else f"...F{j}"
+                for j in spreads
+                if j < count
+            )
+        )
         bodies.append(f"fragment F{i} on ConditionGroup {{ __typename {body} }}")
-    return "{ segment(projectKey: \"p\", key: \"k\") { rules { ...F0 } } } " + " ".join(bodies)
+    return '{ segment(projectKey: "p", key: "k") { rules { ...F0 } } } ' + " ".join(bodies)
 
 
 @settings(max_examples=300, deadline=None)
@@ -84,10 +89,16 @@ def test_admin_and_introspection_queries_fit_well_within_the_field_limit():
     # GraphiQL, graphql-codegen and graphql-inspector send graphql-js' introspection query
     # with some of these options; every option on selects the most.
     full = get_introspection_query(
-        descriptions=True, specified_by_url=True, directive_is_repeatable=True,
-        schema_description=True, input_value_deprecation=True, one_of=True,
+        descriptions=True,
+        specified_by_url=True,
+        directive_is_repeatable=True,
+        schema_description=True,
+        input_value_deprecation=True,
+        one_of=True,
     )
-    sizes = {name: _size(q)[1] for name, q in [("introspection", full), ("list", LIST), ("one", ONE)]}
+    sizes = {
+        name: _size(q)[1] for name, q in [("introspection", full), ("list", LIST), ("one", ONE)]
+    }
     assert all(size * 4 < limit for size in sizes.values()), sizes
 
 
@@ -141,8 +152,12 @@ async def test_a_fragment_bomb_is_a_bad_user_input_request_error(gql, client, pr
 
 async def test_introspection_with_every_option_still_runs(gql):
     query = get_introspection_query(
-        descriptions=True, specified_by_url=True, directive_is_repeatable=True,
-        schema_description=True, input_value_deprecation=True, one_of=True,
+        descriptions=True,
+        specified_by_url=True,
+        directive_is_repeatable=True,
+        schema_description=True,
+        input_value_deprecation=True,
+        one_of=True,
     )
     data = await gql(query)
     assert data["__schema"]["queryType"]["name"] == "Query"

@@ -39,13 +39,15 @@ def readme_blocks() -> list[Block]:
         before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1].strip()
         marker = MARKER.fullmatch(before)
         kind, reason = (marker[1], marker[2]) if marker else (None, None)
-        blocks.append(Block(
-            line=text.count("\n", 0, match.start()) + 1,
-            lang=match[1],
-            text=match[2],
-            not_run=reason if kind == "not run" else None,
-            expect=reason if kind == "expect" else None,
-        ))
+        blocks.append(
+            Block(
+                line=text.count("\n", 0, match.start()) + 1,
+                lang=match[1],
+                text=match[2],
+                not_run=reason if kind == "not run" else None,
+                expect=reason if kind == "expect" else None,
+            )
+        )
     return blocks
 
 
@@ -58,8 +60,9 @@ def test_every_readme_block_runs_or_says_why_not():
             f"README line {block.line}: read the port from $PORT / $URL"
         )
         if block.lang == "graphql":
-            operations = [d for d in parse(block.text).definitions
-                          if isinstance(d, OperationDefinitionNode)]
+            operations = [
+                d for d in parse(block.text).definitions if isinstance(d, OperationDefinitionNode)
+            ]
             assert len(operations) == 1, f"README line {block.line}: one operation per block"
 
 
@@ -89,8 +92,15 @@ def test_every_readme_example_runs_against_a_fresh_server(tmp_path, unused_tcp_p
                     f"-H 'Content-Type: application/json' --data-binary @{payload}; echo"
                 )
         script.append("printf '\\n@@end\\n'")
-        shell = subprocess.run(["bash", "-c", "\n".join(script)], cwd=work, env=env,
-                               capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+        shell = subprocess.run(
+            ["bash", "-c", "\n".join(script)],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            stdin=subprocess.DEVNULL,
+        )
     finally:
         server.stop()
 

@@ -14,30 +14,44 @@ CREATE_SEGMENT = """mutation($i: CreateSegmentInput!) { createSegment(input: $i)
 async def _seed(gql, project) -> dict:
     """One of everything in `project`, made with its own editor token."""
     token = project.editor
-    seg = await gql(CREATE_SEGMENT, {"i": {"projectKey": project.key, "name": "Secret", "key": "secret"}}, token=token)
-    gone = await gql(CREATE_SEGMENT, {"i": {"projectKey": project.key, "name": "Old", "key": "old"}}, token=token)
+    seg = await gql(
+        CREATE_SEGMENT,
+        {"i": {"projectKey": project.key, "name": "Secret", "key": "secret"}},
+        token=token,
+    )
+    gone = await gql(
+        CREATE_SEGMENT, {"i": {"projectKey": project.key, "name": "Old", "key": "old"}}, token=token
+    )
     flag = await gql(
         'mutation($p: String!) { createFlag(input: {projectKey: $p, key: "flag", name: "Flag"}) { flag { id } } }',
-        {"p": project.key}, token=token,
+        {"p": project.key},
+        token=token,
     )
     segment_id = seg["createSegment"]["segment"]["id"]
     flag_id = flag["createFlag"]["flag"]["id"]
     await gql(
         'mutation($f: ID!, $s: ID!) { setTargetingRules(input: {flagId: $f, environmentKey: "production",'
         ' rules: [{segmentId: $s, variationKey: "on"}]}) { userErrors { code } } }',
-        {"f": flag_id, "s": segment_id}, token=token,
+        {"f": flag_id, "s": segment_id},
+        token=token,
     )
     old_id = gone["createSegment"]["segment"]["id"]
-    await gql('mutation($id: ID!) { deleteSegment(input: {id: $id}) { userErrors { code } } }', {"id": old_id}, token=token)
     await gql(
-        'mutation($p: String!) { upsertProfiles(input: {projectKey: $p, profiles: '
+        "mutation($id: ID!) { deleteSegment(input: {id: $id}) { userErrors { code } } }",
+        {"id": old_id},
+        token=token,
+    )
+    await gql(
+        "mutation($p: String!) { upsertProfiles(input: {projectKey: $p, profiles: "
         '[{targetingKey: "secret-user", attributes: {plan: "pro"}}]}) { userErrors { code } } }',
-        {"p": project.key}, token=token,
+        {"p": project.key},
+        token=token,
     )
     ids = await gql(
-        'query($p: String!) { project(key: $p) { id environments { id } } auditLog(projectKey: $p) { nodes { id } } '
+        "query($p: String!) { project(key: $p) { id environments { id } } auditLog(projectKey: $p) { nodes { id } } "
         'profile(projectKey: $p, targetingKey: "secret-user") { id } }',
-        {"p": project.key}, token=token,
+        {"p": project.key},
+        token=token,
     )
     return {
         "segment": segment_id,
@@ -69,63 +83,134 @@ QUERY_CASES = {
         for key in ("segment", "flag", "project", "environment", "audit", "profile")
     ],
     "project": [("query($k: String!) { project(key: $k) { id } }", {}, _null("project"))],
-    "segment": [("query($k: String!) { segment(projectKey: $k, key: \"secret\") { id } }", {}, _null("segment"))],
-    "segments": [
-        ("query($k: String!) { segments(projectKey: $k, filter: {includeDeleted: true}) { totalCount nodes { id } } }",
-         {}, _empty("segments")),
+    "segment": [
+        (
+            'query($k: String!) { segment(projectKey: $k, key: "secret") { id } }',
+            {},
+            _null("segment"),
+        )
     ],
-    "flag": [("query($k: String!) { flag(projectKey: $k, key: \"flag\") { id } }", {}, _null("flag"))],
-    "flags": [("query($k: String!) { flags(projectKey: $k) { totalCount nodes { id } } }", {}, _empty("flags"))],
-    "auditLog": [("query($k: String!) { auditLog(projectKey: $k) { totalCount nodes { id } } }", {}, _empty("auditLog"))],
+    "segments": [
+        (
+            "query($k: String!) { segments(projectKey: $k, filter: {includeDeleted: true}) { totalCount nodes { id } } }",
+            {},
+            _empty("segments"),
+        ),
+    ],
+    "flag": [
+        ('query($k: String!) { flag(projectKey: $k, key: "flag") { id } }', {}, _null("flag"))
+    ],
+    "flags": [
+        (
+            "query($k: String!) { flags(projectKey: $k) { totalCount nodes { id } } }",
+            {},
+            _empty("flags"),
+        )
+    ],
+    "auditLog": [
+        (
+            "query($k: String!) { auditLog(projectKey: $k) { totalCount nodes { id } } }",
+            {},
+            _empty("auditLog"),
+        )
+    ],
     "evaluateSegment": [],  # returns an error instead of data: see its own test below
-    "profile": [("query($k: String!) { profile(projectKey: $k, targetingKey: \"secret-user\") { id } }", {}, _null("profile"))],
-    "profiles": [("query($k: String!) { profiles(projectKey: $k) { totalCount nodes { id } } }", {}, _empty("profiles"))],
+    "profile": [
+        (
+            'query($k: String!) { profile(projectKey: $k, targetingKey: "secret-user") { id } }',
+            {},
+            _null("profile"),
+        )
+    ],
+    "profiles": [
+        (
+            "query($k: String!) { profiles(projectKey: $k) { totalCount nodes { id } } }",
+            {},
+            _empty("profiles"),
+        )
+    ],
     "previewSegment": [
-        ("query($k: String!) { previewSegment(input: {projectKey: $k, force: true}) { memberCount sample { id } userErrors { code } } }",
-         {}, lambda data: data["previewSegment"] == {"memberCount": None, "sample": [], "userErrors": [{"code": "NOT_FOUND"}]}),
+        (
+            "query($k: String!) { previewSegment(input: {projectKey: $k, force: true}) { memberCount sample { id } userErrors { code } } }",
+            {},
+            lambda data: (
+                data["previewSegment"]
+                == {"memberCount": None, "sample": [], "userErrors": [{"code": "NOT_FOUND"}]}
+            ),
+        ),
     ],
 }
 
 MUTATION_CASES = {
     "createSegment": [
-        ("mutation($k: String!) { createSegment(input: {projectKey: $k, name: \"X\"}) { segment { id } userErrors { code } } }",
-         {}, _not_found("createSegment")),
+        (
+            'mutation($k: String!) { createSegment(input: {projectKey: $k, name: "X"}) { segment { id } userErrors { code } } }',
+            {},
+            _not_found("createSegment"),
+        ),
     ],
     "updateSegment": [
-        ("mutation($id: ID!) { updateSegment(input: {id: $id, name: \"Hacked\"}) { segment { id } userErrors { code } } }",
-         {"id": "segment"}, _not_found("updateSegment")),
+        (
+            'mutation($id: ID!) { updateSegment(input: {id: $id, name: "Hacked"}) { segment { id } userErrors { code } } }',
+            {"id": "segment"},
+            _not_found("updateSegment"),
+        ),
     ],
     "deleteSegment": [
-        ("mutation($id: ID!) { deleteSegment(input: {id: $id}) { deletedSegmentId userErrors { code } } }",
-         {"id": "segment"}, _not_found("deleteSegment")),
+        (
+            "mutation($id: ID!) { deleteSegment(input: {id: $id}) { deletedSegmentId userErrors { code } } }",
+            {"id": "segment"},
+            _not_found("deleteSegment"),
+        ),
     ],
     "restoreSegment": [
-        ("mutation($id: ID!) { restoreSegment(input: {id: $id}) { segment { id } userErrors { code } } }",
-         {"id": "deleted_segment"}, _not_found("restoreSegment")),
+        (
+            "mutation($id: ID!) { restoreSegment(input: {id: $id}) { segment { id } userErrors { code } } }",
+            {"id": "deleted_segment"},
+            _not_found("restoreSegment"),
+        ),
     ],
     "createEnvironment": [
-        ("mutation($k: String!) { createEnvironment(input: {projectKey: $k, key: \"qa\", name: \"QA\"}) { environment { id } userErrors { code } } }",
-         {}, _not_found("createEnvironment")),
+        (
+            'mutation($k: String!) { createEnvironment(input: {projectKey: $k, key: "qa", name: "QA"}) { environment { id } userErrors { code } } }',
+            {},
+            _not_found("createEnvironment"),
+        ),
     ],
     "createFlag": [
-        ("mutation($k: String!) { createFlag(input: {projectKey: $k, key: \"x\", name: \"X\"}) { flag { id } userErrors { code } } }",
-         {}, _not_found("createFlag")),
+        (
+            'mutation($k: String!) { createFlag(input: {projectKey: $k, key: "x", name: "X"}) { flag { id } userErrors { code } } }',
+            {},
+            _not_found("createFlag"),
+        ),
     ],
     "setTargetingRules": [
-        ("mutation($id: ID!) { setTargetingRules(input: {flagId: $id, environmentKey: \"production\", rules: []}) { flag { id } userErrors { code } } }",
-         {"id": "flag"}, _not_found("setTargetingRules")),
+        (
+            'mutation($id: ID!) { setTargetingRules(input: {flagId: $id, environmentKey: "production", rules: []}) { flag { id } userErrors { code } } }',
+            {"id": "flag"},
+            _not_found("setTargetingRules"),
+        ),
     ],
     "archiveFlag": [
-        ("mutation($id: ID!) { archiveFlag(input: {flagId: $id}) { flag { id } userErrors { code } } }",
-         {"id": "flag"}, _not_found("archiveFlag")),
+        (
+            "mutation($id: ID!) { archiveFlag(input: {flagId: $id}) { flag { id } userErrors { code } } }",
+            {"id": "flag"},
+            _not_found("archiveFlag"),
+        ),
     ],
     "upsertProfiles": [
-        ("mutation($k: String!) { upsertProfiles(input: {projectKey: $k, profiles: [{targetingKey: \"secret-user\", attributes: {}}]}) { upsertedCount userErrors { code } } }",
-         {}, _not_found("upsertProfiles")),
+        (
+            'mutation($k: String!) { upsertProfiles(input: {projectKey: $k, profiles: [{targetingKey: "secret-user", attributes: {}}]}) { upsertedCount userErrors { code } } }',
+            {},
+            _not_found("upsertProfiles"),
+        ),
     ],
     "deleteProfiles": [
-        ("mutation($k: String!) { deleteProfiles(input: {projectKey: $k, targetingKeys: [\"secret-user\"]}) { deletedCount userErrors { code } } }",
-         {}, _not_found("deleteProfiles")),
+        (
+            'mutation($k: String!) { deleteProfiles(input: {projectKey: $k, targetingKeys: ["secret-user"]}) { deletedCount userErrors { code } } }',
+            {},
+            _not_found("deleteProfiles"),
+        ),
     ],
 }
 
@@ -133,7 +218,9 @@ MUTATION_CASES = {
 def test_every_root_field_has_an_isolation_case():
     schema = build_schema()._schema
     assert set(schema.query_type.fields) <= set(QUERY_CASES), "add a case for the new query field"
-    assert set(schema.mutation_type.fields) <= set(MUTATION_CASES), "add a case for the new mutation"
+    assert set(schema.mutation_type.fields) <= set(MUTATION_CASES), (
+        "add a case for the new mutation"
+    )
 
 
 CASES = [
@@ -162,21 +249,26 @@ async def test_evaluating_another_projects_segment_is_not_found(gql, project, ot
     await _seed(gql, other_project)
     errors = await gql.errors(
         'query($k: String!) { evaluateSegment(projectKey: $k, key: "secret", context: {}) { matched } }',
-        {"k": other_project.key}, token=project.editor,
+        {"k": other_project.key},
+        token=project.editor,
     )
     assert errors[0]["extensions"]["code"] == "NOT_FOUND"
 
 
 async def test_attaching_another_projects_segment_is_not_found(gql, project, other_project):
     victim = await _seed(gql, other_project)
-    flag = await gql('mutation($p: String!) { createFlag(input: {projectKey: $p, key: "mine", name: "Mine"}) { flag { id } } }',
-                     {"p": project.key})
+    flag = await gql(
+        'mutation($p: String!) { createFlag(input: {projectKey: $p, key: "mine", name: "Mine"}) { flag { id } } }',
+        {"p": project.key},
+    )
     data = await gql(
         'mutation($f: ID!, $s: ID!) { setTargetingRules(input: {flagId: $f, environmentKey: "production",'
         ' rules: [{segmentId: $s, variationKey: "on"}]}) { userErrors { code field } } }',
         {"f": flag["createFlag"]["flag"]["id"], "s": victim["segment"]},
     )
-    assert data["setTargetingRules"]["userErrors"] == [{"code": "NOT_FOUND", "field": ["input", "rules", "0", "segmentId"]}]
+    assert data["setTargetingRules"]["userErrors"] == [
+        {"code": "NOT_FOUND", "field": ["input", "rules", "0", "segmentId"]}
+    ]
 
 
 async def _snapshot(gql, project) -> dict:
@@ -188,5 +280,6 @@ async def _snapshot(gql, project) -> dict:
           auditLog(projectKey: $p) { totalCount }
           profiles(projectKey: $p) { totalCount nodes { id targetingKey attributes updatedAt } }
         }""",
-        {"p": project.key}, token=project.viewer,
+        {"p": project.key},
+        token=project.viewer,
     )

@@ -18,8 +18,9 @@ QUERY = {"query": "{ __typename }"}
 
 @pytest.fixture
 async def caching_app(database_url: str):
-    settings = Settings(database_url=database_url, pool_min_size=2, pool_max_size=10,
-                        token_cache_seconds=30)
+    settings = Settings(
+        database_url=database_url, pool_min_size=2, pool_max_size=10, token_cache_seconds=30
+    )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         for _ in range(100):  # the cache is on once the server listens for key changes
@@ -30,7 +31,9 @@ async def caching_app(database_url: str):
         yield app
 
 
-async def test_no_lookup_racing_a_revocation_keeps_the_key_alive(caching_app, project, database_url):
+async def test_no_lookup_racing_a_revocation_keeps_the_key_alive(
+    caching_app, project, database_url
+):
     revoker = await connect(database_url)
     accepted_after_revocation = 0
     transport = httpx.ASGITransport(app=caching_app)
@@ -49,7 +52,9 @@ async def test_no_lookup_racing_a_revocation_keeps_the_key_alive(caching_app, pr
                 assert await api_keys.revoke_api_key(revoker, token)
 
             for trial in range(TRIALS):
-                token = await api_keys.create_api_key(revoker, project.id, "viewer", f"race {trial}")
+                token = await api_keys.create_api_key(
+                    revoker, project.id, "viewer", f"race {trial}"
+                )
                 await asyncio.gather(
                     revoke(token, random.uniform(0, 0.002)),
                     *[request(token, random.uniform(0, 0.003)) for _ in range(3)],

@@ -49,22 +49,52 @@ SortField = Literal["name", "key", "created_at", "updated_at"]
 
 # Constraints the core checks (with its own problem codes), stated in the document too.
 _NO_NUL = "^[^\\x00]*$"
-Key = Annotated[str, WithJsonSchema(
-    {"type": "string", "pattern": f"^[a-zA-Z0-9_-]{{1,{validate.MAX_KEY_LENGTH}}}$"}
-)]
-Name = Annotated[str, WithJsonSchema({
-    "type": "string", "minLength": 1, "maxLength": validate.MAX_NAME_LENGTH,
-    "pattern": "^[^\\x00]*[^\\s\\x00][^\\x00]*$",
-    "description": f"1-{validate.MAX_NAME_LENGTH} characters after trimming, no NUL.",
-})]
-Description = Annotated[str | None, WithJsonSchema({"anyOf": [
-    {"type": "string", "maxLength": validate.MAX_DESCRIPTION_LENGTH, "pattern": _NO_NUL},
-    {"type": "null"},
-]})]
-Tags = Annotated[list[str], WithJsonSchema({
-    "type": "array", "maxItems": validate.MAX_TAGS,
-    "items": {"type": "string", "pattern": f"^[a-zA-Z0-9_.:-]{{1,{validate.MAX_TAG_LENGTH}}}$"},
-})]
+Key = Annotated[
+    str,
+    WithJsonSchema(
+        {"type": "string", "pattern": f"^[a-zA-Z0-9_-]{{1,{validate.MAX_KEY_LENGTH}}}$"}
+    ),
+]
+Name = Annotated[
+    str,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": validate.MAX_NAME_LENGTH,
+            "pattern": "^[^\\x00]*[^\\s\\x00][^\\x00]*$",
+            "description": f"1-{validate.MAX_NAME_LENGTH} characters after trimming, no NUL.",
+        }
+    ),
+]
+Description = Annotated[
+    str | None,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "string",
+                    "maxLength": validate.MAX_DESCRIPTION_LENGTH,
+                    "pattern": _NO_NUL,
+                },
+                {"type": "null"},
+            ]
+        }
+    ),
+]
+Tags = Annotated[
+    list[str],
+    WithJsonSchema(
+        {
+            "type": "array",
+            "maxItems": validate.MAX_TAGS,
+            "items": {
+                "type": "string",
+                "pattern": f"^[a-zA-Z0-9_.:-]{{1,{validate.MAX_TAG_LENGTH}}}$",
+            },
+        }
+    ),
+]
 Targets = Annotated[list[str], WithJsonSchema({
     "type": "array",
     "items": {"type": "string", "minLength": 1, "maxLength": validate.MAX_TARGET_LENGTH,
@@ -82,9 +112,9 @@ class RuleCondition(_Strict):
     type: Literal["rule"]
     attribute: str = Field(description='Dotted path, e.g. "user.plan".')
     operator: Operator
-    value: Annotated[Any, WithJsonSchema({"type": ["string", "number", "boolean", "array", "null"]})] = Field(
-        default=None, description="Operand; omitted for exists / not_exists."
-    )
+    value: Annotated[
+        Any, WithJsonSchema({"type": ["string", "number", "boolean", "array", "null"]})
+    ] = Field(default=None, description="Operand; omitted for exists / not_exists.")
 
 
 class RuleGroup(_Strict):
@@ -210,7 +240,11 @@ def rules_from_stored(stored: list[Any]) -> list[dict[str, Any]]:
     for rule in stored:
         if is_group(rule):
             out.append(
-                {"type": "group", "logical_op": rule["logicalOp"], "rules": rules_from_stored(rule["rules"])}
+                {
+                    "type": "group",
+                    "logical_op": rule["logicalOp"],
+                    "rules": rules_from_stored(rule["rules"]),
+                }
             )
         else:
             condition: dict[str, Any] = {

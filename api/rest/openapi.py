@@ -35,8 +35,13 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 
 def _param(name: str, where: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"name": name, "in": where, "required": where == "path", "schema": schema,
-            "description": description}
+    return {
+        "name": name,
+        "in": where,
+        "required": where == "path",
+        "schema": schema,
+        "description": description,
+    }
 
 
 _PROJECT = _param("projectId", "path", {"type": "string"}, "The project's key.")
@@ -48,8 +53,12 @@ def _links() -> dict[str, Any]:
     parameters = {"projectId": "$request.path.projectId", "segmentId": "$response.body#/key"}
     return {
         name: {"operationId": operation, "parameters": parameters}
-        for name, operation in (("GetSegment", "getSegment"), ("UpdateSegment", "updateSegment"),
-                                ("DeleteSegment", "deleteSegment"), ("GetUsage", "getSegmentUsage"))
+        for name, operation in (
+            ("GetSegment", "getSegment"),
+            ("UpdateSegment", "updateSegment"),
+            ("DeleteSegment", "deleteSegment"),
+            ("GetUsage", "getSegmentUsage"),
+        )
     }
 
 
@@ -69,25 +78,57 @@ def _drop_discriminators(node: Any) -> None:
 @cache
 def openapi_document() -> dict[str, Any]:
     _, schemas = models_json_schema(
-        [(m, "validation" if m in (models.SegmentCreate, models.SegmentUpdate) else "serialization")
-         for m in (models.SegmentCreate, models.SegmentUpdate, models.SegmentOut,
-                   models.SegmentList, models.SegmentUsage, models.ErrorBody)],
+        [
+            (
+                m,
+                "validation"
+                if m in (models.SegmentCreate, models.SegmentUpdate)
+                else "serialization",
+            )
+            for m in (
+                models.SegmentCreate,
+                models.SegmentUpdate,
+                models.SegmentOut,
+                models.SegmentList,
+                models.SegmentUsage,
+                models.ErrorBody,
+            )
+        ],
         ref_template=_REF,
     )
     _drop_discriminators(schemas)
     list_params = [
         _PROJECT,
-        _param("page", "query", {"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 1},
-               "Page number, from 1."),
-        _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
-               "Segments per page."),
-        _param("search", "query", {"type": "string", "maxLength": 200},
-               "Case-insensitive substring of the name or key."),
-        _param("sort", "query", {"enum": ["name", "key", "created_at", "updated_at"], "default": "name"},
-               "Sort field; ties by creation order."),
+        _param(
+            "page",
+            "query",
+            {"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 1},
+            "Page number, from 1.",
+        ),
+        _param(
+            "limit",
+            "query",
+            {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+            "Segments per page.",
+        ),
+        _param(
+            "search",
+            "query",
+            {"type": "string", "maxLength": 200},
+            "Case-insensitive substring of the name or key.",
+        ),
+        _param(
+            "sort",
+            "query",
+            {"enum": ["name", "key", "created_at", "updated_at"], "default": "name"},
+            "Sort field; ties by creation order.",
+        ),
         _param("dir", "query", {"enum": ["asc", "desc"], "default": "asc"}, "Sort direction."),
     ]
-    body = lambda model: {"required": True, "content": {"application/json": {"schema": _ref(model)}}}
+    body = lambda model: {
+        "required": True,
+        "content": {"application/json": {"schema": _ref(model)}},
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -106,17 +147,20 @@ def openapi_document() -> dict[str, Any]:
                     "operationId": "listSegments",
                     "summary": "List segments (paginated, searchable)",
                     "parameters": list_params,
-                    "responses": {"200": _json(models.SegmentList, "A page of segments."),
-                                  **_errors(400, 404)},
+                    "responses": {
+                        "200": _json(models.SegmentList, "A page of segments."),
+                        **_errors(400, 404),
+                    },
                 },
                 "post": {
                     "operationId": "createSegment",
                     "summary": "Create a segment",
                     "parameters": [_PROJECT],
                     "requestBody": body(models.SegmentCreate),
-                    "responses": {"201": {**_json(models.SegmentOut, "The new segment."),
-                                          "links": _links()},
-                                  **_errors(400, 403, 404, 409, 413, 415, 422)},
+                    "responses": {
+                        "201": {**_json(models.SegmentOut, "The new segment."), "links": _links()},
+                        **_errors(400, 403, 404, 409, 413, 415, 422),
+                    },
                 },
             },
             "/projects/{projectId}/segments/{segmentId}": {
@@ -131,8 +175,10 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Update a segment (partial: omitted fields keep their value)",
                     "parameters": [_PROJECT, _SEGMENT],
                     "requestBody": body(models.SegmentUpdate),
-                    "responses": {"200": _json(models.SegmentOut, "The segment after the change."),
-                                  **_errors(400, 403, 404, 409, 413, 415, 422)},
+                    "responses": {
+                        "200": _json(models.SegmentOut, "The segment after the change."),
+                        **_errors(400, 403, 404, 409, 413, 415, 422),
+                    },
                 },
                 "delete": {
                     "operationId": "deleteSegment",

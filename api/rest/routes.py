@@ -69,14 +69,16 @@ def rest_field(path: tuple[str, ...] | None) -> str | None:
     "value") is "rules.2.value"."""
     if not path:
         return None
-    parts = [p for p in path[1:] if p not in ("condition", "group")] if path[0] == "input" else list(path)
+    parts = (
+        [p for p in path[1:] if p not in ("condition", "group")]
+        if path[0] == "input"
+        else list(path)
+    )
     return ".".join(_SNAKE.get(p, p) for p in parts) or None
 
 
 def _refused(refused: Refused) -> Response:
-    details = [
-        _detail(p.code.value, p.message, rest_field(p.field)) for p in refused.problems
-    ]
+    details = [_detail(p.code.value, p.message, rest_field(p.field)) for p in refused.problems]
     body: dict[str, Any] = {"error": details[0], "errors": details}
     if refused.blocking_usage:
         body["used_in_flags"] = models.usage_out(refused.blocking_usage)
@@ -109,7 +111,8 @@ async def _body(request: Request, model: type[BaseModel], max_bytes: int) -> Bas
             _detail(
                 "INVALID_INPUT",
                 error["msg"],
-                ".".join(str(part) for part in error["loc"] if part not in ("rule", "group")) or None,
+                ".".join(str(part) for part in error["loc"] if part not in ("rule", "group"))
+                or None,
             )
             for error in invalid.errors(include_url=False, include_input=False)
         ]
@@ -204,7 +207,9 @@ async def list_segments(request: Request, principal: Principal, settings: Settin
     sort = request.query_params.get("sort", "name")
     direction = request.query_params.get("dir", "asc")
     if sort not in _SORTS:
-        return _error(400, "INVALID_INPUT", "sort must be name, key, created_at or updated_at.", "sort")
+        return _error(
+            400, "INVALID_INPUT", "sort must be name, key, created_at or updated_at.", "sort"
+        )
     if direction not in ("asc", "desc"):
         return _error(400, "INVALID_INPUT", "dir must be asc or desc.", "dir")
     search = request.query_params.get("search") or None
@@ -224,7 +229,12 @@ async def list_segments(request: Request, principal: Principal, settings: Settin
         return _no_project()
     rows, total = found
     return _json(
-        {"data": [models.segment_out(r) for r in rows], "page": page, "limit": limit, "total": total}
+        {
+            "data": [models.segment_out(r) for r in rows],
+            "page": page,
+            "limit": limit,
+            "total": total,
+        }
     )
 
 
@@ -241,7 +251,11 @@ async def update_segment(request: Request, principal: Principal, settings: Setti
     if "rules" in given:
         fields["rules"] = None if body.rules is None else models.rules_to_core(body.rules)
     result = await core_segments.update_segment(
-        request.app.state.db, principal, settings.policy, row["id"], fields,
+        request.app.state.db,
+        principal,
+        settings.policy,
+        row["id"],
+        fields,
         expected_version=body.expected_version,
     )
     return _written(result)
@@ -262,7 +276,11 @@ async def delete_segment(request: Request, principal: Principal, _settings: Sett
 
 
 _create, _list = _endpoint(create_segment), _endpoint(list_segments)
-_item = {"GET": _endpoint(get_segment), "PUT": _endpoint(update_segment), "DELETE": _endpoint(delete_segment)}
+_item = {
+    "GET": _endpoint(get_segment),
+    "PUT": _endpoint(update_segment),
+    "DELETE": _endpoint(delete_segment),
+}
 
 
 async def segments_collection(request: Request) -> Response:
@@ -275,6 +293,12 @@ async def segment_item(request: Request) -> Response:
 
 routes = [
     Route("/projects/{projectId}/segments", segments_collection, methods=["GET", "POST"]),
-    Route("/projects/{projectId}/segments/{segmentId}", segment_item, methods=["GET", "PUT", "DELETE"]),
-    Route("/projects/{projectId}/segments/{segmentId}/usage", _endpoint(segment_usage), methods=["GET"]),
+    Route(
+        "/projects/{projectId}/segments/{segmentId}", segment_item, methods=["GET", "PUT", "DELETE"]
+    ),
+    Route(
+        "/projects/{projectId}/segments/{segmentId}/usage",
+        _endpoint(segment_usage),
+        methods=["GET"],
+    ),
 ]

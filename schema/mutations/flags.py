@@ -25,8 +25,12 @@ class CreateEnvironmentInput:
 
 @strawberry.type(description="Result of createEnvironment.")
 class EnvironmentPayload:
-    environment: Environment | None = strawberry.field(description="The new environment; null on error.")
-    user_errors: list[UserError] = strawberry.field(description="Why nothing was written; empty on success.")
+    environment: Environment | None = strawberry.field(
+        description="The new environment; null on error."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Why nothing was written; empty on success."
+    )
 
 
 @strawberry.input(description="A new flag.")
@@ -42,12 +46,18 @@ class CreateFlagInput:
     "serving exactly one of variationKey / rolloutKey."
 )
 class TargetingRuleInput:
-    segment_id: strawberry.ID | None = strawberry.field(default=None, description="Segment to match (kind SEGMENT).")
+    segment_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Segment to match (kind SEGMENT)."
+    )
     logical_op: LogicalOperator | None = strawberry.field(
         default=None, description="How inline rules combine (kind CUSTOM), default AND."
     )
-    rules: list[SegmentRuleInput] | None = strawberry.field(default=None, description="Inline rules (kind CUSTOM).")
-    variation_key: str | None = strawberry.field(default=None, description="Variation served on match.")
+    rules: list[SegmentRuleInput] | None = strawberry.field(
+        default=None, description="Inline rules (kind CUSTOM)."
+    )
+    variation_key: str | None = strawberry.field(
+        default=None, description="Variation served on match."
+    )
     rollout_key: str | None = strawberry.field(default=None, description="Rollout served on match.")
 
 
@@ -55,7 +65,9 @@ class TargetingRuleInput:
 class SetTargetingRulesInput:
     flag_id: strawberry.ID = strawberry.field(description="Global id of the flag.")
     environment_key: str = strawberry.field(description="Environment whose rules are replaced.")
-    rules: list[TargetingRuleInput] = strawberry.field(description="New rules; order_index = list position.")
+    rules: list[TargetingRuleInput] = strawberry.field(
+        description="New rules; order_index = list position."
+    )
 
 
 @strawberry.input(description="A flag to archive.")
@@ -66,7 +78,9 @@ class ArchiveFlagInput:
 @strawberry.type(description="Result of a flag mutation.")
 class FlagPayload:
     flag: Flag | None = strawberry.field(description="The flag after the change; null on error.")
-    user_errors: list[UserError] = strawberry.field(description="Why nothing was written; empty on success.")
+    user_errors: list[UserError] = strawberry.field(
+        description="Why nothing was written; empty on success."
+    )
 
 
 def _rule_input(rule: TargetingRuleInput) -> dict[str, Any]:
@@ -92,7 +106,11 @@ def _flag_payload(result: Row | Refused) -> FlagPayload:
 class FlagMutations:
     @strawberry.mutation(description="Add an environment to a project.")
     async def create_environment(
-        self, info: AppInfo, input: Annotated[CreateEnvironmentInput, strawberry.argument(description="The new environment.")]
+        self,
+        info: AppInfo,
+        input: Annotated[
+            CreateEnvironmentInput, strawberry.argument(description="The new environment.")
+        ],
     ) -> EnvironmentPayload:
         ctx = info.context
         result = await core_flags.create_environment(
@@ -104,7 +122,9 @@ class FlagMutations:
 
     @strawberry.mutation(description="Create a flag.")
     async def create_flag(
-        self, info: AppInfo, input: Annotated[CreateFlagInput, strawberry.argument(description="The new flag.")]
+        self,
+        info: AppInfo,
+        input: Annotated[CreateFlagInput, strawberry.argument(description="The new flag.")],
     ) -> FlagPayload:
         ctx = info.context
         result = await core_flags.create_flag(
@@ -112,9 +132,13 @@ class FlagMutations:
         )
         return _flag_payload(result)
 
-    @strawberry.mutation(description="Replace a flag's ordered targeting rules in one environment, atomically.")
+    @strawberry.mutation(
+        description="Replace a flag's ordered targeting rules in one environment, atomically."
+    )
     async def set_targeting_rules(
-        self, info: AppInfo, input: Annotated[SetTargetingRulesInput, strawberry.argument(description="The new rules.")]
+        self,
+        info: AppInfo,
+        input: Annotated[SetTargetingRulesInput, strawberry.argument(description="The new rules.")],
     ) -> FlagPayload:
         ctx = info.context
         result = await core_flags.set_targeting_rules(
@@ -129,8 +153,12 @@ class FlagMutations:
 
     @strawberry.mutation(description="Archive a flag: its rules stop counting as segment usage.")
     async def archive_flag(
-        self, info: AppInfo, input: Annotated[ArchiveFlagInput, strawberry.argument(description="Which flag.")]
+        self,
+        info: AppInfo,
+        input: Annotated[ArchiveFlagInput, strawberry.argument(description="Which flag.")],
     ) -> FlagPayload:
         ctx = info.context
-        result = await core_flags.archive_flag(ctx.db, ctx.principal, decode_id_of(input.flag_id, "Flag"))
+        result = await core_flags.archive_flag(
+            ctx.db, ctx.principal, decode_id_of(input.flag_id, "Flag")
+        )
         return _flag_payload(result)

@@ -73,7 +73,9 @@ class ProfileMutations:
             [(p.targeting_key, p.attributes) for p in input.profiles],
         )
         if isinstance(result, Refused):
-            return UpsertProfilesPayload(upserted_count=0, user_errors=from_problems(result.problems))
+            return UpsertProfilesPayload(
+                upserted_count=0, user_errors=from_problems(result.problems)
+            )
         return UpsertProfilesPayload(upserted_count=result, user_errors=[])
 
     @strawberry.mutation(
@@ -89,5 +91,7 @@ class ProfileMutations:
             ctx.db, ctx.principal, input.project_key, input.targeting_keys
         )
         if isinstance(result, Refused):
-            return DeleteProfilesPayload(deleted_count=0, user_errors=from_problems(result.problems))
+            return DeleteProfilesPayload(
+                deleted_count=0, user_errors=from_problems(result.problems)
+            )
         return DeleteProfilesPayload(deleted_count=result, user_errors=[])

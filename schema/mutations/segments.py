@@ -48,13 +48,23 @@ class UpdateSegmentInput:
     )
     key: str | None = strawberry.field(default=UNSET, description="New key.")
     name: str | None = strawberry.field(default=UNSET, description="New name.")
-    description: str | None = strawberry.field(default=UNSET, description="New description; null clears it.")
+    description: str | None = strawberry.field(
+        default=UNSET, description="New description; null clears it."
+    )
     tags: list[str] | None = strawberry.field(default=UNSET, description="New tags (replace).")
-    logical_op: LogicalOperator | None = strawberry.field(default=UNSET, description="New operator.")
-    rules: list[SegmentRuleInput] | None = strawberry.field(default=UNSET, description="New rules (replace).")
+    logical_op: LogicalOperator | None = strawberry.field(
+        default=UNSET, description="New operator."
+    )
+    rules: list[SegmentRuleInput] | None = strawberry.field(
+        default=UNSET, description="New rules (replace)."
+    )
     force: bool | None = strawberry.field(default=UNSET, description="New force flag.")
-    included: list[str] | None = strawberry.field(default=UNSET, description="New included targets (replace).")
-    excluded: list[str] | None = strawberry.field(default=UNSET, description="New excluded targets (replace).")
+    included: list[str] | None = strawberry.field(
+        default=UNSET, description="New included targets (replace)."
+    )
+    excluded: list[str] | None = strawberry.field(
+        default=UNSET, description="New excluded targets (replace)."
+    )
 
 
 @strawberry.input(description="A segment to soft-delete.")
@@ -72,14 +82,22 @@ class RestoreSegmentInput:
 
 @strawberry.type(description="Result of a segment mutation.")
 class SegmentPayload:
-    segment: Segment | None = strawberry.field(description="The segment after the change; null on error.")
-    user_errors: list[UserError] = strawberry.field(description="Why nothing was written; empty on success.")
+    segment: Segment | None = strawberry.field(
+        description="The segment after the change; null on error."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Why nothing was written; empty on success."
+    )
 
 
 @strawberry.type(description="Result of deleteSegment.")
 class DeleteSegmentPayload:
-    deleted_segment_id: strawberry.ID | None = strawberry.field(description="Global id of the deleted segment.")
-    user_errors: list[UserError] = strawberry.field(description="Why nothing was written; empty on success.")
+    deleted_segment_id: strawberry.ID | None = strawberry.field(
+        description="Global id of the deleted segment."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Why nothing was written; empty on success."
+    )
     blocking_usage: SegmentUsage | None = strawberry.field(
         default=None, description="Set with SEGMENT_IN_USE: who still references the segment."
     )
@@ -110,7 +128,9 @@ def _fields(input: Any, names: tuple[str, ...]) -> dict[str, Any]:
 class SegmentMutations:
     @strawberry.mutation(description="Create a segment.")
     async def create_segment(
-        self, info: AppInfo, input: Annotated[CreateSegmentInput, strawberry.argument(description="The new segment.")]
+        self,
+        info: AppInfo,
+        input: Annotated[CreateSegmentInput, strawberry.argument(description="The new segment.")],
     ) -> SegmentPayload:
         ctx = info.context
         fields = _fields(input, core_segments.FIELDS)
@@ -120,9 +140,13 @@ class SegmentMutations:
             )
         )
 
-    @strawberry.mutation(description="Change some fields of a segment; omitted fields keep their value.")
+    @strawberry.mutation(
+        description="Change some fields of a segment; omitted fields keep their value."
+    )
     async def update_segment(
-        self, info: AppInfo, input: Annotated[UpdateSegmentInput, strawberry.argument(description="The changes.")]
+        self,
+        info: AppInfo,
+        input: Annotated[UpdateSegmentInput, strawberry.argument(description="The changes.")],
     ) -> SegmentPayload:
         ctx = info.context
         expected = None if input.expected_version is UNSET else input.expected_version
@@ -138,7 +162,9 @@ class SegmentMutations:
 
     @strawberry.mutation(description="Soft-delete a segment that no live flag uses.")
     async def delete_segment(
-        self, info: AppInfo, input: Annotated[DeleteSegmentInput, strawberry.argument(description="Which segment.")]
+        self,
+        info: AppInfo,
+        input: Annotated[DeleteSegmentInput, strawberry.argument(description="Which segment.")],
     ) -> DeleteSegmentPayload:
         ctx = info.context
         result = await core_segments.delete_segment(
@@ -148,15 +174,21 @@ class SegmentMutations:
             return DeleteSegmentPayload(
                 deleted_segment_id=None,
                 user_errors=from_problems(result.problems),
-                blocking_usage=usage_from_rows(result.blocking_usage) if result.blocking_usage else None,
+                blocking_usage=usage_from_rows(result.blocking_usage)
+                if result.blocking_usage
+                else None,
             )
         return DeleteSegmentPayload(
             deleted_segment_id=strawberry.ID(encode_id("Segment", result["id"])), user_errors=[]
         )
 
-    @strawberry.mutation(description="Bring back a deleted segment, unless its key was taken meanwhile.")
+    @strawberry.mutation(
+        description="Bring back a deleted segment, unless its key was taken meanwhile."
+    )
     async def restore_segment(
-        self, info: AppInfo, input: Annotated[RestoreSegmentInput, strawberry.argument(description="Which segment.")]
+        self,
+        info: AppInfo,
+        input: Annotated[RestoreSegmentInput, strawberry.argument(description="Which segment.")],
     ) -> SegmentPayload:
         ctx = info.context
         result = await core_segments.restore_segment(

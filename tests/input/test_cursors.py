@@ -14,7 +14,11 @@ from hypothesis import strategies as st
 from schema.pagination import decode_cursor, id_value, text_value, time_value
 from tests.mutations.helpers import new_segment
 
-OUT_OF_RANGE_TIMES = ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "9999-12-31T23:00:00-01:00"]
+OUT_OF_RANGE_TIMES = [
+    "9999-12-31T23:59:59-14:00",
+    "0001-01-01T00:00:00+14:00",
+    "9999-12-31T23:00:00-01:00",
+]
 
 
 def cursor(kind: str, value: object, row_id: object = 1) -> str:
@@ -25,7 +29,9 @@ SEGMENTS = """
 query($p: String!, $after: String, $before: String, $last: Int, $order: SegmentOrder) {
   segments(projectKey: $p, after: $after, before: $before, last: $last, orderBy: $order) { nodes { key } }
 }"""
-FLAGS = "query($p: String!, $after: String) { flags(projectKey: $p, after: $after) { nodes { key } } }"
+FLAGS = (
+    "query($p: String!, $after: String) { flags(projectKey: $p, after: $after) { nodes { key } } }"
+)
 AUDIT = "query($p: String!, $after: String) { auditLog(projectKey: $p, after: $after) { nodes { id } } }"
 HISTORY = """
 query($p: String!, $after: String) {
@@ -41,7 +47,11 @@ query($p: String!, $after: String) {
 CONNECTIONS = {
     "segments-name": (SEGMENTS, {"order": {"field": "NAME"}}, "NAME"),
     "segments-created": (SEGMENTS, {"order": {"field": "CREATED_AT"}}, "CREATED_AT"),
-    "segments-updated-desc": (SEGMENTS, {"order": {"field": "UPDATED_AT", "direction": "DESC"}}, "UPDATED_AT"),
+    "segments-updated-desc": (
+        SEGMENTS,
+        {"order": {"field": "UPDATED_AT", "direction": "DESC"}},
+        "UPDATED_AT",
+    ),
     "flags": (FLAGS, {}, "flag"),
     "audit": (AUDIT, {}, "audit"),
     "history": (HISTORY, {}, "audit"),
@@ -56,7 +66,7 @@ async def beta(gql, project):
 
 
 async def outcome(gql, query: str, variables: dict) -> str:
-    """"ok", or the code of the first error; the response never carries internals."""
+    """ "ok", or the code of the first error; the response never carries internals."""
     response = await gql.raw(query, variables)
     assert response.status_code == 200, response.text
     body = response.json()
@@ -78,7 +88,9 @@ async def test_a_time_cursor_beyond_the_calendar_is_bad_user_input(gql, project,
 
 
 @pytest.mark.parametrize("name", sorted(CONNECTIONS))
-async def test_every_connection_answers_odd_cursors_without_an_internal_error(gql, project, beta, name):
+async def test_every_connection_answers_odd_cursors_without_an_internal_error(
+    gql, project, beta, name
+):
     query, extra, kind = CONNECTIONS[name]
     odd = [
         *(cursor(kind, moment) for moment in OUT_OF_RANGE_TIMES),
@@ -108,12 +120,23 @@ json_scalars = (
     | st.datetimes(timezones=st.just(timezone.utc)).map(datetime.isoformat)
 )
 offsets = st.integers(-14 * 60, 14 * 60).map(lambda m: timezone(timedelta(minutes=m)))
-near_the_ends = st.datetimes(min_value=datetime(9999, 12, 31)) | st.datetimes(max_value=datetime(1, 1, 1, 23))
-instants = (st.datetimes(timezones=offsets) | near_the_ends.flatmap(
-    lambda moment: offsets.map(lambda offset: moment.replace(tzinfo=offset))
-)).map(datetime.isoformat)
-payloads = st.tuples(st.sampled_from(["NAME", "CREATED_AT", "audit"]), json_scalars | instants, st.integers())
-PARSERS = {"NAME": (text_value, "text"), "CREATED_AT": (time_value, "timestamptz"), "audit": (id_value, "bigint")}
+near_the_ends = st.datetimes(min_value=datetime(9999, 12, 31)) | st.datetimes(
+    max_value=datetime(1, 1, 1, 23)
+)
+instants = (
+    st.datetimes(timezones=offsets)
+    | near_the_ends.flatmap(
+        lambda moment: offsets.map(lambda offset: moment.replace(tzinfo=offset))
+    )
+).map(datetime.isoformat)
+payloads = st.tuples(
+    st.sampled_from(["NAME", "CREATED_AT", "audit"]), json_scalars | instants, st.integers()
+)
+PARSERS = {
+    "NAME": (text_value, "text"),
+    "CREATED_AT": (time_value, "timestamptz"),
+    "audit": (id_value, "bigint"),
+}
 
 
 def test_decoded_cursor_values_are_always_sendable(database_url):
@@ -130,7 +153,9 @@ def test_decoded_cursor_values_are_always_sendable(database_url):
         except GraphQLError as error:
             assert error.extensions == {"code": "BAD_USER_INPUT"}
             return
-        loop.run_until_complete(conn.fetchval(f"SELECT ($1::{sql_type}, $2::bigint)", decoded, decoded_id))
+        loop.run_until_complete(
+            conn.fetchval(f"SELECT ($1::{sql_type}, $2::bigint)", decoded, decoded_id)
+        )
 
     try:
         check()

@@ -59,7 +59,9 @@ class PausedImport:
         await asyncio.wait_for(self.task, timeout=30)
 
 
-async def test_an_import_in_progress_does_not_hold_up_upserts_and_deletes_of_its_project(conns, project):
+async def test_an_import_in_progress_does_not_hold_up_upserts_and_deletes_of_its_project(
+    conns, project
+):
     importer, api = conns
     await profiles.upsert_profiles(api, project.id, [("old", {})])
     running = PausedImport(importer, project.id, [f"imp-{i:05d}" for i in range(15_000)])
@@ -67,10 +69,17 @@ async def test_an_import_in_progress_does_not_hold_up_upserts_and_deletes_of_its
 
     # Before: both waited for the import's commit behind the counter row it held.
     async with api.transaction():
-        await asyncio.wait_for(profiles.upsert_profiles(api, project.id, [("api-1", {}), ("api-2", {})]), timeout=2)
-        assert await profiles.stored_profile_count(api, project.id) == 3  # the import's rows are not committed
+        await asyncio.wait_for(
+            profiles.upsert_profiles(api, project.id, [("api-1", {}), ("api-2", {})]), timeout=2
+        )
+        assert (
+            await profiles.stored_profile_count(api, project.id) == 3
+        )  # the import's rows are not committed
     async with api.transaction():
-        assert await asyncio.wait_for(profiles.delete_profiles(api, project.id, ["old"]), timeout=2) == 1
+        assert (
+            await asyncio.wait_for(profiles.delete_profiles(api, project.id, ["old"]), timeout=2)
+            == 1
+        )
 
     await running.resume()
     # The import's limit check counted everything committed meanwhile, and its own rows.
@@ -85,7 +94,9 @@ async def test_an_upsert_of_a_key_the_import_holds_waits_for_it_without_deadlock
 
     async def upsert_same_key() -> int:
         async with api.transaction():
-            await profiles.upsert_profiles(api, project.id, [("imp-00001", {"api": True}), ("api-1", {})])
+            await profiles.upsert_profiles(
+                api, project.id, [("imp-00001", {"api": True}), ("api-1", {})]
+            )
             return await profiles.stored_profile_count(api, project.id)
 
     waiting = asyncio.ensure_future(upsert_same_key())
@@ -119,17 +130,25 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def test_api_upserts_finish_fast_while_a_200k_line_import_runs(database_url, project, gql, tmp_path):
+async def test_api_upserts_finish_fast_while_a_200k_line_import_runs(
+    database_url, project, gql, tmp_path
+):
     lines = 200_000
     file = tmp_path / "big.ndjson"
     with file.open("w") as out:
         for i in range(lines):
-            out.write(f'{{"targetingKey": "imp-{i:06d}", "attributes": {{"plan": "pro", "n": {i}}}}}\n')
+            out.write(
+                f'{{"targetingKey": "imp-{i:06d}", "attributes": {{"plan": "pro", "n": {i}}}}}\n'
+            )
     watcher = await connect(database_url)
     environ = {**os.environ, "DATABASE_URL": database_url}
     importer = subprocess.Popen(
         [*SEGMENTS, "profiles", "import", "--project", project.key, str(file)],
-        cwd=ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         # Wait for the import's transaction (after its checking pass) to have written rows.
@@ -147,12 +166,23 @@ async def test_api_upserts_finish_fast_while_a_200k_line_import_runs(database_ur
         while importer.poll() is None:
             n += 1
             started = time.perf_counter()
-            response = await gql.raw(UPSERT, {"i": {"projectKey": project.key, "profiles": [
-                {"targetingKey": f"api-{n:04d}-{k}", "attributes": {"n": n}} for k in range(10)
-            ]}})
+            response = await gql.raw(
+                UPSERT,
+                {
+                    "i": {
+                        "projectKey": project.key,
+                        "profiles": [
+                            {"targetingKey": f"api-{n:04d}-{k}", "attributes": {"n": n}}
+                            for k in range(10)
+                        ],
+                    }
+                },
+            )
             elapsed = time.perf_counter() - started
             body = response.json()
-            assert "errors" not in body and body["data"]["upsertProfiles"]["upsertedCount"] == 10, body
+            assert "errors" not in body and body["data"]["upsertProfiles"]["upsertedCount"] == 10, (
+                body
+            )
             if importer.poll() is None:
                 latencies.append(elapsed)
             await asyncio.sleep(0.05)
@@ -163,8 +193,10 @@ async def test_api_upserts_finish_fast_while_a_200k_line_import_runs(database_ur
             importer.kill()
             importer.communicate()
     try:
-        print(f"upserts during import: {len(latencies)}, p50 {percentile(latencies, 0.5):.3f} s, "
-              f"p99 {percentile(latencies, 0.99):.3f} s, max {max(latencies):.3f} s")
+        print(
+            f"upserts during import: {len(latencies)}, p50 {percentile(latencies, 0.5):.3f} s, "
+            f"p99 {percentile(latencies, 0.99):.3f} s, max {max(latencies):.3f} s"
+        )
         # Before: the first upsert waited for the whole import (seconds, or the statement timeout).
         assert len(latencies) >= 20, latencies
         assert percentile(latencies, 0.99) <= 1.0, sorted(latencies)[-5:]
@@ -179,9 +211,13 @@ async def test_an_upsert_caught_in_a_deadlock_with_an_import_is_retried(conns, p
     await asyncio.wait_for(running.written.wait(), timeout=30)
     # The upsert writes a key of the import's next chunk, then waits for one the import holds;
     # the import, resumed, waits for the first: PostgreSQL aborts the upsert's transaction.
-    entries = [{"targetingKey": "imp-10005", "attributes": {"api": 1}},
-               {"targetingKey": "imp-00001", "attributes": {"api": 2}}]
-    waiting = asyncio.ensure_future(gql.raw(UPSERT, {"i": {"projectKey": project.key, "profiles": entries}}))
+    entries = [
+        {"targetingKey": "imp-10005", "attributes": {"api": 1}},
+        {"targetingKey": "imp-00001", "attributes": {"api": 2}},
+    ]
+    waiting = asyncio.ensure_future(
+        gql.raw(UPSERT, {"i": {"projectKey": project.key, "profiles": entries}})
+    )
     await asyncio.sleep(0.3)
     await running.resume()
     body = (await asyncio.wait_for(waiting, timeout=10)).json()
@@ -190,7 +226,10 @@ async def test_an_upsert_caught_in_a_deadlock_with_an_import_is_retried(conns, p
     rows = await api.fetch(
         "SELECT targeting_key, attributes FROM profiles WHERE targeting_key IN ('imp-10005', 'imp-00001')"
     )
-    assert {r["targeting_key"]: r["attributes"] for r in rows} == {"imp-10005": {"api": 1}, "imp-00001": {"api": 2}}
+    assert {r["targeting_key"]: r["attributes"] for r in rows} == {
+        "imp-10005": {"api": 1},
+        "imp-00001": {"api": 2},
+    }
 
 
 async def test_two_imports_of_one_project_queue(conns, project, database_url):
@@ -199,7 +238,9 @@ async def test_two_imports_of_one_project_queue(conns, project, database_url):
     await asyncio.wait_for(running.written.wait(), timeout=30)
     second = await connect(database_url)
     try:
-        later = asyncio.ensure_future(profiles.copy_profiles(second, project.id, [("imp-00001", {}), ("new", {})]))
+        later = asyncio.ensure_future(
+            profiles.copy_profiles(second, project.id, [("imp-00001", {}), ("new", {})])
+        )
         await asyncio.sleep(0.3)
         assert not later.done()
         await running.resume()

@@ -32,7 +32,7 @@ CREATE = "mutation($i: CreateSegmentInput!) { createSegment(input: $i) { segment
 CREATE_INLINE = """mutation { createSegment(input: {projectKey: "acme", name: "Odd", rules: [
   {condition: {attribute: "n", operator: EQ, value: NUMBER}}
 ]}) { segment { key } userErrors { field code message } } }"""
-EVALUATE = "query($c: JSON!) { evaluateSegment(projectKey: \"acme\", key: \"beta\", context: $c) { matched conditions { actual } } }"
+EVALUATE = 'query($c: JSON!) { evaluateSegment(projectKey: "acme", key: "beta", context: $c) { matched conditions { actual } } }'
 EVALUATE_INLINE = 'query { evaluateSegment(projectKey: "acme", key: "beta", context: {n: NUMBER}) { matched conditions { actual } } }'
 PROFILES = 'query { profiles(projectKey: "acme") { totalCount nodes { targetingKey attributes } } }'
 SEGMENTS = 'query { segments(projectKey: "acme") { totalCount } }'
@@ -54,10 +54,15 @@ async def post(client, project, text: str) -> dict:
 
 
 def upsert_variables(number_placeholder: str = "NUMBER") -> dict:
-    return {"i": {"projectKey": "acme", "profiles": [
-        {"targetingKey": "fine", "attributes": {"plan": "pro"}},
-        {"targetingKey": "odd", "attributes": {"n": number_placeholder}},
-    ]}}
+    return {
+        "i": {
+            "projectKey": "acme",
+            "profiles": [
+                {"targetingKey": "fine", "attributes": {"plan": "pro"}},
+                {"targetingKey": "odd", "attributes": {"n": number_placeholder}},
+            ],
+        }
+    }
 
 
 @pytest.fixture
@@ -66,8 +71,12 @@ async def beta(gql, project):
 
 
 @pytest.mark.parametrize("number", REFUSED, ids=lambda n: n[:24])
-async def test_profile_attributes_refuse_inexact_numbers_inline_and_through_variables(client, gql, project, number):
-    inline = await post(client, project, json.dumps({"query": UPSERT_INLINE.replace("NUMBER", number)}))
+async def test_profile_attributes_refuse_inexact_numbers_inline_and_through_variables(
+    client, gql, project, number
+):
+    inline = await post(
+        client, project, json.dumps({"query": UPSERT_INLINE.replace("NUMBER", number)})
+    )
     through_variables = await post(client, project, body(UPSERT, upsert_variables(), number))
     for answer in (inline, through_variables):
         payload = answer["data"]["upsertProfiles"]
@@ -82,20 +91,32 @@ async def test_profile_attributes_refuse_inexact_numbers_inline_and_through_vari
 
 @pytest.mark.parametrize("number", KEPT)
 async def test_profile_attributes_keep_every_exact_number_as_sent(client, gql, project, number):
-    inline = await post(client, project, json.dumps({"query": UPSERT_INLINE.replace("NUMBER", number)}))
+    inline = await post(
+        client, project, json.dumps({"query": UPSERT_INLINE.replace("NUMBER", number)})
+    )
     assert inline["data"]["upsertProfiles"] == {"upsertedCount": 2, "userErrors": []}
-    stored = {n["targetingKey"]: n["attributes"] for n in (await gql(PROFILES))["profiles"]["nodes"]}
+    stored = {
+        n["targetingKey"]: n["attributes"] for n in (await gql(PROFILES))["profiles"]["nodes"]
+    }
     assert stored["odd"] == {"n": json.loads(number)}
     through_variables = await post(client, project, body(UPSERT, upsert_variables(), number))
     assert through_variables["data"]["upsertProfiles"] == {"upsertedCount": 2, "userErrors": []}
-    stored = {n["targetingKey"]: n["attributes"] for n in (await gql(PROFILES))["profiles"]["nodes"]}
+    stored = {
+        n["targetingKey"]: n["attributes"] for n in (await gql(PROFILES))["profiles"]["nodes"]
+    }
     assert stored["odd"] == {"n": json.loads(number)}
 
 
 @pytest.mark.parametrize("number", REFUSED, ids=lambda n: n[:24])
-async def test_rule_values_refuse_inexact_numbers_inline_and_through_variables(client, gql, project, number):
-    inline = await post(client, project, json.dumps({"query": CREATE_INLINE.replace("NUMBER", number)}))
-    variables = {"i": {"projectKey": "acme", "name": "Odd", "rules": [condition("n", "EQ", "NUMBER")]}}
+async def test_rule_values_refuse_inexact_numbers_inline_and_through_variables(
+    client, gql, project, number
+):
+    inline = await post(
+        client, project, json.dumps({"query": CREATE_INLINE.replace("NUMBER", number)})
+    )
+    variables = {
+        "i": {"projectKey": "acme", "name": "Odd", "rules": [condition("n", "EQ", "NUMBER")]}
+    }
     through_variables = await post(client, project, body(CREATE, variables, number))
     for answer in (inline, through_variables):
         payload = answer["data"]["createSegment"]
@@ -108,8 +129,12 @@ async def test_rule_values_refuse_inexact_numbers_inline_and_through_variables(c
 
 
 @pytest.mark.parametrize("number", REFUSED, ids=lambda n: n[:24])
-async def test_evaluation_contexts_refuse_inexact_numbers_inline_and_through_variables(client, project, beta, number):
-    inline = await post(client, project, json.dumps({"query": EVALUATE_INLINE.replace("NUMBER", number)}))
+async def test_evaluation_contexts_refuse_inexact_numbers_inline_and_through_variables(
+    client, project, beta, number
+):
+    inline = await post(
+        client, project, json.dumps({"query": EVALUATE_INLINE.replace("NUMBER", number)})
+    )
     through_variables = await post(client, project, body(EVALUATE, {"c": {"n": "NUMBER"}}, number))
     for answer in (inline, through_variables):
         assert answer["data"] is None
@@ -132,9 +157,13 @@ def deep_text(depth: int) -> str:
 
 
 @pytest.mark.parametrize("depth", [11, 60, 1000])
-async def test_an_evaluation_context_nested_deeper_than_a_profile_is_bad_user_input(client, gql, project, beta, depth):
+async def test_an_evaluation_context_nested_deeper_than_a_profile_is_bad_user_input(
+    client, gql, project, beta, depth
+):
     # The condition's `actual` is the deep value itself: today it cannot be written out.
-    answer = await post(client, project, body(EVALUATE, {"c": {"n": "NUMBER"}}, deep_text(depth - 1)))
+    answer = await post(
+        client, project, body(EVALUATE, {"c": {"n": "NUMBER"}}, deep_text(depth - 1))
+    )
     assert [e["extensions"]["code"] for e in answer["errors"]] == ["BAD_USER_INPUT"], answer
     assert "nested deeper than 10 levels" in answer["errors"][0]["message"]
     if depth <= 60:  # the GraphQL parser itself refuses deeper literals
@@ -154,18 +183,26 @@ async def test_a_preview_rule_value_nested_deeply_is_a_user_error(client, projec
     for operator, value in (("EQ", deep_text(depth)), ("IN", f"[{deep_text(depth - 1)}]")):
         variables = {"i": {"projectKey": "acme", "rules": [condition("n", operator, "NUMBER")]}}
         data = (await post(client, project, body(preview, variables, value)))["data"]
-        assert data["previewSegment"] == {"memberCount": None, "userErrors": [
-            {"field": ["input", "rules", "0", "condition", "value"], "code": "INVALID_RULE"}
-        ]}
+        assert data["previewSegment"] == {
+            "memberCount": None,
+            "userErrors": [
+                {"field": ["input", "rules", "0", "condition", "value"], "code": "INVALID_RULE"}
+            ],
+        }
 
 
 async def test_import_files_refuse_inexact_numbers_by_line(database_url, project, gql, tmp_path):
     file = tmp_path / "people.ndjson"
     lines = ['{"targetingKey": "fine", "attributes": {"n": 9223372036854775807}}']
-    lines += [f'{{"targetingKey": "odd-{i}", "attributes": {{"n": {number}}}}}' for i, number in enumerate(REFUSED)]
+    lines += [
+        f'{{"targetingKey": "odd-{i}", "attributes": {{"n": {number}}}}}'
+        for i, number in enumerate(REFUSED)
+    ]
     file.write_text("\n".join(lines) + "\n")
 
-    result = run("profiles", "import", "--project", project.key, str(file), database_url=database_url)
+    result = run(
+        "profiles", "import", "--project", project.key, str(file), database_url=database_url
+    )
 
     assert result.returncode == 1, result.stderr
     bad = [line for line in result.stderr.splitlines() if line.startswith("line ")]
@@ -173,7 +210,15 @@ async def test_import_files_refuse_inexact_numbers_by_line(database_url, project
     assert all("64 bits" in line for line in bad), bad
     assert (await gql(PROFILES))["profiles"]["totalCount"] == 0
 
-    result = run("profiles", "import", "--skip-invalid", "--project", project.key, str(file), database_url=database_url)
+    result = run(
+        "profiles",
+        "import",
+        "--skip-invalid",
+        "--project",
+        project.key,
+        str(file),
+        database_url=database_url,
+    )
     assert result.returncode == 0, result.stderr
     assert (await gql(PROFILES))["profiles"]["nodes"] == [
         {"targetingKey": "fine", "attributes": {"n": INT64_MAX}}
@@ -184,7 +229,9 @@ async def test_import_files_refuse_inexact_numbers_by_line(database_url, project
 # refuses exactly the numbers outside 64-bit integers and finite floats.
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
     max_leaves=12,
 )
 
@@ -211,20 +258,24 @@ def test_client_json_reads_numbers_exactly_and_refuses_only_inexact_ones(value):
     read = loads_json(text.encode())
     assert read == value and as_text(read) == text
     exact = all(
-        (INT64_MIN <= n <= INT64_MAX) if type(n) is int else math.isfinite(n) for n in numbers(value)
+        (INT64_MIN <= n <= INT64_MAX) if type(n) is int else math.isfinite(n)
+        for n in numbers(value)
     )
     assert (json_problem(read, 100) is None) == exact
 
 
-@pytest.mark.parametrize("text", [
-    b'"\\ud800"',
-    b'["\\ud800", 1e400]',  # the exact reading refuses what orjson refuses
-    b'[NaN, 1e400]',
-    b'[Infinity, 12345678901234567890]',
-    b'{"a": 1e400,}',
-    b"[" * 2000 + b"1e400" + b"]" * 2000,
-    b"\xff 1e400",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'"\\ud800"',
+        b'["\\ud800", 1e400]',  # the exact reading refuses what orjson refuses
+        b"[NaN, 1e400]",
+        b"[Infinity, 12345678901234567890]",
+        b'{"a": 1e400,}',
+        b"[" * 2000 + b"1e400" + b"]" * 2000,
+        b"\xff 1e400",
+    ],
+)
 def test_text_that_is_not_json_is_refused_whichever_way_it_is_read(text):
     import orjson
 
@@ -245,12 +296,16 @@ async def test_get_variables_are_read_exactly_too(client, project, beta, number)
     assert [e["extensions"]["code"] for e in response.json()["errors"]] == ["BAD_USER_INPUT"]
 
 
-async def test_csv_cells_spelling_inexact_numbers_stay_text_never_null(database_url, project, gql, tmp_path):
+async def test_csv_cells_spelling_inexact_numbers_stay_text_never_null(
+    database_url, project, gql, tmp_path
+):
     # CSV has no types: a cell is a number only when it spells one we take exactly (like
     # "007" stays text), so such a cell keeps its characters rather than being refused.
     file = tmp_path / "people.csv"
     file.write_text("targetingKey,n,m\nu1,1e400,18446744073709551616\n")
-    result = run("profiles", "import", "--project", project.key, str(file), database_url=database_url)
+    result = run(
+        "profiles", "import", "--project", project.key, str(file), database_url=database_url
+    )
     assert result.returncode == 0, result.stderr
     assert (await gql(PROFILES))["profiles"]["nodes"] == [
         {"targetingKey": "u1", "attributes": {"n": "1e400", "m": "18446744073709551616"}}

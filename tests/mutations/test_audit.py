@@ -1,7 +1,6 @@
 """The audit log: every change writes an event with its actor and before/after values (DESIGN §8);
 Segment.history and Query.auditLog read it newest first."""
 
-
 import pytest
 
 from db import api_keys

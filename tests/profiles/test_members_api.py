@@ -52,8 +52,12 @@ PEOPLE = {
 }
 
 
-async def upsert(gql: GraphQLClient, project_key: str, profiles: dict[str, Any], token: str | None = None) -> None:
-    entries = [{"targetingKey": key, "attributes": attributes} for key, attributes in profiles.items()]
+async def upsert(
+    gql: GraphQLClient, project_key: str, profiles: dict[str, Any], token: str | None = None
+) -> None:
+    entries = [
+        {"targetingKey": key, "attributes": attributes} for key, attributes in profiles.items()
+    ]
     data = await gql(UPSERT, {"i": {"projectKey": project_key, "profiles": entries}}, token=token)
     assert data["upsertProfiles"]["userErrors"] == []
 
@@ -67,7 +71,9 @@ def keys(connection: dict) -> list[str]:
     return [node["targetingKey"] for node in connection["nodes"]]
 
 
-async def preview(gql: GraphQLClient, project_key: str, token: str | None = None, **definition: Any) -> dict:
+async def preview(
+    gql: GraphQLClient, project_key: str, token: str | None = None, **definition: Any
+) -> dict:
     data = await gql(PREVIEW, {"i": {"projectKey": project_key, **definition}}, token=token)
     return data["previewSegment"]
 
@@ -75,7 +81,10 @@ async def preview(gql: GraphQLClient, project_key: str, token: str | None = None
 async def test_member_count_and_members_are_the_stored_profiles_the_rules_match(gql, project):
     await upsert(gql, project.key, PEOPLE)
     await new_segment(
-        gql, project.key, name="DACH pro", key="dach_pro",
+        gql,
+        project.key,
+        name="DACH pro",
+        key="dach_pro",
         rules=[condition("country", "IN", ["DE", "AT", "CH"]), condition("plan", "NEQ", "free")],
     )
     segment = await members(gql, project.key, "dach_pro")
@@ -94,16 +103,45 @@ async def test_member_count_and_members_are_the_stored_profiles_the_rules_match(
         ("AND", [condition("seats", "LTE", 12)], False, [], [], ["ada", "bob"]),
         ("AND", [condition("beta", "EQ", True)], False, [], [], ["cyd", "dee"]),
         # A missing attribute: NEQ and NIN hold, EQ and IN do not.
-        ("AND", [condition("user.role", "NEQ", "admin")], False, [], [], ["bob", "cyd", "dee", "eve", "fay", "gus"]),
-        ("OR", [condition("email", "ENDS_WITH", "@example.com"), condition("tags", "CONTAINS", "partner")],
-         False, [], [], ["eve", "fay"]),
+        (
+            "AND",
+            [condition("user.role", "NEQ", "admin")],
+            False,
+            [],
+            [],
+            ["bob", "cyd", "dee", "eve", "fay", "gus"],
+        ),
+        (
+            "OR",
+            [
+                condition("email", "ENDS_WITH", "@example.com"),
+                condition("tags", "CONTAINS", "partner"),
+            ],
+            False,
+            [],
+            [],
+            ["eve", "fay"],
+        ),
         ("NOT", [condition("plan", "EQ", "pro")], False, [], [], ["bob", "dee", "fay", "gus"]),
         ("AND", [condition("app_version", "SEMVER_GT", "2.0.0")], False, [], [], ["eve"]),
         ("AND", [condition("country", "REGEX", "^(D|F)")], False, [], [], ["ada", "cyd", "dee"]),
-        ("AND", [group(condition("plan", "EQ", "pro"), condition("seats", "GT", 20), logical_op="AND")],
-         False, [], [], ["cyd"]),
+        (
+            "AND",
+            [group(condition("plan", "EQ", "pro"), condition("seats", "GT", 20), logical_op="AND")],
+            False,
+            [],
+            [],
+            ["cyd"],
+        ),
         # Targets: included stored profiles are in, excluded ones out; unknown keys add nobody.
-        ("AND", [condition("plan", "EQ", "pro")], False, ["gus", "nobody"], ["ada"], ["cyd", "eve", "gus"]),
+        (
+            "AND",
+            [condition("plan", "EQ", "pro")],
+            False,
+            ["gus", "nobody"],
+            ["ada"],
+            ["cyd", "eve", "gus"],
+        ),
         # No rules: only included targets, or everyone when forced.
         ("AND", [], False, ["bob"], [], ["bob"]),
         ("OR", [], True, [], ["ada"], ["ada", "bob", "cyd", "dee", "eve", "fay", "gus"]),
@@ -114,17 +152,32 @@ async def test_membership_is_exactly_what_evaluate_segment_says(
 ):
     await upsert(gql, project.key, PEOPLE)
     await new_segment(
-        gql, project.key, name="Case", key="case", logicalOp=logical_op, rules=rules,
-        force=force, included=included, excluded=excluded,
+        gql,
+        project.key,
+        name="Case",
+        key="case",
+        logicalOp=logical_op,
+        rules=rules,
+        force=force,
+        included=included,
+        excluded=excluded,
     )
     evaluated = await gql(
-        "query($p: String!, " + ", ".join(f"$c{i}: JSON!" for i in range(len(PEOPLE))) + ") { "
+        "query($p: String!, "
+        + ", ".join(f"$c{i}: JSON!" for i in range(len(PEOPLE)))
+        + ") { "
         + " ".join(
             f'e{i}: evaluateSegment(projectKey: $p, key: "case", context: $c{i}) {{ matched }}'
             for i in range(len(PEOPLE))
         )
         + " }",
-        {"p": project.key, **{f"c{i}": {**attributes, "targetingKey": key} for i, (key, attributes) in enumerate(PEOPLE.items())}},
+        {
+            "p": project.key,
+            **{
+                f"c{i}": {**attributes, "targetingKey": key}
+                for i, (key, attributes) in enumerate(PEOPLE.items())
+            },
+        },
     )
     by_evaluation = [key for i, key in enumerate(PEOPLE) if evaluated[f"e{i}"]["matched"]]
     assert by_evaluation == expected
@@ -132,8 +185,16 @@ async def test_membership_is_exactly_what_evaluate_segment_says(
     segment = await members(gql, project.key, "case")
     assert keys(segment["members"]) == expected
     assert segment["memberCount"] == len(expected)
-    shown = await preview(gql, project.key, logicalOp=logical_op, rules=rules, force=force,
-                          included=included, excluded=excluded, sampleSize=100)
+    shown = await preview(
+        gql,
+        project.key,
+        logicalOp=logical_op,
+        rules=rules,
+        force=force,
+        included=included,
+        excluded=excluded,
+        sampleSize=100,
+    )
     assert shown["userErrors"] == []
     assert [p["targetingKey"] for p in shown["sample"]] == expected
     assert shown["memberCount"] == len(expected)
@@ -141,10 +202,14 @@ async def test_membership_is_exactly_what_evaluate_segment_says(
 
 async def test_members_change_as_soon_as_profiles_do(gql, project):
     await upsert(gql, project.key, PEOPLE)
-    await new_segment(gql, project.key, name="Pro", key="pro", rules=[condition("plan", "EQ", "pro")])
+    await new_segment(
+        gql, project.key, name="Pro", key="pro", rules=[condition("plan", "EQ", "pro")]
+    )
     assert keys((await members(gql, project.key, "pro"))["members"]) == ["ada", "cyd", "eve"]
 
-    await upsert(gql, project.key, {"ada": {"plan": "free"}, "bob": {"plan": "pro"}, "zed": {"plan": "pro"}})
+    await upsert(
+        gql, project.key, {"ada": {"plan": "free"}, "bob": {"plan": "pro"}, "zed": {"plan": "pro"}}
+    )
     await gql(DELETE, {"i": {"projectKey": project.key, "targetingKeys": ["cyd"]}})
 
     segment = await members(gql, project.key, "pro")
@@ -153,43 +218,65 @@ async def test_members_change_as_soon_as_profiles_do(gql, project):
 
 
 async def test_member_pages_continue_after_their_cursor_while_profiles_are_added(gql, project):
-    await upsert(gql, project.key, {key: {"plan": "pro"} for key in ("b", "d", "f", "h")} | {"c": {"plan": "free"}})
-    await new_segment(gql, project.key, name="Pro", key="pro", rules=[condition("plan", "EQ", "pro")])
+    await upsert(
+        gql,
+        project.key,
+        {key: {"plan": "pro"} for key in ("b", "d", "f", "h")} | {"c": {"plan": "free"}},
+    )
+    await new_segment(
+        gql, project.key, name="Pro", key="pro", rules=[condition("plan", "EQ", "pro")]
+    )
     first = (await members(gql, project.key, "pro", first=2))["members"]
     assert keys(first) == ["b", "d"]
     assert first["pageInfo"] == {
-        "hasNextPage": True, "hasPreviousPage": False,
-        "startCursor": first["edges"][0]["cursor"], "endCursor": first["edges"][1]["cursor"],
+        "hasNextPage": True,
+        "hasPreviousPage": False,
+        "startCursor": first["edges"][0]["cursor"],
+        "endCursor": first["edges"][1]["cursor"],
     }
 
     # New members before the cursor do not shift the next page; new ones after it appear in order.
-    await upsert(gql, project.key, {"a": {"plan": "pro"}, "e": {"plan": "pro"}, "g": {"plan": "free"}})
-    second = (await members(gql, project.key, "pro", first=2, after=first["pageInfo"]["endCursor"]))["members"]
+    await upsert(
+        gql, project.key, {"a": {"plan": "pro"}, "e": {"plan": "pro"}, "g": {"plan": "free"}}
+    )
+    second = (
+        await members(gql, project.key, "pro", first=2, after=first["pageInfo"]["endCursor"])
+    )["members"]
     assert keys(second) == ["e", "f"]
     assert second["pageInfo"]["hasNextPage"] is True
     assert second["pageInfo"]["hasPreviousPage"] is True
     assert second["totalCount"] == 6
 
-    last = (await members(gql, project.key, "pro", first=2, after=second["pageInfo"]["endCursor"]))["members"]
+    last = (await members(gql, project.key, "pro", first=2, after=second["pageInfo"]["endCursor"]))[
+        "members"
+    ]
     assert keys(last) == ["h"]
     assert last["pageInfo"]["hasNextPage"] is False
     # Past the end: an empty page that still knows members precede it.
-    beyond = (await members(gql, project.key, "pro", first=2, after=last["pageInfo"]["endCursor"]))["members"]
+    beyond = (await members(gql, project.key, "pro", first=2, after=last["pageInfo"]["endCursor"]))[
+        "members"
+    ]
     assert beyond["nodes"] == [] and beyond["pageInfo"]["hasPreviousPage"] is True
 
 
 async def test_a_cursor_of_a_profile_that_left_the_segment_still_continues_the_list(gql, project):
     await upsert(gql, project.key, {key: {"plan": "pro"} for key in ("a", "b", "c", "d")})
-    await new_segment(gql, project.key, name="Pro", key="pro", rules=[condition("plan", "EQ", "pro")])
+    await new_segment(
+        gql, project.key, name="Pro", key="pro", rules=[condition("plan", "EQ", "pro")]
+    )
     first = (await members(gql, project.key, "pro", first=2))["members"]
     await upsert(gql, project.key, {"b": {"plan": "free"}})
-    rest = (await members(gql, project.key, "pro", first=2, after=first["pageInfo"]["endCursor"]))["members"]
+    rest = (await members(gql, project.key, "pro", first=2, after=first["pageInfo"]["endCursor"]))[
+        "members"
+    ]
     assert keys(rest) == ["c", "d"]
 
 
 async def test_members_page_size_defaults_to_50_and_is_checked(gql, project):
     await upsert(gql, project.key, {f"u{i:03}": {"plan": "pro"} for i in range(60)})
-    await new_segment(gql, project.key, name="Pro", key="pro", rules=[condition("plan", "EQ", "pro")])
+    await new_segment(
+        gql, project.key, name="Pro", key="pro", rules=[condition("plan", "EQ", "pro")]
+    )
     assert len((await members(gql, project.key, "pro"))["members"]["nodes"]) == 50
     for page in ({"first": 101}, {"first": -1}, {"after": "bogus"}):
         errors = await gql.errors(MEMBERS, {"p": project.key, "k": "pro", **page})
@@ -198,31 +285,55 @@ async def test_members_page_size_defaults_to_50_and_is_checked(gql, project):
 
 async def test_a_deleted_segment_still_counts_its_members_as_stored(gql, project):
     await upsert(gql, project.key, PEOPLE)
-    segment = await new_segment(gql, project.key, name="Pro", key="pro", rules=[condition("plan", "EQ", "pro")])
+    segment = await new_segment(
+        gql, project.key, name="Pro", key="pro", rules=[condition("plan", "EQ", "pro")]
+    )
     assert (await delete_segment(gql, segment["id"]))["userErrors"] == []
     data = await gql(
-        'query($p: String!) { segments(projectKey: $p, filter: {includeDeleted: true}) '
-        '{ nodes { deleted memberCount members { nodes { targetingKey } } } } }',
+        "query($p: String!) { segments(projectKey: $p, filter: {includeDeleted: true}) "
+        "{ nodes { deleted memberCount members { nodes { targetingKey } } } } }",
         {"p": project.key},
     )
     assert data["segments"]["nodes"] == [
-        {"deleted": True, "memberCount": 3, "members": {"nodes": [{"targetingKey": k} for k in ("ada", "cyd", "eve")]}}
+        {
+            "deleted": True,
+            "memberCount": 3,
+            "members": {"nodes": [{"targetingKey": k} for k in ("ada", "cyd", "eve")]},
+        }
     ]
 
 
 async def test_members_of_a_page_of_segments_are_counted_per_segment(gql, project):
     await upsert(gql, project.key, PEOPLE)
-    await new_segment(gql, project.key, name="A pro", key="pro", rules=[condition("plan", "EQ", "pro")])
-    await new_segment(gql, project.key, name="B free", key="free", rules=[condition("plan", "EQ", "free")])
-    await new_segment(gql, project.key, name="C pro again", key="pro2", rules=[condition("plan", "EQ", "pro")])
+    await new_segment(
+        gql, project.key, name="A pro", key="pro", rules=[condition("plan", "EQ", "pro")]
+    )
+    await new_segment(
+        gql, project.key, name="B free", key="free", rules=[condition("plan", "EQ", "free")]
+    )
+    await new_segment(
+        gql, project.key, name="C pro again", key="pro2", rules=[condition("plan", "EQ", "pro")]
+    )
     data = await gql(
         "query($p: String!) { segments(projectKey: $p) { nodes { key memberCount members(first: 1) { totalCount nodes { targetingKey } } } } }",
         {"p": project.key},
     )
     assert data["segments"]["nodes"] == [
-        {"key": "pro", "memberCount": 3, "members": {"totalCount": 3, "nodes": [{"targetingKey": "ada"}]}},
-        {"key": "free", "memberCount": 2, "members": {"totalCount": 2, "nodes": [{"targetingKey": "bob"}]}},
-        {"key": "pro2", "memberCount": 3, "members": {"totalCount": 3, "nodes": [{"targetingKey": "ada"}]}},
+        {
+            "key": "pro",
+            "memberCount": 3,
+            "members": {"totalCount": 3, "nodes": [{"targetingKey": "ada"}]},
+        },
+        {
+            "key": "free",
+            "memberCount": 2,
+            "members": {"totalCount": 2, "nodes": [{"targetingKey": "bob"}]},
+        },
+        {
+            "key": "pro2",
+            "memberCount": 3,
+            "members": {"totalCount": 3, "nodes": [{"targetingKey": "ada"}]},
+        },
     ]
 
 
@@ -232,7 +343,10 @@ async def test_preview_counts_and_samples_the_first_members_by_key(gql, project)
     shown = await preview(gql, project.key, rules=rules, sampleSize=2)
     assert shown == {
         "memberCount": 5,
-        "sample": [{"targetingKey": "ada", "attributes": PEOPLE["ada"]}, {"targetingKey": "bob", "attributes": PEOPLE["bob"]}],
+        "sample": [
+            {"targetingKey": "ada", "attributes": PEOPLE["ada"]},
+            {"targetingKey": "bob", "attributes": PEOPLE["bob"]},
+        ],
         "userErrors": [],
     }
     default = await preview(gql, project.key, rules=rules)
@@ -240,13 +354,17 @@ async def test_preview_counts_and_samples_the_first_members_by_key(gql, project)
     none = await preview(gql, project.key, rules=rules, sampleSize=0)
     assert none == {"memberCount": 5, "sample": [], "userErrors": []}
     # Nothing was saved.
-    data = await gql("query($p: String!) { segments(projectKey: $p) { totalCount } }", {"p": project.key})
+    data = await gql(
+        "query($p: String!) { segments(projectKey: $p) { totalCount } }", {"p": project.key}
+    )
     assert data["segments"]["totalCount"] == 0
 
 
 async def test_a_viewer_may_preview(gql, project):
     await upsert(gql, project.key, PEOPLE)
-    shown = await preview(gql, project.key, token=project.viewer, rules=[condition("plan", "EQ", "free")])
+    shown = await preview(
+        gql, project.key, token=project.viewer, rules=[condition("plan", "EQ", "free")]
+    )
     assert shown["memberCount"] == 2
 
 
@@ -271,7 +389,8 @@ async def test_preview_validates_the_definition_like_create_segment(gql, project
         (("input", "sampleSize"), "INVALID_INPUT"),
     ]
     created = await gql(
-        CREATE_SEGMENT, {"i": {"projectKey": project.key, "name": "X", "rules": rules, "included": [""]}}
+        CREATE_SEGMENT,
+        {"i": {"projectKey": project.key, "name": "X", "rules": rules, "included": [""]}},
     )
     assert [e["field"] for e in created["createSegment"]["userErrors"]] == [
         e["field"] for e in shown["userErrors"][:-1]
@@ -280,23 +399,37 @@ async def test_preview_validates_the_definition_like_create_segment(gql, project
 
 async def test_preview_enforces_the_condition_limit_and_sample_size_bounds(gql, project):
     too_many = await preview(gql, project.key, rules=[condition("n", "EQ", i) for i in range(51)])
-    assert [(tuple(e["field"]), e["code"]) for e in too_many["userErrors"]] == [(("input", "rules"), "LIMIT_EXCEEDED")]
+    assert [(tuple(e["field"]), e["code"]) for e in too_many["userErrors"]] == [
+        (("input", "rules"), "LIMIT_EXCEEDED")
+    ]
     negative = await preview(gql, project.key, sampleSize=-1)
-    assert [(tuple(e["field"]), e["code"]) for e in negative["userErrors"]] == [(("input", "sampleSize"), "INVALID_INPUT")]
+    assert [(tuple(e["field"]), e["code"]) for e in negative["userErrors"]] == [
+        (("input", "sampleSize"), "INVALID_INPUT")
+    ]
 
 
 async def test_preview_of_an_unknown_project_is_not_found(gql, project):
     shown = await preview(gql, "no-such-project", force=True)
     assert shown == {
-        "memberCount": None, "sample": [],
-        "userErrors": [{"field": ["input", "projectKey"], "code": "NOT_FOUND", "message": "No such project."}],
+        "memberCount": None,
+        "sample": [],
+        "userErrors": [
+            {"field": ["input", "projectKey"], "code": "NOT_FOUND", "message": "No such project."}
+        ],
     }
 
 
 async def test_members_are_only_the_segments_own_projects_profiles(gql, project, other_project):
     await upsert(gql, project.key, {"mine": {"plan": "pro"}})
-    await upsert(gql, other_project.key, {"theirs": {"plan": "pro"}, "also-theirs": {"plan": "pro"}}, token=other_project.editor)
-    await new_segment(gql, project.key, name="Pro", key="pro", rules=[condition("plan", "EQ", "pro")], force=False)
+    await upsert(
+        gql,
+        other_project.key,
+        {"theirs": {"plan": "pro"}, "also-theirs": {"plan": "pro"}},
+        token=other_project.editor,
+    )
+    await new_segment(
+        gql, project.key, name="Pro", key="pro", rules=[condition("plan", "EQ", "pro")], force=False
+    )
     segment = await members(gql, project.key, "pro")
     assert keys(segment["members"]) == ["mine"] and segment["memberCount"] == 1
     shown = await preview(gql, project.key, force=True)
@@ -324,9 +457,16 @@ async def _store_slow_profiles(database_url: str, project_id: int) -> None:
         await conn.close()
 
 
-async def _app_client(database_url: str, token: str, statement_timeout_ms: int) -> AsyncIterator[GraphQLClient]:
+async def _app_client(
+    database_url: str, token: str, statement_timeout_ms: int
+) -> AsyncIterator[GraphQLClient]:
     app = create_app(
-        Settings(database_url=database_url, pool_min_size=1, pool_max_size=4, statement_timeout_ms=statement_timeout_ms)
+        Settings(
+            database_url=database_url,
+            pool_min_size=1,
+            pool_max_size=4,
+            statement_timeout_ms=statement_timeout_ms,
+        )
     )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -341,10 +481,14 @@ async def impatient_gql(shared, project) -> AsyncIterator[GraphQLClient]:
         yield client
 
 
-async def test_a_count_beyond_the_statement_timeout_fails_with_query_timeout(impatient_gql, project):
+async def test_a_count_beyond_the_statement_timeout_fails_with_query_timeout(
+    impatient_gql, project
+):
     rules = [condition("n", "GTE", 0), condition("n", "LT", SLOW_PROFILES * 2)]
     started = time.monotonic()
-    response = await impatient_gql.raw(PREVIEW, {"i": {"projectKey": project.key, "rules": rules, "sampleSize": 0}})
+    response = await impatient_gql.raw(
+        PREVIEW, {"i": {"projectKey": project.key, "rules": rules, "sampleSize": 0}}
+    )
     elapsed = time.monotonic() - started
     body = response.json()
     assert body["data"] is None
@@ -352,8 +496,10 @@ async def test_a_count_beyond_the_statement_timeout_fails_with_query_timeout(imp
     assert elapsed < 2, "the count was not cut off by the statement timeout"
     # The cancelled work left every pooled connection usable.
     for _ in range(6):
-        data = await impatient_gql("query($p: String!) { profiles(projectKey: $p, first: 1) { nodes { targetingKey } } }",
-                                   {"p": project.key})
+        data = await impatient_gql(
+            "query($p: String!) { profiles(projectKey: $p, first: 1) { nodes { targetingKey } } }",
+            {"p": project.key},
+        )
         assert data["profiles"]["nodes"] == [{"targetingKey": "p1"}]
 
 
@@ -362,7 +508,9 @@ async def test_a_count_beyond_the_statement_timeout_fails_with_query_timeout(imp
 
 BUDGET_MS = 400
 SLOW_SEGMENTS = 20
-SEGMENT_COUNTS = "query($p: String!) { segments(projectKey: $p, first: 100) { nodes { key memberCount } } }"
+SEGMENT_COUNTS = (
+    "query($p: String!) { segments(projectKey: $p, first: 100) { nodes { key memberCount } } }"
+)
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -372,7 +520,9 @@ async def budgeted_gql(shared, project, gql) -> AsyncIterator[GraphQLClient]:
         # Distinct definitions: each is a count of its own, none answered from the cache.
         rules = [condition("n", "GTE", n), condition("n", "LT", SLOW_PROFILES * 2)]
         await new_segment(gql, project.key, name=f"Slow {n}", key=f"slow-{n}", rules=rules)
-    async for client in _app_client(shared.database_url, project.viewer, statement_timeout_ms=BUDGET_MS):
+    async for client in _app_client(
+        shared.database_url, project.viewer, statement_timeout_ms=BUDGET_MS
+    ):
         yield client
 
 
@@ -388,6 +538,8 @@ async def test_many_slow_member_counts_share_one_budget_per_request(budgeted_gql
     assert body.get("errors"), "the counts all fit in one budget: make them slower"
     assert {e["extensions"]["code"] for e in body["errors"]} == {"QUERY_TIMEOUT"}, body["errors"]
     # The next request gets a budget of its own, and its connection is usable.
-    data = await budgeted_gql("query($p: String!) { profiles(projectKey: $p, first: 1) { nodes { targetingKey } } }",
-                              {"p": project.key})
+    data = await budgeted_gql(
+        "query($p: String!) { profiles(projectKey: $p, first: 1) { nodes { targetingKey } } }",
+        {"p": project.key},
+    )
     assert data["profiles"]["nodes"] == [{"targetingKey": "p1"}]

@@ -32,13 +32,17 @@ query($p: String!, $first: Int, $after: String, $search: String) {
 }"""
 
 
-async def upsert(gql: GraphQLClient, project_key: str, profiles: list[tuple[str, Any]], token: str | None = None) -> dict:
+async def upsert(
+    gql: GraphQLClient, project_key: str, profiles: list[tuple[str, Any]], token: str | None = None
+) -> dict:
     entries = [{"targetingKey": key, "attributes": attributes} for key, attributes in profiles]
     data = await gql(UPSERT, {"i": {"projectKey": project_key, "profiles": entries}}, token=token)
     return data["upsertProfiles"]
 
 
-async def delete(gql: GraphQLClient, project_key: str, keys: list[str], token: str | None = None) -> dict:
+async def delete(
+    gql: GraphQLClient, project_key: str, keys: list[str], token: str | None = None
+) -> dict:
     data = await gql(DELETE, {"i": {"projectKey": project_key, "targetingKeys": keys}}, token=token)
     return data["deleteProfiles"]
 
@@ -68,7 +72,13 @@ def of_size(size: int) -> dict:
 
 
 async def test_upsert_stores_profiles_that_read_back_exactly(gql, project):
-    attributes = {"plan": "pro", "user": {"role": "admin", "tags": ["a", "b"]}, "seats": 3, "beta": True, "x": None}
+    attributes = {
+        "plan": "pro",
+        "user": {"role": "admin", "tags": ["a", "b"]},
+        "seats": 3,
+        "beta": True,
+        "x": None,
+    }
     payload = await upsert(gql, project.key, [("user-1", attributes), ("user-2", {})])
     assert payload == {"upsertedCount": 2, "userErrors": []}
 
@@ -92,7 +102,9 @@ async def test_upsert_replaces_the_stored_attributes_instead_of_merging(gql, pro
 
 
 async def test_a_key_given_twice_in_one_call_keeps_the_later_attributes(gql, project):
-    payload = await upsert(gql, project.key, [("user-1", {"plan": "free"}), ("user-1", {"plan": "pro"})])
+    payload = await upsert(
+        gql, project.key, [("user-1", {"plan": "free"}), ("user-1", {"plan": "pro"})]
+    )
     assert payload["userErrors"] == []
     assert await stored(gql, project.key) == {"user-1": {"plan": "pro"}}
 
@@ -132,13 +144,21 @@ async def test_attributes_may_take_32_kib_and_nest_10_deep_but_no_more(gql, proj
     at_limit = await upsert(
         gql,
         project.key,
-        [("big", of_size(32 * 1024)), ("deep", nested(10)), ("deep-list", {"a": [[[[[[[[[1]]]]]]]]]})],
+        [
+            ("big", of_size(32 * 1024)),
+            ("deep", nested(10)),
+            ("deep-list", {"a": [[[[[[[[[1]]]]]]]]]}),
+        ],
     )
     assert at_limit == {"upsertedCount": 3, "userErrors": []}
     over = await upsert(
         gql,
         project.key,
-        [("big", of_size(32 * 1024 + 1)), ("deep", nested(11)), ("deep-list", {"a": [[[[[[[[[[1]]]]]]]]]]})],
+        [
+            ("big", of_size(32 * 1024 + 1)),
+            ("deep", nested(11)),
+            ("deep-list", {"a": [[[[[[[[[[1]]]]]]]]]]}),
+        ],
     )
     assert errors_of(over) == [
         (("input", "profiles", str(index), "attributes"), "INVALID_INPUT") for index in range(3)
@@ -171,7 +191,9 @@ async def test_delete_removes_the_listed_profiles_and_ignores_unknown_keys(gql, 
 
 async def test_a_delete_takes_1_to_1000_well_formed_keys(gql, project):
     await upsert(gql, project.key, [("a", {})])
-    assert errors_of(await delete(gql, project.key, [])) == [(("input", "targetingKeys"), "INVALID_INPUT")]
+    assert errors_of(await delete(gql, project.key, [])) == [
+        (("input", "targetingKeys"), "INVALID_INPUT")
+    ]
     too_many = await delete(gql, project.key, ["a"] + [f"u{i}" for i in range(1000)])
     assert errors_of(too_many) == [(("input", "targetingKeys"), "LIMIT_EXCEEDED")]
     malformed = await delete(gql, project.key, ["a", ""])
@@ -182,7 +204,15 @@ async def test_a_delete_takes_1_to_1000_well_formed_keys(gql, project):
 async def test_a_viewer_may_read_profiles_but_not_write_them(gql, project):
     await upsert(gql, project.key, [("a", {"plan": "pro"})])
     for query, variables in (
-        (UPSERT, {"i": {"projectKey": project.key, "profiles": [{"targetingKey": "b", "attributes": {}}]}}),
+        (
+            UPSERT,
+            {
+                "i": {
+                    "projectKey": project.key,
+                    "profiles": [{"targetingKey": "b", "attributes": {}}],
+                }
+            },
+        ),
         (DELETE, {"i": {"projectKey": project.key, "targetingKeys": ["a"]}}),
     ):
         errors = await gql.errors(query, variables, token=project.viewer)
@@ -200,7 +230,9 @@ async def test_writes_to_an_unknown_project_are_not_found(gql, project):
 
 async def test_the_same_targeting_key_in_two_projects_is_two_profiles(gql, project, other_project):
     await upsert(gql, project.key, [("shared", {"owner": "acme"})])
-    await upsert(gql, other_project.key, [("shared", {"owner": "globex"})], token=other_project.editor)
+    await upsert(
+        gql, other_project.key, [("shared", {"owner": "globex"})], token=other_project.editor
+    )
     # Deleting by key in one's own project leaves the other project's profile alone.
     assert (await delete(gql, project.key, ["shared"]))["deletedCount"] == 1
     theirs = await gql(PROFILE, {"p": other_project.key, "k": "shared"}, token=other_project.viewer)
@@ -216,16 +248,26 @@ async def test_profiles_page_by_targeting_key_and_cursors_survive_inserts(gql, p
     assert first["pageInfo"]["hasPreviousPage"] is False
 
     await upsert(gql, project.key, [("a", {}), ("e", {})])
-    second = (await gql(PROFILES, {"p": project.key, "first": 2, "after": first["pageInfo"]["endCursor"]}))["profiles"]
+    second = (
+        await gql(PROFILES, {"p": project.key, "first": 2, "after": first["pageInfo"]["endCursor"]})
+    )["profiles"]
     assert [n["targetingKey"] for n in second["nodes"]] == ["e", "f"]
     assert second["pageInfo"]["hasPreviousPage"] is True
-    last = (await gql(PROFILES, {"p": project.key, "first": 10, "after": second["pageInfo"]["endCursor"]}))["profiles"]
+    last = (
+        await gql(
+            PROFILES, {"p": project.key, "first": 10, "after": second["pageInfo"]["endCursor"]}
+        )
+    )["profiles"]
     assert [n["targetingKey"] for n in last["nodes"]] == ["h", "j"]
     assert last["pageInfo"]["hasNextPage"] is False
 
 
 async def test_profiles_search_matches_a_substring_of_the_key_in_any_case(gql, project):
-    await upsert(gql, project.key, [("Alice@Example.com", {}), ("bob@example.com", {}), ("carol@other.org", {})])
+    await upsert(
+        gql,
+        project.key,
+        [("Alice@Example.com", {}), ("bob@example.com", {}), ("carol@other.org", {})],
+    )
     data = (await gql(PROFILES, {"p": project.key, "search": "EXAMPLE"}))["profiles"]
     assert [n["targetingKey"] for n in data["nodes"]] == ["Alice@Example.com", "bob@example.com"]
     assert data["totalCount"] == 2
@@ -247,9 +289,16 @@ async def test_a_profile_is_fetchable_by_its_node_id(gql, project):
         "query($id: ID!) { node(id: $id) { __typename id ... on Profile { targetingKey attributes } } }",
         {"id": profile_id},
     )
-    assert data["node"] == {"__typename": "Profile", "id": profile_id, "targetingKey": "user-1", "attributes": {"plan": "pro"}}
+    assert data["node"] == {
+        "__typename": "Profile",
+        "id": profile_id,
+        "targetingKey": "user-1",
+        "attributes": {"plan": "pro"},
+    }
     await delete(gql, project.key, ["user-1"])
-    assert (await gql("query($id: ID!) { node(id: $id) { id } }", {"id": profile_id}))["node"] is None
+    assert (await gql("query($id: ID!) { node(id: $id) { id } }", {"id": profile_id}))[
+        "node"
+    ] is None
 
 
 # The per-project limit, lowered to 3 on an app of its own.
@@ -258,7 +307,12 @@ async def test_a_profile_is_fetchable_by_its_node_id(gql, project):
 @pytest_asyncio.fixture(loop_scope="module")
 async def limited_gql(shared, project) -> AsyncIterator[GraphQLClient]:
     app = create_app(
-        Settings(database_url=shared.database_url, pool_min_size=1, pool_max_size=4, max_profiles_per_project=3)
+        Settings(
+            database_url=shared.database_url,
+            pool_min_size=1,
+            pool_max_size=4,
+            max_profiles_per_project=3,
+        )
     )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -282,7 +336,9 @@ async def test_an_upsert_that_would_pass_the_project_limit_writes_nothing(limite
 
 
 async def test_concurrent_upserts_cannot_pass_the_project_limit_together(limited_gql, project):
-    results = await asyncio.gather(*(upsert(limited_gql, project.key, [(f"k{n}", {})]) for n in range(12)))
+    results = await asyncio.gather(
+        *(upsert(limited_gql, project.key, [(f"k{n}", {})]) for n in range(12))
+    )
     accepted = [r for r in results if not r["userErrors"]]
     refused = [r for r in results if r["userErrors"]]
     assert len(accepted) == 3 and all(r["upsertedCount"] == 1 for r in accepted)
@@ -294,11 +350,18 @@ async def test_the_limit_reads_the_project_counter_not_its_rows(shared, limited_
     conn = await connect(shared.database_url)
     try:
         # A counter at the limit refuses a new profile although no row is stored.
-        await conn.execute("INSERT INTO profile_counts (project_id, profiles) VALUES ($1, 3)", project.id)
+        await conn.execute(
+            "INSERT INTO profile_counts (project_id, profiles) VALUES ($1, 3)", project.id
+        )
         over = await upsert(limited_gql, project.key, [("a", {})])
         assert errors_of(over) == [(("input", "profiles"), "LIMIT_EXCEEDED")]
         # Rolled back: neither the row nor the counter moved.
-        assert await conn.fetchval("SELECT profiles FROM profile_counts WHERE project_id = $1", project.id) == 3
+        assert (
+            await conn.fetchval(
+                "SELECT profiles FROM profile_counts WHERE project_id = $1", project.id
+            )
+            == 3
+        )
         assert await stored(limited_gql, project.key) == {}
     finally:
         await conn.close()

@@ -42,7 +42,7 @@ SEED_SEGMENTS: list[dict[str, Any]] = [
 
 GRAPHQL_OPERATORS = {"in": "IN", "eq": "EQ", "endsWith": "ENDS_WITH", "nin": "NIN", "gt": "GT",
                      "neq": "NEQ", "exists": "EXISTS"}  # fmt: skip
-BY_KEY = f'query($p: String!, $k: String!) {{ segment(projectKey: $p, key: $k) {{ {SEGMENT} }} }}'
+BY_KEY = f"query($p: String!, $k: String!) {{ segment(projectKey: $p, key: $k) {{ {SEGMENT} }} }}"
 
 
 def graphql_rules(rest_rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -63,19 +63,23 @@ def rest(client, project):
     class Rest:
         async def post(self, body: Any, token: str | None = None, project_key: str | None = None):
             return await client.post(
-                f"/projects/{project_key or project.key}/segments", json=body,
+                f"/projects/{project_key or project.key}/segments",
+                json=body,
                 headers=auth(token or project.editor),
             )
 
         async def get(self, path: str = "", token: str | None = None, **params: Any):
             return await client.get(
-                f"/projects/{project.key}/segments{path}", params=params,
+                f"/projects/{project.key}/segments{path}",
+                params=params,
                 headers=auth(token or project.viewer),
             )
 
         async def put(self, key: str, body: Any, token: str | None = None):
             return await client.put(
-                f"/projects/{project.key}/segments/{key}", json=body, headers=auth(token or project.editor)
+                f"/projects/{project.key}/segments/{key}",
+                json=body,
+                headers=auth(token or project.editor),
             )
 
         async def delete(self, key: str, token: str | None = None):
@@ -212,7 +216,9 @@ async def test_bad_list_parameters_are_400_naming_the_parameter(rest, params, fi
         ({"name": "X", "colour": "red"}, 400, "INVALID_INPUT", "colour"),
     ],
 )  # fmt: skip
-async def test_invalid_bodies_are_400_with_the_field_and_write_nothing(rest, body, status, code, field):
+async def test_invalid_bodies_are_400_with_the_field_and_write_nothing(
+    rest, body, status, code, field
+):
     response = await rest.post(body)
     assert response.status_code == status, response.text
     error = response.json()["error"]
