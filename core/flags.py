@@ -6,7 +6,6 @@ row id, or None when the id named no segment) or `rules` (stored-shape input for
 `rules.validate`) with an optional `logical_op`, and `variation_key` / `rollout_key`.
 """
 
-from collections.abc import Mapping
 from typing import Any
 
 from core.access import project_id_for, project_problems, require_editor
@@ -15,12 +14,11 @@ from db import flags as db_flags
 from db import projects as db_projects
 from db import segments as db_segments
 from db.api_keys import Principal
-from db.pool import Database
+from db.pool import Database, Row
 from rules import validate
 from rules.models import Limits
 from rules.problems import Problem, ProblemCode, Refused
 
-Row = Mapping[str, Any]
 NO_SUCH_FLAG = "No such flag."
 
 

@@ -7,20 +7,17 @@ field that is absent is left alone by an update. Problem paths use the GraphQL i
 spelling (("input", "logicalOp")); the REST face translates them.
 """
 
-from collections.abc import Mapping
 from typing import Any
 
 from core.access import project_id_for, project_problems, require_editor
 from core.policy import Policy
 from db import segments as db_segments
 from db.api_keys import Principal
-from db.pool import Database
+from db.pool import Database, Row
 from db.segments import SegmentFilter
 from rules import validate
 from rules.models import LOGICAL_OPS, Limits
 from rules.problems import Problem, ProblemCode, Refused
-
-Row = Mapping[str, Any]
 
 FIELDS = (
     "key",

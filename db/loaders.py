@@ -3,7 +3,7 @@
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -13,9 +13,8 @@ from strawberry.dataloader import DataLoader
 
 from db import audit, flags, members, profiles, projects, segments
 from db.members import Definition
-from db.pool import Database
+from db.pool import Database, Row
 
-Row = Mapping[str, Any]
 # A page of members: (definition, targetingKey to start after or None, page size).
 MemberPageKey = tuple[Definition, str | None, int]
 

@@ -6,7 +6,7 @@ few rows it leaves NULL are decided by the Python evaluator on their stored cont
 answer here is exactly what `compile_segment(...).evaluate` says of each profile.
 """
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,7 +163,7 @@ async def _scan(
     after_key: str | None,
     window: int,
     limit: int,
-) -> AsyncIterator[asyncpg.Record]:
+) -> AsyncGenerator[asyncpg.Record, None]:
     """Members after `after_key` in key order, read window by window along the key index.
 
     Each statement walks the next `window` keys (the window grows with every round trip),

@@ -12,6 +12,8 @@ import asyncpg
 import orjson
 
 T = TypeVar("T")
+# A row as every `db` function returns it (asyncpg's Record reads like a read-only mapping).
+Row = asyncpg.Record
 
 
 def _dumps(value: object) -> str:
@@ -21,6 +23,13 @@ def _dumps(value: object) -> str:
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=_dumps, decoder=orjson.loads, schema="pg_catalog")
     await conn.set_type_codec("json", encoder=_dumps, decoder=orjson.loads, schema="pg_catalog")
+
+
+async def returning(conn: asyncpg.Connection, query: str, *args: Any) -> Row:
+    """The row of an INSERT/UPDATE ... RETURNING that always writes one."""
+    row = await conn.fetchrow(query, *args)
+    assert row is not None, "a RETURNING statement wrote no row"
+    return row
 
 
 async def connect(dsn: str) -> asyncpg.Connection:
@@ -130,7 +139,8 @@ class Database:
         """A pooled connection for at most `timeout` of waiting (default: the acquire
         timeout); PoolBusy when every connection stayed in use meanwhile."""
         try:
-            conn = await self.pool.acquire(
+            # A pool proxy stands in for the connection it wraps.
+            conn: Any = await self.pool.acquire(
                 timeout=self.acquire_timeout if timeout is None else timeout
             )
         except TimeoutError:

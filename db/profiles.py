@@ -182,7 +182,7 @@ async def copy_profiles(
 async def _chunks(
     rows: AsyncIterable[tuple[str, dict[str, Any]]] | Iterable[tuple[str, dict[str, Any]]],
     size: int,
-):  # type: ignore[no-untyped-def]
+):
     chunk: list[tuple[str, dict[str, Any]]] = []
     if isinstance(rows, AsyncIterable):
         async for row in rows:

@@ -3,6 +3,7 @@
 import asyncpg
 
 from db.audit import record_event
+from db.pool import returning
 
 DEFAULT_ENVIRONMENTS = (("production", "Production"), ("staging", "Staging"))
 
@@ -15,7 +16,8 @@ async def create_project(conn: asyncpg.Connection, key: str, name: str) -> async
     """Create a project with its default environments, in one transaction."""
     async with conn.transaction():
         try:
-            project = await conn.fetchrow(
+            project = await returning(
+                conn,
                 "INSERT INTO projects (key, name) VALUES ($1, $2) RETURNING id, key, name",
                 key,
                 name,

@@ -207,7 +207,7 @@ class _Compiler:
         if not _storable(attribute):
             # No stored context has such a key: the condition sees an absent attribute.
             return ("true" if evaluate_rules("AND", [rule], {}) else "false"), 0  # type: ignore[list-item]
-        return build(_Leaf(self, attribute), value), _COSTS[op]
+        return build(_Leaf(self, attribute), value), _COSTS[str(op)]
 
 
 class _Leaf:
@@ -387,7 +387,7 @@ def _one_of(leaf: _Leaf, expected: Any) -> str:
     )
 
 
-def _negation(build: Callable[[_Leaf, Any], str], accepts: Callable[[Any], bool]):  # type: ignore[no-untyped-def]
+def _negation(build: Callable[[_Leaf, Any], str], accepts: Callable[[Any], bool]):
     """NEQ and NIN: true for a missing or null attribute, false for an array or object."""
 
     def negation(leaf: _Leaf, expected: Any) -> str:
@@ -402,7 +402,7 @@ def _negation(build: Callable[[_Leaf, Any], str], accepts: Callable[[Any], bool]
     return negation
 
 
-def _comparison(op: str):  # type: ignore[no-untyped-def]
+def _comparison(op: str):
     def build(leaf: _Leaf, expected: Any) -> str:
         if not is_number(expected):
             return "false"
@@ -689,7 +689,7 @@ def _literal(char: str) -> str:
     return char
 
 
-def _instant_comparison(op: str):  # type: ignore[no-untyped-def]
+def _instant_comparison(op: str):
     def build(leaf: _Leaf, expected: Any) -> str:
         bound = parse_iso_instant(expected) if type(expected) is str else None
         if bound is None:
@@ -792,7 +792,7 @@ def _iso_date_time(leaf: _Leaf, op: str, bound: int) -> str:
     )
 
 
-def _semver_comparison(kind: str):  # type: ignore[no-untyped-def]
+def _semver_comparison(kind: str):
     def build(leaf: _Leaf, expected: Any) -> str:
         bound = parse_semver(expected) if type(expected) is str else None
         if bound is None:
@@ -802,7 +802,7 @@ def _semver_comparison(kind: str):  # type: ignore[no-untyped-def]
         # Plain releases (the usual case) in SQL: three numbers of at most nine digits.
         if max(bound[:3]) < 2**63:
             plain_core = f"string_to_array(ltrim({text}, 'v'), '.')::bigint[]"
-            plain_bound = (list(bound[:3]), "bigint[]")
+            plain_bound: tuple[list[Any], str] = (list(bound[:3]), "bigint[]")
         else:
             plain_core = f"string_to_array(ltrim({text}, 'v'), '.')::numeric[]"
             plain_bound = ([Decimal(part) for part in bound[:3]], "numeric[]")

@@ -15,6 +15,7 @@ from db.pagination import (
     exists_outside,
     keyset,
 )
+from db.pool import returning
 from rules.problems import ProblemCode, Refused
 from rules.validate import key_candidates
 
@@ -184,7 +185,9 @@ FIELDS = {
 }
 
 
-def _changes(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _changes(
+    before: Mapping[str, Any] | asyncpg.Record | None, after: Mapping[str, Any] | asyncpg.Record
+) -> list[dict[str, Any]]:
     return [
         {"field": api_name, "before": before[column] if before else None, "after": after[column]}
         for column, api_name in FIELDS.items()
@@ -245,7 +248,8 @@ async def create_segment(
         values = {**values, "key": await _free_key(conn, project_id, derive_key_from)}
     try:
         async with conn.transaction():
-            row = await conn.fetchrow(
+            row = await returning(
+                conn,
                 f"""
                 INSERT INTO segments AS s (project_id, key, name, description, tags, logical_op,
                                            rules, force, included, excluded)
@@ -334,7 +338,8 @@ async def update_segment(
     assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(FIELDS, start=3))
     try:
         async with conn.transaction():
-            row = await conn.fetchrow(
+            row = await returning(
+                conn,
                 f"""
                 UPDATE segments AS s
                 SET {assignments}, version = s.version + 1, updated_at = now()
@@ -426,7 +431,8 @@ async def restore_segment(
 async def _set_deleted(
     conn: asyncpg.Connection, project_id: int, segment_id: int, *, deleted: bool
 ) -> asyncpg.Record:
-    return await conn.fetchrow(
+    return await returning(
+        conn,
         f"""
         UPDATE segments AS s
         SET deleted_at = CASE WHEN $3 THEN now() END, version = s.version + 1, updated_at = now()

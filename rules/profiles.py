@@ -4,7 +4,7 @@ from typing import Any
 
 import orjson
 
-from rules.validate import Path, Problem
+from rules.problems import Path, Problem, ProblemCode
 from rules.values import json_problem
 
 MAX_TARGETING_KEY_LENGTH = 256
@@ -25,14 +25,14 @@ def validate_profile(targeting_key: object, attributes: object, path: Path = ())
         problems.append(
             Problem(
                 (*path, "targetingKey"),
-                "INVALID_INPUT",
+                ProblemCode.INVALID_INPUT,
                 f"targetingKey must be a string of 1-{MAX_TARGETING_KEY_LENGTH} characters "
                 "(no NUL)",
             )
         )
     message = attributes_problem(attributes)
     if message is not None:
-        problems.append(Problem((*path, "attributes"), "INVALID_INPUT", message))
+        problems.append(Problem((*path, "attributes"), ProblemCode.INVALID_INPUT, message))
     return problems
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
-import re2  # type: ignore[import-untyped]
+import re2
 
 # Stricter than float(): no whitespace, "inf", "nan", "_" or non-ASCII digits, so that any other
 # store (e.g. a SQL translation of the rules) can reproduce the same coercion with this pattern.
@@ -76,14 +76,14 @@ def json_problem(value: object, max_depth: int) -> str | None:
     outside what `is_exact_number` allows. The same check applies inline literals, variables
     and file lines, so each is refused the same way."""
     # An explicit stack, so no nesting can exhaust Python's.
-    stack: list[tuple[object, int]] = [(value, 1)]
+    stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         current, depth = stack.pop()
         kind = type(current)
         if kind is dict or kind is list:
             if depth > max_depth:
                 return f"nested deeper than {max_depth} levels (objects and arrays both count)"
-            children = current.values() if kind is dict else current  # type: ignore[union-attr]
+            children = current.values() if kind is dict else current
             stack.extend((child, depth + 1) for child in children)
         elif (kind is int or kind is float) and not is_exact_number(current):
             return NUMBER_PROBLEM
@@ -226,7 +226,7 @@ def parse_semver(text: str) -> SemverKey | None:
 def compile_regex(pattern: str) -> CompiledRegex | None:
     """The pattern compiled for linear-time matching by RE2, or None when RE2 rejects it."""
     try:
-        return re2.compile(pattern, _REGEX_OPTIONS)  # type: ignore[no-any-return]
+        return re2.compile(pattern, _REGEX_OPTIONS)
     except (re2.error, UnicodeError):  # UnicodeError: lone surrogates cannot be UTF-8 encoded
         return None
 

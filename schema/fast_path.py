@@ -182,7 +182,9 @@ class CompiledQuery:
         if plan is None:
             if len(self.plans) >= self.MAX_PLANS:
                 raise NotCompiled("too many @skip/@include combinations")
-            included = {id(node): value for node, value in zip(self.conditional, conditions)}
+            included = {
+                id(node): value for node, value in zip(self.conditional, conditions, strict=True)
+            }
             plan = self.plans[conditions] = Plan(
                 self.schema,
                 self.document,
@@ -254,10 +256,13 @@ class Plan:
                 elif isinstance(selection, FragmentSpreadNode):
                     name = selection.name.value
                     fragment = self.fragments.get(name)
-                    if fragment is not None and name not in visited:
-                        if self._applies(fragment.type_condition, object_type):
-                            visited.add(name)
-                            visit(fragment.selection_set)
+                    if (
+                        fragment is not None
+                        and name not in visited
+                        and self._applies(fragment.type_condition, object_type)
+                    ):
+                        visited.add(name)
+                        visit(fragment.selection_set)
 
         for selection_set in selection_sets:
             visit(selection_set)

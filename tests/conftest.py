@@ -29,7 +29,6 @@ from db import api_keys, projects
 from db.migrate import migrate
 from db.pool import connect
 
-
 # Folders under which this run's embedded servers keep their data: the session's server
 # and every test's tmp_path (CLI tests start servers of their own there).
 SUITE_FOLDERS: list[Path] = []

@@ -3,7 +3,6 @@ pasted token runs the prefilled example, and no request leaves this machine."""
 
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 from urllib.parse import urlsplit

@@ -137,23 +137,23 @@ async def test_ready_is_503_while_the_database_is_down_and_recovers(private_serv
         await conn.close()
     app = create_app(Settings(database_url=url, connect_timeout_s=1.0))
     headers = {"Authorization": f"Bearer {token}"}
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://t"
-        ) as http:
-            assert (await http.get("/health/ready")).status_code == 200
-            stop()
-            down = await http.get("/health/ready")
-            assert down.status_code == 503
-            failed = await http.post("/graphql", json=QUERY, headers=headers)
-            assert failed.status_code == 503
-            body = failed.json()
-            assert body["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
-            assert "Traceback" not in failed.text and "asyncpg" not in failed.text
-            start()
-            assert (await http.get("/health/ready")).status_code == 200
-            again = await http.post("/graphql", json=QUERY, headers=headers)
-            assert again.status_code == 200
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
+    ):
+        assert (await http.get("/health/ready")).status_code == 200
+        stop()
+        down = await http.get("/health/ready")
+        assert down.status_code == 503
+        failed = await http.post("/graphql", json=QUERY, headers=headers)
+        assert failed.status_code == 503
+        body = failed.json()
+        assert body["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+        assert "Traceback" not in failed.text and "asyncpg" not in failed.text
+        start()
+        assert (await http.get("/health/ready")).status_code == 200
+        again = await http.post("/graphql", json=QUERY, headers=headers)
+        assert again.status_code == 200
 
 
 async def test_a_connection_killed_mid_transaction_fails_only_that_request_and_writes_nothing(

@@ -229,7 +229,7 @@ definitions = st.builds(
 )
 
 profile_sets = st.lists(attributes(), min_size=12, max_size=len(KEYS)).map(
-    lambda attrs: dict(zip(KEYS, attrs))
+    lambda attrs: dict(zip(KEYS, attrs, strict=False))
 )
 
 

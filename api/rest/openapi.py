@@ -125,10 +125,13 @@ def openapi_document() -> dict[str, Any]:
         ),
         _param("dir", "query", {"enum": ["asc", "desc"], "default": "asc"}, "Sort direction."),
     ]
-    body = lambda model: {
-        "required": True,
-        "content": {"application/json": {"schema": _ref(model)}},
-    }
+
+    def body(model: type) -> dict[str, Any]:
+        return {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(model)}},
+        }
+
     return {
         "openapi": "3.1.0",
         "info": {

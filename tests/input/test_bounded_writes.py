@@ -4,7 +4,6 @@ import json
 
 import httpx
 import orjson
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -59,17 +58,15 @@ async def test_the_targeting_rule_limit_is_a_setting(database_url, project, monk
     settings = Settings(database_url=database_url, pool_min_size=1, pool_max_size=4)
     assert settings.max_targeting_rules == 3
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://t"
-        ) as http:
-            gql = GraphQLClient(http, project.editor)
-            flag = await new_flag(gql, project.key)
-            assert (await set_rules(gql, flag["id"], [custom(i) for i in range(3)]))[
-                "userErrors"
-            ] == []
-            payload = await set_rules(gql, flag["id"], [custom(i) for i in range(4)])
-            assert [e["code"] for e in payload["userErrors"]] == ["LIMIT_EXCEEDED"]
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
+    ):
+        gql = GraphQLClient(http, project.editor)
+        flag = await new_flag(gql, project.key)
+        assert (await set_rules(gql, flag["id"], [custom(i) for i in range(3)]))["userErrors"] == []
+        payload = await set_rules(gql, flag["id"], [custom(i) for i in range(4)])
+        assert [e["code"] for e in payload["userErrors"]] == ["LIMIT_EXCEEDED"]
 
 
 async def test_audit_events_store_long_lists_as_count_and_sample(gql, project):

@@ -3,7 +3,7 @@
 import asyncio
 import base64
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import asyncpg
 import pytest
@@ -117,7 +117,7 @@ json_scalars = (
     | st.integers()
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text()
-    | st.datetimes(timezones=st.just(timezone.utc)).map(datetime.isoformat)
+    | st.datetimes(timezones=st.just(UTC)).map(datetime.isoformat)
 )
 offsets = st.integers(-14 * 60, 14 * 60).map(lambda m: timezone(timedelta(minutes=m)))
 near_the_ends = st.datetimes(min_value=datetime(9999, 12, 31)) | st.datetimes(

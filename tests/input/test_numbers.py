@@ -289,7 +289,7 @@ def test_text_that_is_not_json_is_refused_whichever_way_it_is_read(text):
 async def test_get_variables_are_read_exactly_too(client, project, beta, number):
     response = await client.get(
         "/graphql",
-        params={"query": EVALUATE, "variables": '{"c": {"n": %s}}' % number},
+        params={"query": EVALUATE, "variables": f'{{"c": {{"n": {number}}}}}'},
         headers={"Authorization": f"Bearer {project.editor}"},
     )
     assert response.status_code == 200, response.text
