@@ -54,18 +54,12 @@ def create_app(settings: Settings) -> Starlette:
             await db.close()
 
     graphql_methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-    graphql_middleware = []
+    graphql_middleware: list[Middleware] = []
+    rest_middleware: list[Middleware] = []
     if settings.cors_origins:
         graphql_methods.append("OPTIONS")  # preflights reach the route's CORS middleware
-        graphql_middleware.append(
-            Middleware(
-                PreflightNoContent,
-                allow_origins=settings.cors_origins,
-                allow_methods=["GET", "POST"],
-                allow_headers=["Authorization", "Content-Type"],
-                max_age=600,
-            )
-        )
+        graphql_middleware.append(_cors(settings.cors_origins, ["GET", "POST"]))
+        rest_middleware.append(_cors(settings.cors_origins, ["GET", "POST", "PUT", "DELETE"]))
     return Starlette(
         routes=[
             Route(
@@ -75,7 +69,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/health/live", health.live),
             Route("/health/ready", health.ready),
             Route("/openapi.json", _openapi),
-            *rest_routes,
+            *rest_routes(rest_middleware, cors=bool(settings.cors_origins)),
         ],
         lifespan=lifespan,
     )
@@ -83,6 +77,16 @@ def create_app(settings: Settings) -> Starlette:
 
 async def _openapi(_request: Request) -> JSONResponse:
     return JSONResponse(openapi_document())
+
+
+def _cors(origins: list[str], methods: list[str]) -> Middleware:
+    return Middleware(
+        PreflightNoContent,
+        allow_origins=origins,
+        allow_methods=methods,
+        allow_headers=["Authorization", "Content-Type"],
+        max_age=600,
+    )
 
 
 class PreflightNoContent(CORSMiddleware):

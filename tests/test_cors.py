@@ -88,3 +88,19 @@ async def test_without_cors_origins_no_response_has_cors_headers(client, project
     )
     assert response.status_code == 200
     assert not any(h.startswith("access-control-") for h in response.headers)
+
+
+async def test_the_rest_api_answers_the_allowed_origins_too(cors_client, project):
+    path = f"/projects/{project.key}/segments"
+    preflight = await cors_client.options(
+        path, headers={"Origin": ALLOWED, **PREFLIGHT, "Access-Control-Request-Method": "PUT"}
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == ALLOWED
+    refused = await cors_client.options(path, headers={"Origin": REFUSED, **PREFLIGHT})
+    assert refused.status_code == 400
+    listed = await cors_client.get(
+        path, headers={"Origin": ALLOWED, "Authorization": f"Bearer {project.viewer}"}
+    )
+    assert listed.status_code == 200
+    assert listed.headers["access-control-allow-origin"] == ALLOWED

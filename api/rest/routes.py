@@ -5,11 +5,12 @@
 """
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -291,14 +292,26 @@ async def segment_item(request: Request) -> Response:
     return await _item[request.method](request)
 
 
-routes = [
-    Route("/projects/{projectId}/segments", segments_collection, methods=["GET", "POST"]),
-    Route(
-        "/projects/{projectId}/segments/{segmentId}", segment_item, methods=["GET", "PUT", "DELETE"]
-    ),
-    Route(
-        "/projects/{projectId}/segments/{segmentId}/usage",
-        _endpoint(segment_usage),
-        methods=["GET"],
-    ),
-]
+def routes(middleware: Sequence[Middleware] = (), cors: bool = False) -> list[Route]:
+    """The REST routes; with `cors`, OPTIONS preflights reach the given CORS middleware."""
+    extra = ["OPTIONS"] if cors else []
+    return [
+        Route(
+            "/projects/{projectId}/segments",
+            segments_collection,
+            methods=["GET", "POST", *extra],
+            middleware=middleware,
+        ),
+        Route(
+            "/projects/{projectId}/segments/{segmentId}",
+            segment_item,
+            methods=["GET", "PUT", "DELETE", *extra],
+            middleware=middleware,
+        ),
+        Route(
+            "/projects/{projectId}/segments/{segmentId}/usage",
+            _endpoint(segment_usage),
+            methods=["GET", *extra],
+            middleware=middleware,
+        ),
+    ]
