@@ -19,17 +19,8 @@ from rules import validate
 from rules.models import LOGICAL_OPS, Limits
 from rules.problems import Problem, ProblemCode, Refused
 
-FIELDS = (
-    "key",
-    "name",
-    "description",
-    "tags",
-    "logical_op",
-    "rules",
-    "force",
-    "included",
-    "excluded",
-)
+# The stored fields a segment write may set (db.segments.FIELDS maps them to API names).
+FIELDS = tuple(db_segments.FIELDS)
 # Fields that must not be null when given (the GraphQL inputs are nullable for partial updates).
 _NOT_NULL = ("key", "name", "logical_op", "force")
 _LISTS = ("tags", "rules", "included", "excluded")

@@ -135,14 +135,12 @@ class Database:
         return self.pool.get_size() >= self.pool.get_max_size() and self.pool.get_idle_size() == 0
 
     @asynccontextmanager
-    async def connection(self, timeout: float | None = None) -> AsyncIterator[asyncpg.Connection]:
-        """A pooled connection for at most `timeout` of waiting (default: the acquire
-        timeout); PoolBusy when every connection stayed in use meanwhile."""
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection, waiting at most the acquire timeout; PoolBusy when every
+        connection stayed in use meanwhile."""
         try:
             # A pool proxy stands in for the connection it wraps.
-            conn: Any = await self.pool.acquire(
-                timeout=self.acquire_timeout if timeout is None else timeout
-            )
+            conn: Any = await self.pool.acquire(timeout=self.acquire_timeout)
         except TimeoutError:
             if self.saturated:
                 raise PoolBusy from None
