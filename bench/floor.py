@@ -42,9 +42,8 @@ async def first_page(request: Request) -> Response:
         if principal is None:
             return _json({"error": "unauthenticated"}, 401)
         page = PageRequest(column="name", descending=False, limit=PAGE_SIZE)
-        rows = await segments.list_segments(
-            conn, principal.project_id, segments.SegmentFilter(), page
-        )
+        listing = segments.segment_listing(principal.project_id, segments.SegmentFilter())
+        rows = await listing.page(conn, page)
         rows = rows[:PAGE_SIZE]
         usage = await segments.usage_of_segments(
             conn, principal.project_id, [row["id"] for row in rows]

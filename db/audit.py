@@ -1,11 +1,12 @@
 """Every SQL statement about the audit log."""
 
+from functools import partial
 from typing import Any
 
 import asyncpg
 import orjson
 
-from db.pagination import PageRequest, SqlBuilder, exists_outside, keyset
+from db.pagination import Listing, SqlBuilder
 
 # An event's stored changes stay small whatever was written: a list longer than SAMPLE_SIZE
 # (15,000 targets, 200 targeting rules, an IN list of 1,000 values), at any depth, is stored as
@@ -77,35 +78,8 @@ def _filtered(project_id: int, entity: tuple[str, int] | None) -> SqlBuilder:
     return sql
 
 
-async def list_events(
-    conn: asyncpg.Connection, project_id: int, entity: tuple[str, int] | None, page: PageRequest
-) -> list[asyncpg.Record]:
-    """Newest first (page.descending on id); `entity` narrows to one object's history."""
-    sql = _filtered(project_id, entity)
-    tail = keyset(sql, "a", page)
-    return await conn.fetch(
-        f"SELECT {AUDIT_COLUMNS} FROM audit_events a WHERE {sql.where_sql} {tail}", *sql.params
-    )
-
-
-async def count_events(
-    conn: asyncpg.Connection, project_id: int, entity: tuple[str, int] | None
-) -> int:
-    sql = _filtered(project_id, entity)
-    return await conn.fetchval(
-        f"SELECT count(*) FROM audit_events a WHERE {sql.where_sql}", *sql.params
-    )
-
-
-async def any_event_outside(
-    conn: asyncpg.Connection,
-    project_id: int,
-    entity: tuple[str, int] | None,
-    page: PageRequest,
-    before: bool,
-) -> bool:
-    sql = _filtered(project_id, entity)
-    return await exists_outside(conn, "audit_events a", sql, page, before)
+def event_listing(project_id: int, entity: tuple[str, int] | None) -> Listing:
+    return Listing("audit_events a", AUDIT_COLUMNS, partial(_filtered, project_id, entity))
 
 
 async def events_by_id(

@@ -1,17 +1,12 @@
 """Every SQL statement about flags and their per-environment targeting rules."""
 
+from functools import partial
 from typing import Any
 
 import asyncpg
 
 from db.audit import record_event
-from db.pagination import (
-    PageRequest,
-    SqlBuilder,
-    contains_pattern,
-    exists_outside,
-    keyset,
-)
+from db.pagination import Listing, SqlBuilder, contains_pattern
 
 FLAG_COLUMNS = "f.project_id, f.id, f.key, f.name, f.description, f.archived_at"
 
@@ -30,25 +25,8 @@ def _filtered(project_id: int, search: str | None) -> SqlBuilder:
     return sql
 
 
-async def list_flags(
-    conn: asyncpg.Connection, project_id: int, search: str | None, page: PageRequest
-) -> list[asyncpg.Record]:
-    sql = _filtered(project_id, search)
-    tail = keyset(sql, "f", page)
-    return await conn.fetch(
-        f"SELECT {FLAG_COLUMNS} FROM flags f WHERE {sql.where_sql} {tail}", *sql.params
-    )
-
-
-async def count_flags(conn: asyncpg.Connection, project_id: int, search: str | None) -> int:
-    sql = _filtered(project_id, search)
-    return await conn.fetchval(f"SELECT count(*) FROM flags f WHERE {sql.where_sql}", *sql.params)
-
-
-async def any_flag_outside_window(
-    conn: asyncpg.Connection, project_id: int, search: str | None, page: PageRequest, before: bool
-) -> bool:
-    return await exists_outside(conn, "flags f", _filtered(project_id, search), page, before)
+def flag_listing(project_id: int, search: str | None) -> Listing:
+    return Listing("flags f", FLAG_COLUMNS, partial(_filtered, project_id, search))
 
 
 async def flags_by_id(

@@ -1,5 +1,6 @@
 """Keyset pagination: the one place that turns a page request into ORDER BY / WHERE / LIMIT."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,3 +101,39 @@ async def exists_outside(
         *sql.params,
     )
     return found is not None
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One list of a table as filtered, and the three statements every connection over it
+    needs: a keyset page, the count, and whether rows lie outside a page's window.
+
+    `filtered` makes a fresh builder holding the list's WHERE conditions (its parameters
+    start with the project id); `table` is "name alias".
+    """
+
+    table: str
+    columns: str
+    filtered: Callable[[], SqlBuilder]
+
+    @property
+    def alias(self) -> str:
+        return self.table.split()[-1]
+
+    async def page(self, conn: asyncpg.Connection, page: PageRequest) -> list[asyncpg.Record]:
+        """One page in the requested order (rows of a `from_end` page come reversed)."""
+        sql = self.filtered()
+        tail = keyset(sql, self.alias, page)
+        return await conn.fetch(
+            f"SELECT {self.columns} FROM {self.table} WHERE {sql.where_sql} {tail}", *sql.params
+        )
+
+    async def count(self, conn: asyncpg.Connection) -> int:
+        sql = self.filtered()
+        count: int = await conn.fetchval(
+            f"SELECT count(*) FROM {self.table} WHERE {sql.where_sql}", *sql.params
+        )
+        return count
+
+    async def outside(self, conn: asyncpg.Connection, page: PageRequest, before: bool) -> bool:
+        return await exists_outside(conn, self.table, self.filtered(), page, before)

@@ -1,12 +1,13 @@
 """Every SQL statement about profiles: upserts, bulk import, deletes, lookups and listing."""
 
 from collections.abc import AsyncIterable, Iterable
+from functools import partial
 from typing import Any
 
 import asyncpg
 import orjson
 
-from db.pagination import PageRequest, SqlBuilder, contains_pattern, exists_outside, keyset
+from db.pagination import Listing, SqlBuilder, contains_pattern
 from rules.evaluate import flatten_context
 
 PROFILE_COLUMNS = "p.project_id, p.id, p.targeting_key, p.attributes, p.updated_at"
@@ -251,34 +252,8 @@ def _filtered(project_id: int, search: str | None) -> SqlBuilder:
     return sql
 
 
-async def list_profiles(
-    conn: asyncpg.Connection, project_id: int, search: str | None, page: PageRequest
-) -> list[asyncpg.Record]:
-    """One page of profiles by `page.column` (targeting_key); a `from_end` page comes reversed."""
-    sql = _filtered(project_id, search)
-    tail = keyset(sql, "p", page)
-    return await conn.fetch(
-        f"""
-        SELECT {PROFILE_COLUMNS}
-        FROM profiles p
-        WHERE {sql.where_sql}
-        {tail}
-        """,
-        *sql.params,
-    )
-
-
-async def count_profiles(conn: asyncpg.Connection, project_id: int, search: str | None) -> int:
-    sql = _filtered(project_id, search)
-    return await conn.fetchval(
-        f"SELECT count(*) FROM profiles p WHERE {sql.where_sql}", *sql.params
-    )
-
-
-async def any_profile_outside_window(
-    conn: asyncpg.Connection, project_id: int, search: str | None, page: PageRequest, before: bool
-) -> bool:
-    return await exists_outside(conn, "profiles p", _filtered(project_id, search), page, before)
+def profile_listing(project_id: int, search: str | None) -> Listing:
+    return Listing("profiles p", PROFILE_COLUMNS, partial(_filtered, project_id, search))
 
 
 async def count_all_profiles(conn: asyncpg.Connection, project_id: int) -> int:

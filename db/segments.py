@@ -2,18 +2,17 @@
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import asyncpg
 
 from db.audit import record_event
 from db.pagination import (
-    PageRequest,
+    Listing,
     SqlBuilder,
     contains_pattern,
     escape_like,
-    exists_outside,
-    keyset,
 )
 from db.pool import returning
 from rules.problems import ProblemCode, Refused
@@ -67,28 +66,8 @@ def _filtered(project_id: int, flt: SegmentFilter) -> SqlBuilder:
     return sql
 
 
-async def list_segments(
-    conn: asyncpg.Connection, project_id: int, flt: SegmentFilter, page: PageRequest
-) -> list[asyncpg.Record]:
-    """One page of segments in the requested order (rows of a `from_end` page come reversed)."""
-    sql = _filtered(project_id, flt)
-    tail = keyset(sql, "s", page)
-    return await conn.fetch(
-        f"SELECT {SEGMENT_COLUMNS} FROM segments s WHERE {sql.where_sql} {tail}", *sql.params
-    )
-
-
-async def count_segments(conn: asyncpg.Connection, project_id: int, flt: SegmentFilter) -> int:
-    sql = _filtered(project_id, flt)
-    return await conn.fetchval(
-        f"SELECT count(*) FROM segments s WHERE {sql.where_sql}", *sql.params
-    )
-
-
-async def any_outside_window(
-    conn: asyncpg.Connection, project_id: int, flt: SegmentFilter, page: PageRequest, before: bool
-) -> bool:
-    return await exists_outside(conn, "segments s", _filtered(project_id, flt), page, before)
+def segment_listing(project_id: int, flt: SegmentFilter) -> Listing:
+    return Listing("segments s", SEGMENT_COLUMNS, partial(_filtered, project_id, flt))
 
 
 async def numbered_page(
@@ -116,7 +95,7 @@ async def numbered_page(
             """,
             *sql.params,
         )
-        total = await count_segments(conn, project_id, flt)
+        total = await segment_listing(project_id, flt).count(conn)
     return rows, total
 
 

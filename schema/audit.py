@@ -1,6 +1,6 @@
 """Audit events: who changed what, before and after, newest first."""
 
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
 from typing import Any, Self
@@ -14,10 +14,10 @@ from schema.ids import encode_id
 from schema.node import Node
 from schema.pagination import (
     Connection,
-    connection,
     decode_cursor,
     encode_cursor,
     id_value,
+    listing_connection,
     page_request,
 )
 
@@ -111,20 +111,11 @@ async def history_of(
         column="id",
         descending=True,
     )
-    rows = await ctx.db.run(db_audit.list_events, project_id, entity, page)
-
-    def outside(before: bool) -> Awaitable[bool]:
-        return ctx.db.run(db_audit.any_event_outside, project_id, entity, page, before)
-
-    def count() -> Awaitable[int]:
-        return ctx.db.run(db_audit.count_events, project_id, entity)
-
-    return connection(
+    return await listing_connection(
         AuditEventConnection,
+        ctx.db,
+        db_audit.event_listing(project_id, entity),
         page,
-        rows,
-        outside=outside,
-        count=count,
         cursor=lambda row: encode_cursor("audit", row["id"], row["id"]),
         node=AuditEvent.from_row,
     )

@@ -1,6 +1,6 @@
 """The Flag and TargetingRule types and the flag queries."""
 
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any, Self
 
@@ -11,7 +11,13 @@ from schema.context import AppInfo, mapped
 from schema.enums import LogicalOperator
 from schema.ids import encode_id
 from schema.node import Node
-from schema.pagination import Connection, connection, decode_cursor, encode_cursor, page_request
+from schema.pagination import (
+    Connection,
+    decode_cursor,
+    encode_cursor,
+    listing_connection,
+    page_request,
+)
 from schema.rules import SegmentRule, rules_from_stored
 
 if TYPE_CHECKING:
@@ -125,20 +131,11 @@ async def list_flags(
     )
     project_id = ctx.project_id_for(project_key)
     search = search or None
-    rows = await ctx.db.run(db_flags.list_flags, project_id, search, page)
-
-    def outside(before: bool) -> Awaitable[bool]:
-        return ctx.db.run(db_flags.any_flag_outside_window, project_id, search, page, before)
-
-    def count() -> Awaitable[int]:
-        return ctx.db.run(db_flags.count_flags, project_id, search)
-
-    return connection(
+    return await listing_connection(
         FlagConnection,
+        ctx.db,
+        db_flags.flag_listing(project_id, search),
         page,
-        rows,
-        outside=outside,
-        count=count,
         cursor=lambda row: encode_cursor("flag", row["key"], row["id"]),
         node=Flag.from_row,
     )

@@ -9,7 +9,8 @@ from typing import Any, Generic, TypeVar
 import orjson
 import strawberry
 
-from db.pagination import PageRequest
+from db.pagination import Listing, PageRequest
+from db.pool import Database
 from schema.errors import bad_user_input
 
 DEFAULT_PAGE_SIZE = 50
@@ -188,3 +189,26 @@ def connection(
     pairs, page_info = window(page, rows, outside, cursor)
     edges = [Edge(cursor=position, node=node(row)) for position, row in pairs]
     return kind(edges=edges, page_info=page_info, _count=count)
+
+
+async def listing_connection(
+    kind: type[C],
+    db: Database,
+    listing: Listing,
+    page: PageRequest,
+    *,
+    cursor: Callable[[Any], str],
+    node: Callable[[Any], Any],
+) -> C:
+    """A connection of `kind` over a db listing: the page now, the count and the rows
+    outside the window only if a client asks for totalCount or hasPrevious/NextPage."""
+    rows = await db.run(listing.page, page)
+    return connection(
+        kind,
+        page,
+        rows,
+        outside=lambda before: db.run(listing.outside, page, before),
+        count=lambda: db.run(listing.count),
+        cursor=cursor,
+        node=node,
+    )

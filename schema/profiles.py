@@ -1,7 +1,7 @@
 """The Profile type, segment members and previews, and the profile queries."""
 
 import asyncio
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Self
 
@@ -19,7 +19,14 @@ from schema.enums import LogicalOperator
 from schema.errors import UserError, from_problems
 from schema.ids import encode_id
 from schema.node import Node
-from schema.pagination import Connection, connection, decode_cursor, encode_cursor, page_request
+from schema.pagination import (
+    Connection,
+    connection,
+    decode_cursor,
+    encode_cursor,
+    listing_connection,
+    page_request,
+)
 from schema.rules import SegmentRuleInput, rules_input_to_raw
 
 PROFILE_CURSOR = "profile"
@@ -113,20 +120,11 @@ async def list_profiles(
     )
     project_id = ctx.project_id_for(project_key)
     search = search or None
-    rows = await ctx.db.run(db_profiles.list_profiles, project_id, search, page)
-
-    def outside(before: bool) -> Awaitable[bool]:
-        return ctx.db.run(db_profiles.any_profile_outside_window, project_id, search, page, before)
-
-    def count() -> Awaitable[int]:
-        return ctx.db.run(db_profiles.count_profiles, project_id, search)
-
-    return connection(
+    return await listing_connection(
         ProfileConnection,
+        ctx.db,
+        db_profiles.profile_listing(project_id, search),
         page,
-        rows,
-        outside=outside,
-        count=count,
         cursor=lambda row: encode_cursor(PROFILE_CURSOR, row["targeting_key"], row["id"]),
         node=Profile.from_row,
     )

@@ -1,6 +1,6 @@
 """The Segment type, its usage, and the segment queries."""
 
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Self
 
@@ -17,9 +17,9 @@ from schema.ids import encode_id
 from schema.node import Node
 from schema.pagination import (
     Connection,
-    connection,
     decode_cursor,
     encode_cursor,
+    listing_connection,
     page_request,
     text_value,
     time_value,
@@ -265,20 +265,11 @@ async def list_segments(
         in_use=flt.in_use,
         include_deleted=bool(flt.include_deleted),
     )
-    rows = await ctx.db.run(db_segments.list_segments, project_id, db_filter, page)
-
-    def outside(before: bool) -> Awaitable[bool]:
-        return ctx.db.run(db_segments.any_outside_window, project_id, db_filter, page, before)
-
-    def count() -> Awaitable[int]:
-        return ctx.db.run(db_segments.count_segments, project_id, db_filter)
-
-    return connection(
+    return await listing_connection(
         SegmentConnection,
+        ctx.db,
+        db_segments.segment_listing(project_id, db_filter),
         page,
-        rows,
-        outside=outside,
-        count=count,
         cursor=lambda row: encode_cursor(field, row[column], row["id"]),
         node=Segment.from_row,
     )

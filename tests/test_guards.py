@@ -241,13 +241,14 @@ async def test_evaluate_refuses_huge_and_deep_context_values_as_bad_user_input(g
 
 
 async def test_a_statement_over_the_timeout_is_a_typed_error(app, gql, project, monkeypatch):
-    from db import segments
 
     async def slow(conn, *args):
         await conn.execute("SET LOCAL statement_timeout = 50")
         return await conn.fetch("SELECT pg_sleep(1)")
 
-    monkeypatch.setattr(segments, "list_segments", lambda conn, *a: _in_transaction(conn, slow))
+    monkeypatch.setattr(
+        "db.pagination.Listing.page", lambda self, conn, page: _in_transaction(conn, slow)
+    )
     errors = await gql.errors('{ segments(projectKey: "acme") { nodes { id } } }')
     assert errors[0]["extensions"]["code"] == "QUERY_TIMEOUT"
     assert "canceling" not in errors[0]["message"]

@@ -146,20 +146,22 @@ async def test_listing_pages_by_key_and_searches_case_insensitively(
 ) -> None:
     keys = [f"user-{n:03d}" for n in range(30)] + ["Admin-1", "ADMIN_2", "x%y"]
     await profiles.upsert_profiles(conn, project.id, [(key, {}) for key in keys])
-    first = await profiles.list_profiles(conn, project.id, None, page(10))
+    first = await profiles.profile_listing(project.id, None).page(conn, page(10))
     assert [row["targeting_key"] for row in first] == sorted(keys)[:11]  # limit + 1
     cursor = (first[9]["targeting_key"], first[9]["id"])
-    second = await profiles.list_profiles(conn, project.id, None, page(10, cursor))
+    second = await profiles.profile_listing(project.id, None).page(conn, page(10, cursor))
     assert [row["targeting_key"] for row in second] == sorted(keys)[10:21]
-    assert await profiles.any_profile_outside_window(conn, project.id, None, page(10, cursor), True)
-    assert not await profiles.any_profile_outside_window(conn, project.id, None, page(10), True)
+    assert await profiles.profile_listing(project.id, None).outside(conn, page(10, cursor), True)
+    assert not await profiles.profile_listing(project.id, None).outside(conn, page(10), True)
 
-    admins = await profiles.list_profiles(conn, project.id, "admin", page(10))
+    admins = await profiles.profile_listing(project.id, "admin").page(conn, page(10))
     assert [row["targeting_key"] for row in admins] == ["ADMIN_2", "Admin-1"]
-    assert await profiles.count_profiles(conn, project.id, "admin") == 2
-    assert await profiles.count_profiles(conn, project.id, "%") == 1  # a literal percent sign
-    assert await profiles.count_profiles(conn, project.id, "_") == 1
-    assert await profiles.count_profiles(conn, project.id, None) == len(keys)
+    assert await profiles.profile_listing(project.id, "admin").count(conn) == 2
+    assert (
+        await profiles.profile_listing(project.id, "%").count(conn) == 1
+    )  # a literal percent sign
+    assert await profiles.profile_listing(project.id, "_").count(conn) == 1
+    assert await profiles.profile_listing(project.id, None).count(conn) == len(keys)
     assert await counted(conn, project) == len(keys)
 
 

@@ -140,7 +140,7 @@ async def test_first_page_deep_page_and_search_use_indexes_at_100k_segments(big,
 
     # The first page's totalCount counts the project's live segments from an index.
     await assert_statements_use_indexes(
-        conn, recorder, "totalCount", db_segments.count_segments(conn, project.id, live)
+        conn, recorder, "totalCount", db_segments.segment_listing(project.id, live).count(conn)
     )
 
     for field, desc in ORDERS:
@@ -153,7 +153,7 @@ async def test_first_page_deep_page_and_search_use_indexes_at_100k_segments(big,
             conn,
             recorder,
             f"first page {label}",
-            db_segments.list_segments(conn, project.id, live, first),
+            db_segments.segment_listing(project.id, live).page(conn, first),
         )
 
         # A deep page: after the 50,000th live row in this order, and its hasPreviousPage.
@@ -179,13 +179,13 @@ async def test_first_page_deep_page_and_search_use_indexes_at_100k_segments(big,
             conn,
             recorder,
             f"deep page {label}",
-            db_segments.list_segments(conn, project.id, live, deep),
+            db_segments.segment_listing(project.id, live).page(conn, deep),
         )
         await assert_statements_use_indexes(
             conn,
             recorder,
             f"deep page hasPreviousPage {label}",
-            db_segments.any_outside_window(conn, project.id, live, deep, True),
+            db_segments.segment_listing(project.id, live).outside(conn, deep, True),
         )
         # And backwards from the same place (last/before).
         back = page_request(
@@ -200,7 +200,7 @@ async def test_first_page_deep_page_and_search_use_indexes_at_100k_segments(big,
             conn,
             recorder,
             f"deep page backwards {label}",
-            db_segments.list_segments(conn, project.id, live, back),
+            db_segments.segment_listing(project.id, live).page(conn, back),
         )
 
     # Search for a substring of one segment's md5 name, and of keys.
@@ -220,24 +220,30 @@ async def test_first_page_deep_page_and_search_use_indexes_at_100k_segments(big,
                 conn,
                 recorder,
                 f"search {search!r} by {field}",
-                db_segments.list_segments(conn, project.id, flt, page),
+                db_segments.segment_listing(project.id, flt).page(conn, page),
             )
         await assert_statements_use_indexes(
             conn,
             recorder,
             f"search {search!r} totalCount",
-            db_segments.count_segments(conn, project.id, flt),
+            db_segments.segment_listing(project.id, flt).count(conn),
         )
-        found = await db_segments.list_segments(conn, project.id, flt, page)
+        found = await db_segments.segment_listing(project.id, flt).page(conn, page)
         assert found, f"search {search!r} found nothing"
 
     tags = SegmentFilter(tags=["tag7", "tag11"])
     first = page_request(first=50, after=None, last=None, before=None, column="name")
     await assert_statements_use_indexes(
-        conn, recorder, "tags filter", db_segments.list_segments(conn, project.id, tags, first)
+        conn,
+        recorder,
+        "tags filter",
+        db_segments.segment_listing(project.id, tags).page(conn, first),
     )
     await assert_statements_use_indexes(
-        conn, recorder, "tags filter totalCount", db_segments.count_segments(conn, project.id, tags)
+        conn,
+        recorder,
+        "tags filter totalCount",
+        db_segments.segment_listing(project.id, tags).count(conn),
     )
 
     for label, plan in PLANS_SEEN.items():
