@@ -1,6 +1,7 @@
 """What every resolver gets as `info.context`: the caller, the database and per-request loaders."""
 
-from collections.abc import Awaitable, Callable, Generator
+import asyncio
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -8,7 +9,7 @@ from strawberry.types import Info
 
 from core.access import require_editor
 from db.api_keys import Principal
-from db.loaders import Loaders
+from db.loaders import Loaders, SharedLoader
 from db.pool import Database
 
 if TYPE_CHECKING:
@@ -59,19 +60,23 @@ class Mapped(Generic[T, R]):
     """`convert` applied to a DataLoader's future once it resolves; awaitable.
 
     Loader-backed fields return this rather than being `async def`: a coroutine per object
-    needs a Task per object to batch, this needs nothing until it is awaited (and the
-    compiled executor awaits the future directly).
+    needs a Task per object to batch, this needs nothing until it is awaited. The compiled
+    executor, which never cancels what it awaits, awaits the shared future itself; awaited
+    as an awaitable (graphql-core, which cancels the siblings of a failed field) it awaits a
+    shield of it, so one cancelled field cannot cancel the value for every other field.
     """
 
     __slots__ = ("convert", "future")
 
-    def __init__(self, future: Awaitable[T], convert: Callable[[T], R]) -> None:
+    def __init__(self, future: asyncio.Future[T], convert: Callable[[T], R]) -> None:
         self.future = future
         self.convert = convert
 
     def __await__(self) -> Generator[Any, None, R]:
-        value = yield from self.future.__await__()
+        value = yield from asyncio.shield(self.future).__await__()
         return self.convert(value)
 
 
-mapped = Mapped
+def mapped(loader: SharedLoader, key: Any, convert: Callable[[Any], R]) -> Mapped[Any, R]:
+    """What `loader` loads for `key`, converted: the value of a loader-backed field."""
+    return Mapped(loader.shared(key), convert)

@@ -67,7 +67,8 @@ class TargetingRule:
         if self.segment_id is None:
             return None
         return mapped(
-            info.context.loaders.segment.load(self.segment_id),
+            info.context.loaders.segment,
+            self.segment_id,
             lambda row: Segment.from_row(row) if row else None,
         )
 
@@ -108,7 +109,8 @@ class Flag(Node):
         ],
     ) -> list[TargetingRule]:
         return mapped(
-            info.context.loaders.targeting_rules.load((self.db_id, environment_key)),
+            info.context.loaders.targeting_rules,
+            (self.db_id, environment_key),
             lambda rows: [TargetingRule.from_row(row) for row in rows],
         )
 

@@ -44,6 +44,7 @@ class Project(Node):
     @strawberry.field(description="The project's environments, oldest first.")
     def environments(self, info: AppInfo) -> list[Environment]:
         return mapped(
-            info.context.loaders.project_environments.load(self.db_id),
+            info.context.loaders.project_environments,
+            self.db_id,
             lambda rows: [Environment.from_row(row) for row in rows],
         )

@@ -144,13 +144,13 @@ class Segment(Node):
 
     @strawberry.field(description="The project the segment belongs to.")
     def project(self, info: AppInfo) -> Project:
-        return mapped(info.context.loaders.project.load(self.project_id), Project.from_row)
+        return mapped(info.context.loaders.project, self.project_id, Project.from_row)
 
     @strawberry.field(
         description="Which non-archived flags reference the segment, per environment."
     )
     def usage(self, info: AppInfo) -> SegmentUsage:
-        return mapped(info.context.loaders.usage.load(self.db_id), usage_from_rows)
+        return mapped(info.context.loaders.usage, self.db_id, usage_from_rows)
 
     @strawberry.field(description="Audit events of this segment, newest first.")
     async def history(
