@@ -24,7 +24,7 @@ from api.settings import Settings
 from db import api_keys, projects
 from db.migrate import migrate
 from db.pool import connect
-from rules.validate import validate_key, validate_name
+from rules.problems import Refused
 
 log = logging.getLogger("segments")
 
@@ -131,19 +131,18 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_project_create(settings: Settings, args: argparse.Namespace) -> int:
-    problems = validate_key(args.key, ("key",)) + validate_name(args.name or args.key, ("name",))
-    if problems:
-        for problem in problems:
-            print(f"error: {problem.field[0]}: {problem.message}", file=sys.stderr)
-        return 1
+    from core.projects import create_project
 
     async def work(conn: asyncpg.Connection) -> int:
-        try:
-            project = await projects.create_project(conn, args.key, args.name or args.key)
-        except projects.ProjectExists:
-            print(f"error: a project with key {args.key!r} exists already", file=sys.stderr)
+        created = await create_project(conn, args.key, args.name)
+        if isinstance(created, Refused):
+            for problem in created.problems:
+                field = (
+                    f"{problem.field[0]}: " if problem.field and problem.code != "KEY_TAKEN" else ""
+                )
+                print(f"error: {field}{problem.message}", file=sys.stderr)
             return 1
-        print(f"created project {project['key']} with environments production, staging")
+        print(f"created project {created['key']} with environments production, staging")
         return 0
 
     return _migrated(_database_url(settings), work)
