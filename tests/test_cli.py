@@ -366,3 +366,19 @@ async def test_serve_with_embedded_database_seeds_demo_and_answers(tmp_path, unu
     finally:
         proc.terminate()
         await proc.wait()
+
+
+async def test_project_create_checks_key_and_name_and_refuses_a_taken_key(database_url):
+    bad = run("project", "create", "bad key!", database_url=database_url)
+    assert bad.returncode == 1 and bad.stderr.strip().endswith(
+        "error: key: key must be 1-100 characters of letters, digits, '_' and '-'"
+    )
+    long_name = run("project", "create", "shop", "--name", "x" * 101, database_url=database_url)
+    assert long_name.returncode == 1 and "error: name:" in long_name.stderr
+    created = run("project", "create", "shop", "--name", "  Shop  ", database_url=database_url)
+    assert created.returncode == 0, created.stderr
+    again = run("project", "create", "shop", database_url=database_url)
+    assert again.returncode == 1
+    assert "error: a project with key 'shop' exists already" in again.stderr
+    listed = run("project", "list", database_url=database_url)
+    assert "shop\tShop\t" in listed.stdout
