@@ -16,6 +16,7 @@ from strawberry import Schema
 
 from api.assets import graphiql_page
 from api.auth import Authenticator
+from api.bodies import JSON, read_json_body
 from api.errors import RETRY_AFTER, RequestError, typed_error
 from api.settings import Settings
 from rules.values import loads_json
@@ -27,7 +28,6 @@ log = logging.getLogger("segments.http")
 # Request ids end up in logs: only a plain token is taken from the client.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
-JSON = "application/json"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
 
@@ -67,25 +67,7 @@ def _params(raw: Any) -> GraphQLParams:
 
 
 async def _read_post(request: Request, max_bytes: int) -> GraphQLParams:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != JSON:
-        raise RequestError(415, f"POST bodies must be {JSON}.", "UNSUPPORTED_MEDIA_TYPE")
-    too_large = RequestError(
-        413, f"The request body exceeds {max_bytes} bytes.", "PAYLOAD_TOO_LARGE"
-    )
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise too_large
-    body = bytearray()
-    async for chunk in request.stream():  # counted as it arrives: a lying length cannot pass
-        body += chunk
-        if len(body) > max_bytes:
-            raise too_large
-    try:
-        raw = loads_json(body)
-    except orjson.JSONDecodeError:
-        raise RequestError(400, "The request body is not valid JSON.", "BAD_REQUEST") from None
-    return _params(raw)
+    return _params(await read_json_body(request, max_bytes))
 
 
 def _read_get(request: Request) -> GraphQLParams:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from strawberry.types import Info
 
-from core.access import require_editor
+from core.access import project_id_for
 from db.api_keys import Principal
 from db.loaders import Loaders, SharedLoader
 from db.pool import Database
@@ -44,13 +44,8 @@ class Context:
 
     def project_id_for(self, project_key: str) -> int:
         """The caller's project id when it is the one named, else 0, which no row carries:
-        another project reads as empty, exactly like one that does not exist."""
-        if project_key == self.principal.project_key:
-            return self.principal.project_id
-        return 0
-
-    def require_editor(self) -> None:
-        require_editor(self.principal)
+        reads of another project come back empty, exactly like one that does not exist."""
+        return project_id_for(self.principal, project_key) or 0
 
 
 AppInfo = Info[Context, None]

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from api.bodies import JSON, read_json_body
 from api.errors import RETRY_AFTER, RequestError, typed_error
 from api.rest import models
 from api.settings import Settings
@@ -25,7 +26,6 @@ from rules.problems import ProblemCode, Refused
 
 log = logging.getLogger("segments.rest")
 
-JSON = "application/json"
 
 # The one mapping from the core's problem codes to HTTP statuses.
 STATUS = {
@@ -94,17 +94,7 @@ class _Answer(Exception):
 
 
 async def _body(request: Request, model: type[BaseModel], max_bytes: int) -> BaseModel:
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != JSON:
-        raise _Answer(_error(415, "UNSUPPORTED_MEDIA_TYPE", f"Send the body as {JSON}."))
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise _Answer(_error(413, "PAYLOAD_TOO_LARGE", f"The body exceeds {max_bytes} bytes."))
-    try:
-        raw = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise _Answer(_error(400, "BAD_REQUEST", "The body is not valid JSON.")) from None
+    raw = await read_json_body(request, max_bytes)
     try:
         return model.model_validate(raw)
     except ValidationError as invalid:

@@ -60,7 +60,11 @@ def auth(token: str) -> dict[str, str]:
 
 @pytest.fixture
 def rest(client, project):
+    http_client, project_key, editor_token = client, project.key, project.editor
+
     class Rest:
+        client, project, editor = http_client, project_key, editor_token
+
         async def post(self, body: Any, token: str | None = None, project_key: str | None = None):
             return await client.post(
                 f"/projects/{project_key or project.key}/segments",
@@ -257,3 +261,18 @@ async def test_openapi_document_is_valid_and_public(client):
         "/projects/{projectId}/segments/{segmentId}",
         "/projects/{projectId}/segments/{segmentId}/usage",
     }
+
+
+async def test_rest_reads_numbers_exactly_like_graphql(rest):
+    body = (
+        '{"name": "Big", "rules": [{"type": "rule", "attribute": "n", "operator": "gt",'
+        ' "value": 18446744073709551616}]}'
+    )
+    response = await rest.client.post(
+        f"/projects/{rest.project}/segments",
+        content=body,
+        headers={"Content-Type": "application/json", **auth(rest.editor)},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "INVALID_RULE"
+    assert (await rest.get()).json()["total"] == 0
