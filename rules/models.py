@@ -5,28 +5,9 @@ from typing import Any, TypedDict, TypeGuard
 
 LOGICAL_OPS = ("AND", "OR", "NOT")
 
-OPERATORS = (
-    "EQ",
-    "NEQ",
-    "IN",
-    "NIN",
-    "GT",
-    "GTE",
-    "LT",
-    "LTE",
-    "CONTAINS",
-    "NOT_CONTAINS",
-    "STARTS_WITH",
-    "ENDS_WITH",
-    "EXISTS",
-    "NOT_EXISTS",
-    "REGEX",
-    "BEFORE",
-    "AFTER",
-    "SEMVER_EQ",
-    "SEMVER_GT",
-    "SEMVER_LT",
-)
+# Stored rules are validated to depth 5; compilers give up beyond this depth, so corrupt data
+# cannot exhaust the stack.
+MAX_COMPILE_DEPTH = 32
 
 
 class StoredCondition(TypedDict):

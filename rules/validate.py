@@ -1,13 +1,14 @@
 """Checks of segment input that report every problem found, each with its path in the input."""
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from itertools import count
 from typing import Any
 
-from rules.models import LOGICAL_OPS, OPERATORS, Limits, StoredCondition, StoredGroup, StoredRule
+from rules.models import LOGICAL_OPS, Limits, StoredCondition, StoredGroup, StoredRule
+from rules.operators import REGISTRY
 from rules.problems import Path, Problem, ProblemCode
-from rules.values import compile_regex, is_number, parse_iso_instant, parse_semver
+from rules.values import storable_text
 
 __all__ = ["Path", "Problem", "ProblemCode"]
 
@@ -18,8 +19,6 @@ MAX_TAGS = 20
 MAX_TAG_LENGTH = 50
 MAX_TARGET_LENGTH = 256
 MAX_ATTRIBUTE_LENGTH = 200
-MAX_LIST_VALUES = 1000
-MAX_REGEX_LENGTH = 500
 
 _KEY = re.compile(r"[a-zA-Z0-9_-]+")
 _NOT_KEY_CHARS = re.compile(r"[^a-z0-9_-]+")
@@ -150,18 +149,8 @@ def validate_targets(
     return problems
 
 
-def _storable_text(value: object) -> bool:
-    # PostgreSQL text and jsonb cannot hold NUL.
-    return isinstance(value, str) and "\x00" not in value
-
-
-def _storable_number(value: object) -> bool:
-    # jsonb and our JSON encoder take integers of at most 64 bits.
-    return is_number(value) and (not isinstance(value, int) or -(2**63) <= value < 2**63)
-
-
 def _length_problems(text: object, path: Path, what: str, low: int, high: int) -> list[Problem]:
-    if _storable_text(text) and low <= len(text) <= high:  # type: ignore[arg-type]
+    if storable_text(text) and low <= len(text) <= high:  # type: ignore[arg-type]
         return []
     return [
         Problem(
@@ -212,7 +201,7 @@ class _RuleWalk:
         operator: Any = condition.get("operator")
         value: Any = condition.get("value")
         if not (
-            _storable_text(attribute)
+            storable_text(attribute)
             and 1 <= len(attribute) <= MAX_ATTRIBUTE_LENGTH
             and "" not in attribute.split(".")
         ):
@@ -221,9 +210,10 @@ class _RuleWalk:
                 f"attribute must be a dotted path of 1-{MAX_ATTRIBUTE_LENGTH} characters "
                 "with no empty segment",
             )
-        if operator not in OPERATORS:
+        entry = REGISTRY.get(operator) if isinstance(operator, str) else None
+        if entry is None:
             self._invalid((*path, "operator"), f"unknown operator {operator!r}")
-        elif (message := _VALUE_CHECKS[operator](value)) is not None:
+        elif (message := entry.check(value)) is not None:
             self._invalid((*path, "value"), f"{operator} {message}")
         return StoredCondition(attribute=attribute, operator=operator, value=value)
 
@@ -247,83 +237,3 @@ class _RuleWalk:
 
     def _invalid(self, path: Path, message: str) -> None:
         self.problems.append(Problem(path, ProblemCode.INVALID_RULE, message))
-
-
-# Each check returns what is wrong with a condition's value for its operator, or None.
-
-
-def _is_scalar(value: object) -> bool:
-    return isinstance(value, bool) or _storable_text(value) or _storable_number(value)
-
-
-def _check_scalar(value: Any) -> str | None:
-    if _is_scalar(value):
-        return None
-    return "needs a string (no NUL), number (integers within 64 bits) or boolean value"
-
-
-def _check_scalar_list(value: Any) -> str | None:
-    if not isinstance(value, list) or not 1 <= len(value) <= MAX_LIST_VALUES:
-        return f"needs a list of 1-{MAX_LIST_VALUES} values"
-    bad = [str(index) for index, item in enumerate(value) if not _is_scalar(item)]
-    if bad:
-        return f"values must be strings, numbers or booleans (not at index {', '.join(bad)})"
-    return None
-
-
-def _check_number(value: Any) -> str | None:
-    return None if _storable_number(value) else "needs a number value (integers within 64 bits)"
-
-
-def _check_string(value: Any) -> str | None:
-    return None if _storable_text(value) else "needs a string value (no NUL characters)"
-
-
-def _check_absent(value: Any) -> str | None:
-    return None if value is None else "takes no value (null)"
-
-
-def _check_regex(value: Any) -> str | None:
-    if not _storable_text(value) or len(value) > MAX_REGEX_LENGTH:
-        return f"needs a regular expression string of at most {MAX_REGEX_LENGTH} characters"
-    if compile_regex(value) is None:
-        return (
-            "needs a regular expression that compiles (RE2 syntax: no lookaround or backreferences)"
-        )
-    return None
-
-
-def _check_instant(value: Any) -> str | None:
-    if isinstance(value, str) and parse_iso_instant(value) is not None:
-        return None
-    return "needs an ISO-8601 date or date-time, e.g. 2026-01-31 or 2026-01-31T10:00:00Z"
-
-
-def _check_semver(value: Any) -> str | None:
-    if isinstance(value, str) and parse_semver(value) is not None:
-        return None
-    return "needs a semantic version, e.g. 1.4.0 or v2.0.0-beta.1"
-
-
-_VALUE_CHECKS: dict[str, Callable[[Any], str | None]] = {
-    "EQ": _check_scalar,
-    "NEQ": _check_scalar,
-    "IN": _check_scalar_list,
-    "NIN": _check_scalar_list,
-    "GT": _check_number,
-    "GTE": _check_number,
-    "LT": _check_number,
-    "LTE": _check_number,
-    "CONTAINS": _check_string,
-    "NOT_CONTAINS": _check_string,
-    "STARTS_WITH": _check_string,
-    "ENDS_WITH": _check_string,
-    "EXISTS": _check_absent,
-    "NOT_EXISTS": _check_absent,
-    "REGEX": _check_regex,
-    "BEFORE": _check_instant,
-    "AFTER": _check_instant,
-    "SEMVER_EQ": _check_semver,
-    "SEMVER_GT": _check_semver,
-    "SEMVER_LT": _check_semver,
-}

@@ -58,6 +58,26 @@ def is_number(value: object) -> bool:
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
+
+
+def storable_text(value: object) -> bool:
+    """Whether a value is a string PostgreSQL can hold (text and jsonb take no NUL, and only
+    valid UTF-8: no lone surrogates, which JSON parsers let through)."""
+    if not isinstance(value, str) or "\x00" in value:
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def storable_number(value: object) -> bool:
+    """Whether a value is a number jsonb and our JSON encoder hold exactly (integers of at most
+    64 bits)."""
+    return is_number(value) and (not isinstance(value, int) or INT64_MIN <= value <= INT64_MAX)
+
+
 NUMBER_PROBLEM = "numbers must be finite, and integers within 64 bits (-2^63 to 2^63-1)"
 
 

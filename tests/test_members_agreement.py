@@ -16,7 +16,8 @@ from db.members import Definition, count_members, iter_members, member_page
 from db.pool import connect
 from db.profiles import profile_context, upsert_profiles
 from rules.evaluate import compile_segment
-from rules.models import LOGICAL_OPS, OPERATORS
+from rules.models import LOGICAL_OPS
+from rules.operators import OPERATORS
 from tests.conftest import make_project
 
 KEYS = [f"user-{n:02d}" for n in range(24)] + ["Z", "a b", "ü", "quote'\\"]

@@ -13,7 +13,7 @@ from db.pool import connect
 from db.profiles import upsert_profiles
 from db.rules_sql import compile_definition, postgres_regex
 from rules.evaluate import compile_segment
-from rules.models import OPERATORS
+from rules.operators import OPERATORS
 from rules.values import compile_regex, regex_search
 from tests.conftest import Project
 from tests.test_members_agreement import NUMBERS, STRINGS

@@ -12,37 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from rules import validate
 from rules.models import is_group
+from rules.operators import BY_REST_NAME, REGISTRY
 
-# The seed's operator names, and ours in the same style, to the stored names.
-OPERATORS: dict[str, str] = {
-    "eq": "EQ",
-    "neq": "NEQ",
-    "in": "IN",
-    "nin": "NIN",
-    "gt": "GT",
-    "gte": "GTE",
-    "lt": "LT",
-    "lte": "LTE",
-    "contains": "CONTAINS",
-    "not_contains": "NOT_CONTAINS",
-    "startsWith": "STARTS_WITH",
-    "endsWith": "ENDS_WITH",
-    "exists": "EXISTS",
-    "not_exists": "NOT_EXISTS",
-    "regex": "REGEX",
-    "before": "BEFORE",
-    "after": "AFTER",
-    "semver_eq": "SEMVER_EQ",
-    "semver_gt": "SEMVER_GT",
-    "semver_lt": "SEMVER_LT",
-}
-REST_OPERATORS = {stored: rest for rest, stored in OPERATORS.items()}
-
-Operator = Literal[
-    "eq", "neq", "in", "nin", "gt", "gte", "lt", "lte", "contains", "not_contains",
-    "startsWith", "endsWith", "exists", "not_exists", "regex", "before", "after",
-    "semver_eq", "semver_gt", "semver_lt",
-]  # fmt: skip
+# The seed's operator names, and ours in the same style (the registry's REST names).
+Operator = Literal[tuple(BY_REST_NAME)]  # type: ignore[valid-type]
 LogicalOp = Literal["AND", "OR", "NOT"]
 SortField = Literal["name", "key", "created_at", "updated_at"]
 
@@ -225,7 +198,7 @@ def rules_to_core(rules: list[RuleCondition | RuleGroup]) -> list[dict[str, Any]
         if isinstance(rule, RuleCondition):
             condition = {
                 "attribute": rule.attribute,
-                "operator": OPERATORS[rule.operator],
+                "operator": BY_REST_NAME[rule.operator].name,
                 "value": rule.value,
             }
             out.append({"condition": condition, "group": None})
@@ -250,7 +223,7 @@ def rules_from_stored(stored: list[Any]) -> list[dict[str, Any]]:
             condition: dict[str, Any] = {
                 "type": "rule",
                 "attribute": rule["attribute"],
-                "operator": REST_OPERATORS[rule["operator"]],
+                "operator": REGISTRY[rule["operator"]].rest,
             }
             if rule.get("value") is not None:
                 condition["value"] = rule["value"]

@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rules.evaluate import compile_segment, flatten_context
-from rules.models import LOGICAL_OPS, OPERATORS, Limits, is_group
+from rules.models import LOGICAL_OPS, Limits, is_group
+from rules.operators import OPERATORS
 from rules.validate import validate_rules
 
 ATTRIBUTES = ["a", "b", "a.b", "user.plan", "targetingKey"]

@@ -4,7 +4,8 @@ from typing import Any
 
 import pytest
 
-from rules.models import OPERATORS, Limits
+from rules.models import Limits
+from rules.operators import OPERATORS
 from rules.validate import Problem, validate_rules
 
 PATH = ("input", "rules")

@@ -1,0 +1,132 @@
+"""The tree of a segment definition compiled into one predicate, and the SQL leaf of every
+operator of the registry."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from db.pagination import SqlBuilder
+from db.rules_sql import dates, regex, scalars, semver
+from db.rules_sql.fragments import Emitter, Leaf
+from rules.evaluate import evaluate_rules
+from rules.models import LOGICAL_OPS, MAX_COMPILE_DEPTH
+from rules.operators import REGISTRY
+from rules.values import is_number, storable_text
+
+
+@dataclass(frozen=True)
+class Predicate:
+    """A three-valued SQL condition: TRUE member, FALSE not, NULL for Python to decide."""
+
+    expr: str
+    exact: bool  # never NULL: SQL decides every profile
+
+
+def compile_definition(
+    sql: SqlBuilder,
+    *,
+    logical_op: str,
+    rules: list[Any],
+    force: bool,
+    included: list[str],
+    excluded: list[str],
+    context: str = "p.context",
+    key: str = "p.targeting_key",
+) -> Predicate:
+    """The membership predicate of a stored segment definition (`CompiledSegment.evaluate`)."""
+    if force is True:
+        return Predicate("true", True)
+    compiler = _Compiler(sql, context)
+    expr, _ = compiler.group(logical_op, rules, depth=0)
+    included_keys = _targets(included)
+    excluded_keys = _targets(excluded)
+    if included_keys:
+        expr = f"({key} = ANY({sql.param(included_keys)}::text[]) OR {expr})"
+    if excluded_keys:
+        expr = f"(NOT {key} = ANY({sql.param(excluded_keys)}::text[]) AND {expr})"
+    return Predicate(expr, compiler.exact)
+
+
+def _targets(targets: object) -> list[str]:
+    if type(targets) is not list:
+        return []
+    return sorted({target for target in targets if type(target) is str and storable_text(target)})
+
+
+class _Compiler(Emitter):
+    # The tree. Each node compiles to (sql, cost); siblings are joined cheapest first, so
+    # AND and OR stop early on the common rows (Kleene logic is commutative, and PostgreSQL
+    # evaluates a boolean expression's arguments left to right, stopping at the first that
+    # settles it).
+
+    def group(self, logical_op: object, rules: object, depth: int) -> tuple[str, int]:
+        if depth > MAX_COMPILE_DEPTH or logical_op not in LOGICAL_OPS or type(rules) is not list:
+            return "false", 0
+        children = sorted((self.rule(rule, depth) for rule in rules), key=lambda child: child[1])
+        if not children:
+            return "false", 0  # an empty rule list never matches, whatever its operator
+        cost = sum(child_cost for _, child_cost in children)
+        if len(children) == 1:
+            sql = children[0][0]
+            return (f"(NOT {sql})" if logical_op == "NOT" else sql), cost
+        joiner = " OR " if logical_op == "OR" else " AND "
+        sql = "(" + joiner.join(child_sql for child_sql, _ in children) + ")"
+        return (f"(NOT {sql})" if logical_op == "NOT" else sql), cost
+
+    def rule(self, rule: object, depth: int) -> tuple[str, int]:
+        if type(rule) is not dict:
+            return "false", 0
+        if "logicalOp" in rule:
+            return self.group(rule.get("logicalOp"), rule.get("rules"), depth + 1)
+        attribute, op, value = rule.get("attribute"), rule.get("operator"), rule.get("value")
+        leaf = LEAVES.get(op) if type(op) is str else None
+        if leaf is None or type(attribute) is not str:
+            return "false", 0
+        if not storable_text(attribute):
+            # No stored context has such a key: the condition sees an absent attribute.
+            return ("true" if evaluate_rules("AND", [rule], {}) else "false"), 0  # type: ignore[list-item]
+        return leaf.build(Leaf(self, attribute), value), leaf.cost
+
+
+@dataclass(frozen=True, slots=True)
+class SqlLeaf:
+    """An operator in SQL: its leaf builder (the leaf and the stored value → three-valued SQL,
+    "false" where the evaluator's builder rejects the value) and a rough relative cost per
+    row, by which siblings are ordered: containment tests cheapest, regular expressions
+    dearest (REGEX is cheap in SQL but its NULLs settle nothing, so it goes last)."""
+
+    build: Callable[[Leaf, Any], str]
+    cost: int
+
+
+def _scalar(value: Any) -> bool:
+    return type(value) in (str, bool) or is_number(value)
+
+
+# One entry per operator of the registry.
+LEAVES: dict[str, SqlLeaf] = {
+    "EQ": SqlLeaf(scalars.equals, 1),
+    "NEQ": SqlLeaf(scalars.negation(scalars.equals, _scalar), 2),
+    "IN": SqlLeaf(scalars.one_of, 2),
+    "NIN": SqlLeaf(scalars.negation(scalars.one_of, lambda value: type(value) is list), 2),
+    "GT": SqlLeaf(scalars.comparison(">"), 2),
+    "GTE": SqlLeaf(scalars.comparison(">="), 2),
+    "LT": SqlLeaf(scalars.comparison("<"), 2),
+    "LTE": SqlLeaf(scalars.comparison("<="), 2),
+    "CONTAINS": SqlLeaf(scalars.contains, 2),
+    "NOT_CONTAINS": SqlLeaf(scalars.not_contains, 2),
+    "STARTS_WITH": SqlLeaf(scalars.starts_with, 2),
+    "ENDS_WITH": SqlLeaf(scalars.ends_with, 2),
+    "EXISTS": SqlLeaf(scalars.exists, 1),
+    "NOT_EXISTS": SqlLeaf(scalars.not_exists, 1),
+    "REGEX": SqlLeaf(regex.regex, 8),
+    "BEFORE": SqlLeaf(dates.instant_comparison("<"), 5),
+    "AFTER": SqlLeaf(dates.instant_comparison(">"), 5),
+    "SEMVER_EQ": SqlLeaf(semver.semver_comparison("EQ"), 5),
+    "SEMVER_GT": SqlLeaf(semver.semver_comparison("GT"), 5),
+    "SEMVER_LT": SqlLeaf(semver.semver_comparison("LT"), 5),
+}
+if LEAVES.keys() != REGISTRY.keys():
+    raise ImportError(
+        f"SQL leaves and the operator registry differ: {LEAVES.keys() ^ REGISTRY.keys()}"
+    )
