@@ -6,7 +6,7 @@ from enum import Enum
 import strawberry
 from graphql import GraphQLError
 
-from rules.problems import Problem, ProblemCode
+from rules.problems import Problem, ProblemCode, Refused
 
 
 @strawberry.enum(description="Machine-readable kind of a user error.")
@@ -70,6 +70,15 @@ def bad_user_input(message: str) -> GraphQLError:
 
 def not_found(message: str) -> GraphQLError:
     return coded_error(message, "NOT_FOUND")
+
+
+def query_error(refused: Refused) -> GraphQLError:
+    """A query's refusal as the coded GraphQL error it answers with: a bad argument is
+    BAD_USER_INPUT, anything else keeps its code (NOT_FOUND)."""
+    problem = refused.problems[0]
+    if problem.code is ProblemCode.INVALID_INPUT:
+        return bad_user_input(problem.message)
+    return coded_error(problem.message, problem.code.value)
 
 
 def from_problems(problems: Iterable[Problem]) -> list[UserError]:

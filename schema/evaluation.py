@@ -1,20 +1,18 @@
 """evaluateSegment: does a context match a segment, and which conditions decided it."""
 
-from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
 
+from core.evaluation import compiled_segment, context_problems
 from db import segments as db_segments
-from rules.evaluate import CompiledSegment, compile_segment
-from rules.profiles import MAX_ATTRIBUTES_DEPTH
-from rules.values import json_problem
+from rules.evaluate import Evaluation
+from rules.problems import Refused
 from schema.context import AppInfo
 from schema.enums import ConditionOperator
-from schema.errors import bad_user_input, not_found
-from schema.versioned import PerVersion
+from schema.errors import not_found, query_error
 
 
 @strawberry.enum(description="Why a segment matched or not.")
@@ -47,38 +45,8 @@ class SegmentEvaluation:
     )
 
 
-_compiled: PerVersion[CompiledSegment] = PerVersion()
-
-
-def compiled_segment(row: Mapping[str, Any]) -> CompiledSegment:
-    """A segment's evaluator, compiled once per stored version."""
-    return _compiled.get(
-        (row["id"], row["version"], row["updated_at"]),
-        lambda: compile_segment(
-            logical_op=row["logical_op"],
-            rules=row["rules"],
-            force=row["force"],
-            included=row["included"],
-            excluded=row["excluded"],
-        ),
-    )
-
-
-async def evaluate_segment(
-    info: AppInfo, project_key: str, key: str, context: Any
-) -> SegmentEvaluation:
-    if not isinstance(context, dict):
-        raise bad_user_input("`context` must be a JSON object.")
-    # Bounded like a stored profile's attributes, so whatever comes back in `actual` can be
-    # written out (no RecursionError while serialising) and every number is the one sent.
-    problem = json_problem(context, MAX_ATTRIBUTES_DEPTH)
-    if problem is not None:
-        raise bad_user_input(f"`context`: {problem}.")
-    ctx = info.context
-    row = await ctx.db.run(db_segments.segment_by_key, ctx.project_id_for(project_key), key)
-    if row is None:
-        raise not_found(f"No segment with key {key!r} in project {project_key!r}.")
-    result = compiled_segment(row).evaluate(context)
+def segment_evaluation(result: Evaluation) -> SegmentEvaluation:
+    """The evaluator's answer as the API shows it."""
     return SegmentEvaluation(
         matched=result.matched,
         reason=result.reason,
@@ -92,3 +60,16 @@ async def evaluate_segment(
             for c in result.conditions
         ],
     )
+
+
+async def evaluate_segment(
+    info: AppInfo, project_key: str, key: str, context: Any
+) -> SegmentEvaluation:
+    problems = context_problems(context)
+    if problems:
+        raise query_error(Refused(problems))
+    ctx = info.context
+    row = await ctx.db.run(db_segments.segment_by_key, ctx.project_id_for(project_key), key)
+    if row is None:
+        raise not_found(f"No segment with key {key!r} in project {project_key!r}.")
+    return segment_evaluation(compiled_segment(row).evaluate(context))

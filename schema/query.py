@@ -5,7 +5,7 @@ from typing import Annotated
 import strawberry
 from strawberry.scalars import JSON
 
-from schema import flags, profiles, segments
+from schema import flags, profiles, segments, targeting
 from schema.audit import AuditEvent, AuditEventConnection, history_of
 from schema.context import AppInfo
 from schema.evaluation import SegmentEvaluation, evaluate_segment
@@ -15,6 +15,7 @@ from schema.node import Node
 from schema.profiles import PreviewSegmentInput, Profile, ProfileConnection, SegmentPreview
 from schema.projects import Environment, Project
 from schema.segments import Segment, SegmentConnection, SegmentFilter, SegmentOrder
+from schema.targeting import TargetingEvaluation
 
 ProjectKey = Annotated[
     str, strawberry.argument(description="Key of the project (the token's own).")
@@ -149,6 +150,29 @@ class Query:
         ],
     ) -> SegmentEvaluation:
         return await evaluate_segment(info, project_key, key, context)
+
+    @strawberry.field(
+        description="Which targeting rule of a flag a context meets in one environment, and "
+        "why: the flag's rules in order, first match wins; nothing is stored."
+    )
+    async def evaluate_targeting(
+        self,
+        info: AppInfo,
+        project_key: ProjectKey,
+        flag_key: Annotated[str, strawberry.argument(description="Key of a live flag.")],
+        environment_key: Annotated[
+            str, strawberry.argument(description='Environment key, e.g. "production".')
+        ],
+        context: Annotated[
+            JSON,
+            strawberry.argument(
+                description="The evaluation context, a JSON object with targetingKey."
+            ),
+        ],
+    ) -> TargetingEvaluation:
+        return await targeting.evaluate_targeting(
+            info, project_key, flag_key, environment_key, context
+        )
 
     @strawberry.field(description="A stored profile by its targetingKey.")
     async def profile(

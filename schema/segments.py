@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Self
 
 import strawberry
 
+from core.versioned import PerVersion
 from db import segments as db_segments
 from db.members import Definition
 from db.segments import ORDER_COLUMNS
@@ -27,7 +28,6 @@ from schema.pagination import (
 from schema.profiles import ProfileConnection, member_connection
 from schema.projects import Environment, Project
 from schema.rules import Condition, ConditionGroup, SegmentRule, rules_from_stored
-from schema.versioned import PerVersion
 
 if TYPE_CHECKING:
     from schema.flags import Flag

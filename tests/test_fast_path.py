@@ -62,6 +62,16 @@ CORPUS = [
         " { matched reason conditions { attribute operator matched actual } } }",
         {},
     ),
+    *[
+        (
+            'query($p: String!, $e: String!) { evaluateTargeting(projectKey: $p, flagKey: "f", environmentKey: $e,'
+            ' context: {targetingKey: "u", plan: "free", n: 9, x: 1}) { variationKey rolloutKey'
+            " matchedRule { id orderIndex kind segment { key usage { usageCount } } rules { __typename } }"
+            " ruleResults { orderIndex matched evaluation { matched reason conditions { attribute operator matched actual } } } } }",
+            {"e": environment},
+        )
+        for environment in ("production", "staging")
+    ],
     (
         "query($p: String!) { segments(projectKey: $p, first: 0) { nodes { key } pageInfo { hasNextPage } } }",
         {},

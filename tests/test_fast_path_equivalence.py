@@ -160,6 +160,7 @@ class Decorate:
         self.values: dict[str, list[Any]] = {
             "projectKey": [project_key] * 5 + ["nope"],
             "key": ["beta", "data", "tags", "gone", "f", "nope"],
+            "flagKey": ["f", "f", "nope"],
             "targetingKey": ["user-1", "user-2", "nobody"],
             "environmentKey": ["production", "staging", "nope"],
             "search": ["ta", "", "e"],

@@ -115,6 +115,7 @@ QUERY_CASES = {
         )
     ],
     "evaluateSegment": [],  # returns an error instead of data: see its own test below
+    "evaluateTargeting": [],  # likewise
     "profile": [
         (
             'query($k: String!) { profile(projectKey: $k, targetingKey: "secret-user") { id } }',
@@ -249,6 +250,17 @@ async def test_evaluating_another_projects_segment_is_not_found(gql, project, ot
     await _seed(gql, other_project)
     errors = await gql.errors(
         'query($k: String!) { evaluateSegment(projectKey: $k, key: "secret", context: {}) { matched } }',
+        {"k": other_project.key},
+        token=project.editor,
+    )
+    assert errors[0]["extensions"]["code"] == "NOT_FOUND"
+
+
+async def test_evaluating_another_projects_flag_targeting_is_not_found(gql, project, other_project):
+    await _seed(gql, other_project)
+    errors = await gql.errors(
+        'query($k: String!) { evaluateTargeting(projectKey: $k, flagKey: "flag",'
+        ' environmentKey: "production", context: {}) { variationKey } }',
         {"k": other_project.key},
         token=project.editor,
     )
