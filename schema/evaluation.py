@@ -7,8 +7,11 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
+from core.references import load_closure
 from db import segments as db_segments
-from rules.evaluate import CompiledSegment, compile_segment
+from db.members import references_from_rows
+from rules.evaluate import CompiledSegment, Evaluation, compile_segment
+from rules.models import referenced_ids
 from rules.profiles import MAX_ATTRIBUTES_DEPTH
 from rules.values import json_problem
 from schema.context import AppInfo
@@ -45,21 +48,71 @@ class SegmentEvaluation:
     conditions: list[ConditionResult] = strawberry.field(
         description="Every leaf condition's outcome when the rules decided; empty otherwise."
     )
+    segment_matches: list["SegmentMatchResult"] = strawberry.field(
+        description="Every reference to another segment, when the rules decided, in rule "
+        "order (depth first through nested groups); empty otherwise."
+    )
+
+    @classmethod
+    def from_result(cls, result: Evaluation) -> "SegmentEvaluation":
+        return cls(
+            matched=result.matched,
+            reason=result.reason,  # type: ignore[arg-type]
+            conditions=[
+                ConditionResult(
+                    attribute=c.attribute,
+                    operator=c.operator,  # type: ignore[arg-type]
+                    matched=c.matched,
+                    actual=c.actual,
+                )
+                for c in result.conditions
+            ],
+            segment_matches=[
+                SegmentMatchResult(
+                    segment_key=m.segment_key,
+                    negate=m.negate,
+                    matched=m.matched,
+                    evaluation=cls.from_result(m.evaluation),
+                )
+                for m in result.segment_matches
+            ],
+        )
+
+
+@strawberry.type(description="The outcome of one reference to another segment.")
+class SegmentMatchResult:
+    segment_key: str = strawberry.field(description="The referenced segment's key.")
+    negate: bool = strawberry.field(description="Whether the reference is negated.")
+    matched: bool = strawberry.field(description="Whether the reference held, after negate.")
+    evaluation: SegmentEvaluation = strawberry.field(
+        description="The referenced segment's own evaluation of the context."
+    )
 
 
 _compiled: PerVersion[CompiledSegment] = PerVersion()
 
 
-def compiled_segment(row: Mapping[str, Any]) -> CompiledSegment:
-    """A segment's evaluator, compiled once per stored version."""
+def _version(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (row["id"], row["version"], row["updated_at"])
+
+
+def compiled_segment(
+    row: Mapping[str, Any], closure: Mapping[int, Mapping[str, Any]] | None = None
+) -> CompiledSegment:
+    """A segment's evaluator, compiled once per stored version of it and of every segment
+    it reaches through references (`closure`, rows by id), so a referenced segment that
+    changed is never evaluated as it was."""
+    closure = closure or {}
     return _compiled.get(
-        (row["id"], row["version"], row["updated_at"]),
+        (_version(row), *(_version(closure[i]) for i in sorted(closure))),
         lambda: compile_segment(
             logical_op=row["logical_op"],
             rules=row["rules"],
             force=row["force"],
             included=row["included"],
             excluded=row["excluded"],
+            references=references_from_rows(closure),
+            key=row["key"],
         ),
     )
 
@@ -78,17 +131,9 @@ async def evaluate_segment(
     row = await ctx.db.run(db_segments.segment_by_key, ctx.project_id_for(project_key), key)
     if row is None:
         raise not_found(f"No segment with key {key!r} in project {project_key!r}.")
-    result = compiled_segment(row).evaluate(context)
-    return SegmentEvaluation(
-        matched=result.matched,
-        reason=result.reason,
-        conditions=[
-            ConditionResult(
-                attribute=c.attribute,
-                operator=c.operator,
-                matched=c.matched,
-                actual=c.actual,
-            )
-            for c in result.conditions
-        ],
+    closure = (
+        await ctx.db.run(load_closure, row["project_id"], row["rules"])
+        if any(referenced_ids(row["rules"]))
+        else {}
     )
+    return SegmentEvaluation.from_result(compiled_segment(row, closure).evaluate(context))
