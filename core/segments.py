@@ -298,6 +298,22 @@ async def segment_page(
         )
 
 
-async def usage(db: Database, principal: Principal, segment_id: int) -> list[Row]:
-    """(flag, environment) pairs of live flags whose targeting rules use the segment."""
-    return await db.run(db_segments.usage_of_segments, principal.project_id, [segment_id])
+async def usage(db: Database, principal: Principal, segment_id: int) -> db_segments.Usage:
+    """(flag, environment) pairs of live flags whose targeting rules use the segment, and
+    the live segments whose rules reference it."""
+    async with db.connection() as conn:
+        return db_segments.Usage(
+            flags=await db_segments.usage_of_segments(conn, principal.project_id, [segment_id]),
+            segments=await db_segments.referencing_segments(
+                conn, principal.project_id, [segment_id]
+            ),
+        )
+
+
+async def referenced_keys(db: Database, principal: Principal, rows: list[Row]) -> dict[int, str]:
+    """The keys of the segments these segments' rules reference, by id (no read when none)."""
+    wanted = sorted({i for row in rows for i in referenced_ids(row["rules"])})
+    if not wanted:
+        return {}
+    found = await db.run(db_segments.segments_by_id, principal.project_id, wanted)
+    return {row["id"]: row["key"] for row in found}

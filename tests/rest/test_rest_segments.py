@@ -168,7 +168,11 @@ async def test_delete_of_a_used_segment_is_400_with_who_uses_it(rest, gql, proje
         {"id": "new-dashboard", "name": "New-Dashboard", "environment": "production"}
     ]
     usage = (await rest.get("/used/usage")).json()
-    assert usage == {"usage_count": 1, "used_in_flags": body["used_in_flags"]}
+    assert usage == {
+        "usage_count": 1,
+        "used_in_flags": body["used_in_flags"],
+        "used_in_segments": [],
+    }
     assert (await rest.get("/used")).status_code == 200
 
 
