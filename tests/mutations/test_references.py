@@ -195,8 +195,8 @@ async def test_a_chain_of_five_segments_is_allowed_and_six_is_not(gql, project):
     await _chain(gql, project.key, ["t2", "t3", "t4"])
     payload = await update_segment(gql, made["s3"]["id"], rules=[ref("t2")])
     assert errors_of(payload) == [(("input", "rules"), "LIMIT_EXCEEDED")]
-    # s4 → t3 → t4 makes exactly 5: allowed.
-    assert (await update_segment(gql, made["s4"]["id"], rules=[ref("t3")]))["userErrors"] == []
+    # s1 → s2 → s3 → t3 → t4 holds exactly 5: allowed.
+    assert (await update_segment(gql, made["s3"]["id"], rules=[ref("t3")]))["userErrors"] == []
     # A preview is a new segment: referencing s1 makes 6.
     preview = await gql(
         "query($i: PreviewSegmentInput!) { previewSegment(input: $i) { userErrors { field code } } }",
