@@ -37,6 +37,8 @@ ACTOR = "bench"
 # Sorted after the 100,000 generated names, so the list scenarios never see them.
 COUNT_KEY = "zz_bench_five_conditions"
 PAGE_KEY = "zz_bench_pro_europe"
+# "In the five-condition segment and not in pro Europe": memberCount with two references.
+REFS_KEY = "zz_bench_two_references"
 PAGE = 50
 SAMPLE = 10
 
@@ -152,6 +154,33 @@ async def prepare(dsn: str, project_id: int, count: int, reuse: bool) -> Profile
                     max_live=10**9,
                 )
                 assert not isinstance(created, Refused), created
+        if await segments.segment_by_key(conn, project_id, REFS_KEY) is None:
+            ids = [
+                (await segments.segment_by_key(conn, project_id, key))["id"]
+                for key in (COUNT_KEY, PAGE_KEY)
+            ]
+            created = await segments.create_segment(
+                conn,
+                project_id,
+                {
+                    "key": REFS_KEY,
+                    "name": "ZZ Bench two references",
+                    "description": None,
+                    "tags": ["bench"],
+                    "logical_op": "AND",
+                    "rules": [
+                        {"segmentId": ids[0], "negate": False},
+                        {"segmentId": ids[1], "negate": True},
+                    ],
+                    "force": False,
+                    "included": [],
+                    "excluded": [],
+                },
+                actor=ACTOR,
+                derive_key_from=None,
+                max_live=10**9,
+            )
+            assert not isinstance(created, Refused), created
         if reuse and await db_profiles.count_all_profiles(conn, project_id) == count:
             return ProfilesSeeded(count, None)
         started = time.perf_counter()
@@ -174,6 +203,11 @@ def requests() -> dict[str, tuple[bytes, str]]:
         "member_count": (
             _body(MEMBER_COUNT, {"projectKey": PROJECT_KEY, "key": COUNT_KEY}),
             "memberCount, 5 conditions",
+        ),
+        "member_count_refs": (
+            _body(MEMBER_COUNT, {"projectKey": PROJECT_KEY, "key": REFS_KEY}),
+            "memberCount, in the 5-condition segment and not in pro Europe (2 references); "
+            "target 1.5 s",
         ),
         "members_page": (
             _body(MEMBERS_PAGE, {"projectKey": PROJECT_KEY, "key": PAGE_KEY, "first": PAGE}),
@@ -202,6 +236,11 @@ def _problem(name: str, document: Any, counted: dict[str, int]) -> str | None:
     if name == "member_count":
         counted["five"] = data["segment"]["memberCount"]
         return None if counted["five"] > 0 else "no members"
+    if name == "member_count_refs":
+        refs = data["segment"]["memberCount"]
+        if "five" in counted and not 0 < refs <= counted["five"]:
+            return f"{refs} members with references, {counted['five']} in the referenced segment"
+        return None
     if name == "members_page":
         nodes = data["segment"]["members"]["nodes"]
         return None if len(nodes) == PAGE else f"{len(nodes)} members instead of {PAGE}"

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from bench.evaluate import CONTEXT as EVAL_CONTEXT
-from bench.seed import EVAL_KEY, PROJECT_KEY, SEARCH_TERM, Seeded
+from bench.seed import EVAL_KEY, EVAL_REFS_KEY, PROJECT_KEY, SEARCH_TERM, Seeded
 from schema.pagination import encode_cursor
 
 SEGMENT_FIELDS = """
@@ -53,11 +53,15 @@ EVALUATE = """
 query Evaluate($projectKey: String!, $key: String!, $context: JSON!) {
   evaluateSegment(projectKey: $projectKey, key: $key, context: $context) {
     matched reason conditions { attribute operator matched actual }
+    segmentMatches {
+      segmentKey negate matched
+      evaluation { matched reason conditions { attribute operator matched actual } }
+    }
   }
 }
 """
 
-ORDER = ["health", "list", "floor", "search", "deep", "one", "evaluate", "write"]
+ORDER = ["health", "list", "floor", "search", "deep", "one", "evaluate", "evaluate_refs", "write"]
 PAGE = 50
 
 
@@ -111,6 +115,13 @@ def build(seeded: Seeded) -> dict[str, Scenario]:
         result = document["data"]["evaluateSegment"]
         if not result["matched"] or len(result["conditions"]) != 10:
             return f"expected a match over 10 conditions, got {result}"
+        return None
+
+    def evaluate_refs_check(document: Any) -> str | None:
+        result = document["data"]["evaluateSegment"]
+        matches = [m["matched"] for m in result["segmentMatches"]]
+        if not result["matched"] or len(result["conditions"]) != 10 or matches != [True, True]:
+            return f"expected a match over 10 conditions and 2 references, got {result}"
         return None
 
     def health_check(document: Any) -> str | None:
@@ -173,6 +184,17 @@ def build(seeded: Seeded) -> dict[str, Scenario]:
             _body(EVALUATE, {"projectKey": PROJECT_KEY, "key": EVAL_KEY, "context": EVAL_CONTEXT}),
             evaluate_check,
             "10 conditions, matching context",
+        ),
+        "evaluate_refs": Scenario(
+            "evaluate_refs",
+            "api",
+            "POST",
+            "/graphql",
+            _body(
+                EVALUATE, {"projectKey": PROJECT_KEY, "key": EVAL_REFS_KEY, "context": EVAL_CONTEXT}
+            ),
+            evaluate_refs_check,
+            "10 conditions + 2 segment references (one negated); target within 2x of evaluate",
         ),
         "write": Scenario(
             "write", "api", "POST", "/graphql", None, lambda _: None, "create+update+delete"

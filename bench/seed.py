@@ -23,6 +23,12 @@ from rules.validate import derive_key
 DATABASE_NAME = "segments_bench"
 PROJECT_KEY = "bench"
 EVAL_KEY = "bench_eval"
+# The same ten conditions plus "in bench_ref_pro" and "not in bench_ref_blocked".
+EVAL_REFS_KEY = "bench_eval_refs"
+EVAL_REFERENCED = {
+    "bench_ref_pro": [{"attribute": "user.plan", "operator": "EQ", "value": "pro"}],
+    "bench_ref_blocked": [{"attribute": "user.country", "operator": "IN", "value": ["KP", "IR"]}],
+}
 # A word of the name generator found in one name (or key) in five.
 SEARCH_TERM = "mobile"
 RANDOM_SEED = 20261126
@@ -343,6 +349,57 @@ async def _seed(conn: asyncpg.Connection, segments: int, flags: int, rules: int)
     return project_id
 
 
+async def ensure_reference_segments(conn: asyncpg.Connection, project_id: int) -> None:
+    """The evaluate-with-references segment and the two it references (added to a reused
+    database too), stored as a write stores them: rules by id, rows in segment_references."""
+    async with conn.transaction():
+        if await conn.fetchval(
+            "SELECT 1 FROM segments WHERE project_id = $1 AND key = $2 AND deleted_at IS NULL",
+            project_id,
+            EVAL_REFS_KEY,
+        ):
+            return
+        ids = []
+        for key, rules in EVAL_REFERENCED.items():
+            ids.append(
+                await conn.fetchval(
+                    """
+                    INSERT INTO segments (project_id, key, name, rules, tags)
+                    VALUES ($1, $2, $2, $3, '{bench}')
+                    RETURNING id
+                    """,
+                    project_id,
+                    key,
+                    orjson.dumps(rules).decode(),
+                )
+            )
+        rules = [
+            *EVAL_RULES,
+            {"segmentId": ids[0], "negate": False},
+            {"segmentId": ids[1], "negate": True},
+        ]
+        referencing = await conn.fetchval(
+            """
+            INSERT INTO segments (project_id, key, name, rules, tags, included, excluded)
+            VALUES ($1, $2, 'Bench Eval Segment with references', $3, '{bench}',
+                    '{vip-1}', '{banned-1}')
+            RETURNING id
+            """,
+            project_id,
+            EVAL_REFS_KEY,
+            orjson.dumps(rules).decode(),
+        )
+        await conn.execute(
+            """
+            INSERT INTO segment_references (project_id, segment_id, referenced_id)
+            SELECT $1, $2, unnest($3::bigint[])
+            """,
+            project_id,
+            referencing,
+            ids,
+        )
+
+
 async def _fresh_database(admin_dsn: str, name: str) -> None:
     conn = await asyncpg.connect(admin_dsn)
     try:
@@ -411,6 +468,7 @@ async def prepare(
 
     conn = await asyncpg.connect(dsn)
     try:
+        await ensure_reference_segments(conn, project_id)
         token = await api_keys.create_api_key(conn, project_id, "editor", "bench editor")
         live = await conn.fetchval(
             "SELECT count(*) FROM segments WHERE project_id = $1 AND deleted_at IS NULL", project_id

@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.versioned import PerVersion
+from db.members import references_from_rows
 from db.pool import Row
 from rules.evaluate import CompiledSegment, compile_segment
 from rules.problems import Problem, ProblemCode
@@ -14,16 +15,27 @@ from rules.values import json_problem
 _compiled: PerVersion[CompiledSegment] = PerVersion()
 
 
-def compiled_segment(row: Row | Mapping[str, Any]) -> CompiledSegment:
-    """A stored segment's evaluator, compiled once per stored version."""
+def _version(row: Row | Mapping[str, Any]) -> tuple[Any, ...]:
+    return (row["id"], row["version"], row["updated_at"])
+
+
+def compiled_segment(
+    row: Row | Mapping[str, Any], closure: Mapping[int, Row | Mapping[str, Any]] | None = None
+) -> CompiledSegment:
+    """A stored segment's evaluator, compiled once per stored version of it and of every
+    segment it reaches through references (`closure`, rows by id), so a referenced segment
+    that changed is never evaluated as it was."""
+    closure = closure or {}
     return _compiled.get(
-        (row["id"], row["version"], row["updated_at"]),
+        (_version(row), *(_version(closure[i]) for i in sorted(closure))),
         lambda: compile_segment(
             logical_op=row["logical_op"],
             rules=row["rules"],
             force=row["force"],
             included=row["included"],
             excluded=row["excluded"],
+            references=references_from_rows(closure),
+            key=row["key"],
         ),
     )
 

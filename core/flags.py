@@ -6,8 +6,10 @@ row id, or None when the id named no segment) or `rules` (stored-shape input for
 `rules.validate`) with an optional `logical_op`, and `variation_key` / `rollout_key`.
 """
 
+from collections.abc import Mapping
 from typing import Any
 
+from core import references
 from core.access import project_id_for, project_problems, require_editor
 from core.policy import Policy
 from db import flags as db_flags
@@ -72,10 +74,21 @@ async def create_flag(
     return row
 
 
+def _referenced_keys(rules: list[dict[str, Any]]) -> set[str]:
+    """The segment keys the CUSTOM rules' SegmentMatches name."""
+    return {
+        key
+        for rule in rules
+        if "segment" not in rule
+        for key in validate.referenced_keys(rule.get("rules"))
+    }
+
+
 def _checked_rules(
-    rules: list[dict[str, Any]], limits: Limits
+    rules: list[dict[str, Any]], limits: Limits, segment_ids: Mapping[str, int]
 ) -> tuple[list[dict[str, Any]], list[Problem]]:
-    """Rows to store and every problem found in the input alone."""
+    """Rows to store and every problem found in the input (`segment_ids` resolves the keys
+    of `_referenced_keys`)."""
     rows: list[dict[str, Any]] = []
     problems: list[Problem] = []
     for index, rule in enumerate(rules):
@@ -117,7 +130,9 @@ def _checked_rules(
                 Problem(path, ProblemCode.INVALID_RULE, "Give a segmentId or inline rules.")
             )
         else:
-            stored, rule_problems = validate.validate_rules(rule["rules"], (*path, "rules"), limits)
+            stored, rule_problems = validate.validate_rules(
+                rule["rules"], (*path, "rules"), limits, segment_ids
+            )
             problems += rule_problems
             logical_op = rule.get("logical_op") or "AND"
             row |= {"kind": "CUSTOM", "segment_id": None, "logical_op": logical_op, "rules": stored}
@@ -134,8 +149,9 @@ async def set_targeting_rules(
     rules: list[dict[str, Any]],
 ) -> Row | Refused:
     """Replace the flag's ordered rules in the environment, atomically. The flag is locked,
-    and the segments attached are share-locked, so a concurrent delete either waits or is
-    seen; every problem is reported, from the input and from the database together."""
+    and the segments attached or referenced from CUSTOM rules are share-locked, so a
+    concurrent delete either waits or is seen; every problem is reported, from the input and
+    from the database together."""
     require_editor(principal)
     project_id = principal.project_id
     if flag_id is None:
@@ -147,11 +163,15 @@ async def set_targeting_rules(
             f"{len(rules)} targeting rules; at most {limit} per flag and environment",
             ("input", "rules"),
         )
-    rows, problems = _checked_rules(rules, policy.rules)
     async with db.transaction() as conn:
         flag = await db_flags.lock_flag(conn, project_id, flag_id)
         if flag is None:
             return Refused.one(ProblemCode.NOT_FOUND, NO_SUCH_FLAG, ("input", "flagId"))
+        # Share-locked like the SEGMENT rules' segments below: none can be deleted meanwhile.
+        segment_ids = await references.resolve_keys(
+            conn, project_id, _referenced_keys(rules), lock=True
+        )
+        rows, problems = _checked_rules(rules, policy.rules, segment_ids)
         environment = await db_projects.environment_by_key(conn, project_id, environment_key)
         if environment is None:
             problems.insert(

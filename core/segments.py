@@ -7,8 +7,12 @@ field that is absent is left alone by an update. Problem paths use the GraphQL i
 spelling (("input", "logicalOp")); the REST face translates them.
 """
 
+from collections.abc import Mapping
 from typing import Any
 
+import asyncpg
+
+from core import references
 from core.access import project_id_for, project_problems, require_editor
 from core.policy import Policy
 from db import segments as db_segments
@@ -16,7 +20,7 @@ from db.api_keys import Principal
 from db.pool import Database, Row
 from db.segments import SegmentFilter
 from rules import validate
-from rules.models import LOGICAL_OPS, Limits
+from rules.models import LOGICAL_OPS, Limits, referenced_ids
 from rules.problems import Problem, ProblemCode, Refused
 
 # The stored fields a segment write may set (db.segments.FIELDS maps them to API names).
@@ -40,8 +44,11 @@ def _path(name: str) -> tuple[str, ...]:
     return ("input", {"logical_op": "logicalOp"}.get(name, name))
 
 
-def check_fields(given: dict[str, Any], limits: Limits) -> tuple[dict[str, Any], list[Problem]]:
-    """Validate the given fields; return the stored column values and every problem found."""
+def check_fields(
+    given: dict[str, Any], limits: Limits, segment_ids: Mapping[str, int] | None = None
+) -> tuple[dict[str, Any], list[Problem]]:
+    """Validate the given fields; return the stored column values and every problem found.
+    `segment_ids` resolves the segment keys the rules reference (`_checked`)."""
     problems: list[Problem] = []
     values: dict[str, Any] = {}
     given = dict(given)
@@ -77,7 +84,9 @@ def check_fields(given: dict[str, Any], limits: Limits) -> tuple[dict[str, Any],
                 )
             )
     if "rules" in given:
-        stored, rule_problems = validate.validate_rules(given["rules"], _path("rules"), limits)
+        stored, rule_problems = validate.validate_rules(
+            given["rules"], _path("rules"), limits, segment_ids
+        )
         problems += rule_problems
         values["rules"] = stored
     if given.get("force") is not None:
@@ -101,6 +110,34 @@ def check_fields(given: dict[str, Any], limits: Limits) -> tuple[dict[str, Any],
     return values, problems
 
 
+async def _checked(
+    conn: asyncpg.Connection,
+    project_id: int,
+    segment_id: int | None,
+    given: dict[str, Any],
+    limits: Limits,
+) -> tuple[dict[str, Any], list[Problem]]:
+    """`check_fields` inside the write's transaction. Rules that reference segments take the
+    project's reference-graph lock first (before any row lock), share-lock the referenced
+    segments, and are checked for cycles and chain depth."""
+    paths = validate.referenced_keys(given.get("rules"), _path("rules"))
+    if not paths:
+        return check_fields(given, limits)
+    await db_segments.lock_reference_graph(conn, project_id)
+    segment_ids = await references.resolve_keys(conn, project_id, paths, lock=True)
+    values, problems = check_fields(given, limits, segment_ids)
+    if problems:
+        return values, problems
+    own_key = values.get("key") or ""
+    if segment_id is not None and not own_key:
+        rows = await db_segments.segments_by_id(conn, project_id, [segment_id])
+        own_key = rows[0]["key"] if rows else ""
+    problems = await references.graph_problems(
+        conn, project_id, segment_id, values["rules"], paths, segment_ids, own_key or "(new)"
+    )
+    return values, problems
+
+
 async def create_segment(
     db: Database, principal: Principal, policy: Policy, project_key: str, fields: dict[str, Any]
 ) -> Row | Refused:
@@ -111,12 +148,13 @@ async def create_segment(
         **_CREATE_DEFAULTS,
         **{name: value for name, value in fields.items() if value is not None or name == "name"},
     }
-    values, problems = check_fields(given, policy.rules)
-    problems = project_problems(project_id) + problems
-    if problems or project_id is None:
-        return Refused(problems)
-    derive_from = None if "key" in values else validate.derive_key(values["name"])
+    if project_id is None:
+        return Refused(project_problems(project_id) + check_fields(given, policy.rules)[1])
     async with db.transaction() as conn:
+        values, problems = await _checked(conn, project_id, None, given, policy.rules)
+        if problems:
+            return Refused(problems)
+        derive_from = None if "key" in values else validate.derive_key(values["name"])
         return await db_segments.create_segment(
             conn,
             project_id,
@@ -143,10 +181,12 @@ async def update_segment(
     require_editor(principal)
     if segment_id is None:
         return _no_such_segment()
-    values, problems = check_fields(fields, policy.rules)
-    if problems:
-        return Refused(problems)
     async with db.transaction() as conn:
+        values, problems = await _checked(
+            conn, principal.project_id, segment_id, fields, policy.rules
+        )
+        if problems:
+            return Refused(problems)
         return await db_segments.update_segment(
             conn,
             principal.project_id,
@@ -182,14 +222,49 @@ async def restore_segment(
     require_editor(principal)
     if segment_id is None:
         return _no_such_segment()
+    project_id = principal.project_id
     async with db.transaction() as conn:
+        await db_segments.lock_reference_graph(conn, project_id)
+        problems = await _restore_problems(conn, project_id, segment_id)
+        if problems:
+            return Refused(problems)
         return await db_segments.restore_segment(
             conn,
-            principal.project_id,
+            project_id,
             segment_id,
             actor=principal.name,
             max_live=policy.max_live_segments,
         )
+
+
+async def _restore_problems(
+    conn: asyncpg.Connection, project_id: int, segment_id: int
+) -> list[Problem]:
+    """A restored segment's references are checked like a write's: a segment it references
+    may have been deleted, or have grown a chain, while it was deleted."""
+    rows = await db_segments.segments_by_id(conn, project_id, [segment_id])
+    if not rows or rows[0]["deleted_at"] is None:
+        return []
+    row = rows[0]
+    wanted = sorted(set(referenced_ids(row["rules"])))
+    if not wanted:
+        return []
+    live = {
+        found["id"]
+        for found in await db_segments.lock_for_attach(conn, project_id, wanted)
+        if found["deleted_at"] is None
+    }
+    if set(wanted) - live:
+        return [
+            Problem(
+                ("input", "id"),
+                ProblemCode.SEGMENT_DELETED,
+                "The segment references a deleted segment; restore that one first.",
+            )
+        ]
+    return await references.graph_problems(
+        conn, project_id, segment_id, row["rules"], {}, {}, row["key"], ("input", "id")
+    )
 
 
 async def find_segment(
@@ -223,6 +298,22 @@ async def segment_page(
         )
 
 
-async def usage(db: Database, principal: Principal, segment_id: int) -> list[Row]:
-    """(flag, environment) pairs of live flags whose targeting rules use the segment."""
-    return await db.run(db_segments.usage_of_segments, principal.project_id, [segment_id])
+async def usage(db: Database, principal: Principal, segment_id: int) -> db_segments.Usage:
+    """(flag, environment) pairs of live flags whose targeting rules use the segment, and
+    the live segments whose rules reference it."""
+    async with db.connection() as conn:
+        return db_segments.Usage(
+            flags=await db_segments.usage_of_segments(conn, principal.project_id, [segment_id]),
+            segments=await db_segments.referencing_segments(
+                conn, principal.project_id, [segment_id]
+            ),
+        )
+
+
+async def referenced_keys(db: Database, principal: Principal, rows: list[Row]) -> dict[int, str]:
+    """The keys of the segments these segments' rules reference, by id (no read when none)."""
+    wanted = sorted({i for row in rows for i in referenced_ids(row["rules"])})
+    if not wanted:
+        return {}
+    found = await db.run(db_segments.segments_by_id, principal.project_id, wanted)
+    return {row["id"]: row["key"] for row in found}

@@ -14,7 +14,9 @@ from db import flags as db_flags
 from db import projects as db_projects
 from db import segments as db_segments
 from db.api_keys import Principal
+from db.members import references_from_rows
 from db.pool import Database, Row
+from rules.models import References, referenced_ids
 from rules.problems import ProblemCode, Refused
 from rules.targeting import RuleEvaluator, Walk, compile_custom_rule, first_match
 
@@ -58,21 +60,27 @@ async def evaluate_targeting(
                 ("environmentKey",),
             )
         rules = await db_flags.rules_of_flags(conn, project_id, [(flag["id"], environment_key)])
-        wanted = sorted({rule["segment_id"] for rule in rules if rule["segment_id"] is not None})
-        found = await db_segments.segments_by_id(conn, project_id, wanted) if wanted else []
+        # The SEGMENT rules' segments and every segment any rule reaches through references.
+        wanted = {rule["segment_id"] for rule in rules if rule["segment_id"] is not None}
+        wanted.update(i for rule in rules for i in referenced_ids(rule["rules"] or []))
+        found = (
+            await db_segments.reference_closure(conn, project_id, sorted(wanted)) if wanted else []
+        )
     segments = {row["id"]: row for row in found}
+    references = references_from_rows(segments)
     # A generator: the rules after the match are never compiled.
-    walk = first_match(((rule, _evaluator(rule, segments)) for rule in rules), context)
+    walk = first_match(((rule, _evaluator(rule, segments, references)) for rule in rules), context)
     return DryRun(walk, segments)
 
 
-def _evaluator(rule: Row, segments: dict[int, Row]) -> RuleEvaluator:
+def _evaluator(rule: Row, segments: dict[int, Row], references: References) -> RuleEvaluator:
     """How one stored targeting rule decides a context: a SEGMENT rule as its segment does
-    (force, excluded, included, rules), a CUSTOM rule by its inline rules. The foreign key
-    keeps a SEGMENT rule's segment row (a live flag's segment is never deleted)."""
+    (force, excluded, included, rules), a CUSTOM rule by its inline rules; both with the
+    segments they reach through references. The foreign key keeps a SEGMENT rule's segment
+    row (a live flag's segment is never deleted)."""
     if rule["kind"] == "SEGMENT":
-        return compiled_segment(segments[rule["segment_id"]]).evaluate
-    return compile_custom_rule(rule["logical_op"], rule["rules"])
+        return compiled_segment(segments[rule["segment_id"]], segments).evaluate
+    return compile_custom_rule(rule["logical_op"], rule["rules"], references)
 
 
 def _no_such_flag(project_key: str, flag_key: str) -> Refused:

@@ -7,6 +7,7 @@ import asyncpg
 
 from db.audit import record_event
 from db.pagination import Listing, SqlBuilder, contains_pattern
+from rules.models import referenced_ids
 
 FLAG_COLUMNS = "f.project_id, f.id, f.key, f.name, f.description, f.archived_at"
 
@@ -137,7 +138,8 @@ async def replace_rules(
     actor: str,
 ) -> None:
     """Replace the flag's rules in one environment; order_index is the list position.
-    Call with the flag row locked and the referenced segments share-locked."""
+    Call with the flag row locked and the referenced segments (SEGMENT rules' and CUSTOM
+    rules' SegmentMatches) share-locked."""
     before = await conn.fetch(
         f"""
         SELECT {RULE_COLUMNS} FROM targeting_rules tr
@@ -176,6 +178,29 @@ async def replace_rules(
             for index, rule in enumerate(rules)
         ],
     )
+    references = [
+        (index, referenced)
+        for index, rule in enumerate(rules)
+        if rule["kind"] == "CUSTOM"
+        for referenced in sorted(set(referenced_ids(rule["rules"])))
+    ]
+    if references:
+        # The CUSTOM rules' SegmentMatches, so they count as usage (sql/0007).
+        await conn.execute(
+            """
+            INSERT INTO targeting_rule_references (project_id, rule_id, referenced_id)
+            SELECT tr.project_id, tr.id, ref.referenced_id
+            FROM targeting_rules tr
+            JOIN unnest($4::int[], $5::bigint[]) AS ref (order_index, referenced_id)
+              ON ref.order_index = tr.order_index
+            WHERE tr.project_id = $1 AND tr.flag_id = $2 AND tr.environment_id = $3
+            """,
+            project_id,
+            flag_id,
+            environment["id"],
+            [index for index, _ in references],
+            [referenced for _, referenced in references],
+        )
     old = [_rule_summary(r) for r in before]
     new = [_rule_summary(r) for r in rules]
     if old != new:

@@ -14,6 +14,7 @@ from strawberry.dataloader import DataLoader
 from db import audit, flags, members, profiles, projects, segments
 from db.members import Definition
 from db.pool import Database, Row
+from rules.models import MAX_REFERENCE_COMPILE_DEPTH, referenced_ids
 
 # A page of members: (definition, targetingKey to start after or None, page size).
 MemberPageKey = tuple[Definition, str | None, int]
@@ -73,6 +74,20 @@ class Loaders:
     @cached_property
     def usage(self) -> DataLoader[int, list[Row]]:
         return SharedLoader(self._usage)
+
+    @cached_property
+    def indirect_usage(self) -> DataLoader[int, list[Row]]:
+        return SharedLoader(self._indirect_usage)
+
+    @cached_property
+    def referencing_segments(self) -> DataLoader[int, list[Row]]:
+        return SharedLoader(self._referencing_segments)
+
+    @cached_property
+    def closure(self) -> DataLoader[tuple[int, ...], dict[int, Row]]:
+        """The rows of every segment reachable from the key's segment ids through references
+        (the ids included): one statement for the whole batch."""
+        return SharedLoader(self._closures)
 
     @cached_property
     def flag(self) -> DataLoader[int, Row | None]:
@@ -148,6 +163,21 @@ class Loaders:
             grouped[row["segment_id"]].append(row)
         return [grouped[sid] for sid in segment_ids]
 
+    async def _indirect_usage(self, segment_ids: list[int]) -> list[list[Row]]:
+        rows = await self._run(segments.indirect_usage_of_segments, segment_ids)
+        return _grouped(rows, segment_ids, "segment_id")
+
+    async def _referencing_segments(self, segment_ids: list[int]) -> list[list[Row]]:
+        rows = await self._run(segments.referencing_segments, segment_ids)
+        for row in rows:
+            self.segment.prime(row["id"], row)
+        return _grouped(rows, segment_ids, "referenced_id")
+
+    async def _closures(self, keys: list[tuple[int, ...]]) -> list[dict[int, Row]]:
+        wanted = sorted({segment_id for key in keys for segment_id in key})
+        rows = {row["id"]: row for row in await self._run(segments.reference_closure, wanted)}
+        return [_reachable(rows, key) for key in keys]
+
     async def _profiles(self, ids: list[int]) -> list[Row | None]:
         return _by_id(await self._run(profiles.profiles_by_id, ids), ids)
 
@@ -195,6 +225,28 @@ class Loaders:
         return [grouped[key] for key in keys]
 
 
+def _grouped(rows: Sequence[Row], keys: Sequence[int], field: str) -> list[list[Row]]:
+    grouped: dict[int, list[Row]] = defaultdict(list)
+    for row in rows:
+        grouped[row[field]].append(row)
+    return [grouped[key] for key in keys]
+
+
+def _reachable(rows: dict[int, Row], start: tuple[int, ...]) -> dict[int, Row]:
+    """The rows reachable from `start` (following the stored rules' references), out of a
+    closure loaded for several starts together; as deep as the closure statement goes."""
+    found: dict[int, Row] = {}
+    level = [segment_id for segment_id in start if segment_id in rows]
+    for _ in range(MAX_REFERENCE_COMPILE_DEPTH):
+        next_level = []
+        for segment_id in level:
+            if segment_id not in found:
+                found[segment_id] = rows[segment_id]
+                next_level += [r for r in referenced_ids(rows[segment_id]["rules"]) if r in rows]
+        level = next_level
+    return found
+
+
 def _out_of_budget() -> asyncpg.QueryCanceledError:
     return asyncpg.QueryCanceledError(
         "canceling member query: the request's member work outlived the statement timeout"
@@ -209,6 +261,8 @@ def _definition_key(definition: Definition) -> bytes:
             definition.force,
             definition.included,
             definition.excluded,
+            # What the referenced segments are now: a reference changed since is another key.
+            sorted(definition.references.items()),
         ],
         option=orjson.OPT_SORT_KEYS,
     )

@@ -7,7 +7,7 @@ answer here is exactly what `compile_segment(...).evaluate` says of each profile
 """
 
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -16,6 +16,7 @@ from db.pagination import SqlBuilder
 from db.profiles import PROFILE_COLUMNS
 from db.rules_sql import Predicate, compile_definition
 from rules.evaluate import CompiledSegment, compile_segment
+from rules.models import References, StoredDefinition
 
 # Undecided rows fetched per round trip while streaming them to the evaluator.
 _CANDIDATE_PREFETCH = 2_000
@@ -29,22 +30,26 @@ _MAX_WINDOW = 100_000
 
 @dataclass(frozen=True)
 class Definition:
-    """A segment's stored (already validated) definition: what membership is decided by."""
+    """A segment's stored (already validated) definition: what membership is decided by.
+    `references` holds the definitions of every segment its rules reach through references
+    (core.references loads that closure), so SQL and the evaluator inline the same ones."""
 
     logical_op: str
     rules: list[dict[str, Any]]
     force: bool
     included: list[str]
     excluded: list[str]
+    references: References = field(default_factory=dict)
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> "Definition":
+    def from_row(cls, row: Mapping[str, Any], references: References | None = None) -> "Definition":
         return cls(
             logical_op=row["logical_op"],
             rules=list(row["rules"] or []),
             force=bool(row["force"]),
             included=list(row["included"] or []),
             excluded=list(row["excluded"] or []),
+            references=references or {},
         )
 
     def compile(self) -> CompiledSegment:
@@ -54,6 +59,7 @@ class Definition:
             force=self.force,
             included=self.included,
             excluded=self.excluded,
+            references=self.references,
         )
 
     def predicate(self, sql: SqlBuilder) -> Predicate:
@@ -64,7 +70,23 @@ class Definition:
             force=self.force,
             included=self.included,
             excluded=self.excluded,
+            references=self.references,
         )
+
+
+def references_from_rows(rows: Mapping[int, Any]) -> References:
+    """Segment rows by id (a loaded closure) as the definitions compilers inline."""
+    return {
+        segment_id: StoredDefinition(
+            key=row["key"],
+            logical_op=row["logical_op"],
+            rules=list(row["rules"] or []),
+            force=bool(row["force"]),
+            included=list(row["included"] or []),
+            excluded=list(row["excluded"] or []),
+        )
+        for segment_id, row in rows.items()
+    }
 
 
 async def count_members(conn: asyncpg.Connection, project_id: int, definition: Definition) -> int:

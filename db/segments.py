@@ -15,6 +15,7 @@ from db.pagination import (
     escape_like,
 )
 from db.pool import returning
+from rules.models import MAX_REFERENCE_COMPILE_DEPTH, referenced_ids
 from rules.problems import ProblemCode, Refused
 from rules.validate import key_candidates
 
@@ -30,15 +31,50 @@ ORDER_COLUMNS = {
     "UPDATED_AT": "updated_at",
 }
 
-# A flag's rule is "usage" only while the flag is not archived (DESIGN §5).
-_LIVE_USAGE = """
-    EXISTS (
-        SELECT 1
+# Every (targeting rule, segment it references directly): a SEGMENT rule's segment_id, and
+# the SegmentMatch references of CUSTOM rules (sql/0007).
+_RULE_REFERENCES = """
+    (
+        SELECT tr.project_id, tr.id AS rule_id, tr.flag_id, tr.environment_id,
+               tr.segment_id AS referenced_id
         FROM targeting_rules tr
-        JOIN flags f ON f.project_id = tr.project_id AND f.id = tr.flag_id
-        WHERE tr.project_id = s.project_id
-          AND tr.segment_id = s.id
-          AND f.archived_at IS NULL
+        WHERE tr.segment_id IS NOT NULL
+        UNION ALL
+        SELECT tr.project_id, tr.id, tr.flag_id, tr.environment_id, trr.referenced_id
+        FROM targeting_rule_references trr
+        JOIN targeting_rules tr ON tr.project_id = trr.project_id AND tr.id = trr.rule_id
+    )
+"""
+
+# A segment is in use while a non-archived flag's rule references it (DESIGN §5), or a live
+# segment's rules do (§12). Three index probes per segment, no scan.
+_LIVE_USAGE = """
+    (
+        EXISTS (
+            SELECT 1
+            FROM targeting_rules tr
+            JOIN flags f ON f.project_id = tr.project_id AND f.id = tr.flag_id
+            WHERE tr.project_id = s.project_id
+              AND tr.segment_id = s.id
+              AND f.archived_at IS NULL
+        )
+        OR EXISTS (
+            SELECT 1
+            FROM targeting_rule_references trr
+            JOIN targeting_rules tr ON tr.project_id = trr.project_id AND tr.id = trr.rule_id
+            JOIN flags f ON f.project_id = tr.project_id AND f.id = tr.flag_id
+            WHERE trr.project_id = s.project_id
+              AND trr.referenced_id = s.id
+              AND f.archived_at IS NULL
+        )
+        OR EXISTS (
+            SELECT 1
+            FROM segment_references sr
+            JOIN segments src ON src.project_id = sr.project_id AND src.id = sr.segment_id
+            WHERE sr.project_id = s.project_id
+              AND sr.referenced_id = s.id
+              AND src.deleted_at IS NULL
+        )
     )
 """
 
@@ -123,28 +159,240 @@ async def segment_by_key(
     )
 
 
+_FLAG_USAGE_COLUMNS = """
+    count(DISTINCT tr.rule_id)::int AS rule_count,
+    f.id AS flag_id, f.key AS flag_key, f.name AS flag_name,
+    f.description AS flag_description, f.archived_at AS flag_archived_at,
+    e.id AS environment_id, e.key AS environment_key, e.name AS environment_name
+"""
+
+
 async def usage_of_segments(
     conn: asyncpg.Connection, project_id: int, segment_ids: list[int]
 ) -> list[asyncpg.Record]:
-    """(segment, flag, environment, rule count) for live flags, with the flag and environment."""
+    """(segment, flag, environment, rule count) for live flags whose rules reference the
+    segment directly (SEGMENT rules and CUSTOM rules' SegmentMatches), with the flag and
+    environment."""
     return await conn.fetch(
-        """
-        SELECT tr.segment_id, count(*)::int AS rule_count,
-               f.id AS flag_id, f.key AS flag_key, f.name AS flag_name,
-               f.description AS flag_description, f.archived_at AS flag_archived_at,
-               e.id AS environment_id, e.key AS environment_key, e.name AS environment_name
-        FROM targeting_rules tr
+        f"""
+        SELECT tr.referenced_id AS segment_id, {_FLAG_USAGE_COLUMNS}
+        FROM {_RULE_REFERENCES} tr
         JOIN flags f ON f.project_id = tr.project_id AND f.id = tr.flag_id
         JOIN environments e ON e.project_id = tr.project_id AND e.id = tr.environment_id
         WHERE tr.project_id = $1
-          AND tr.segment_id = ANY($2)
+          AND tr.referenced_id = ANY($2)
           AND f.archived_at IS NULL
-        GROUP BY tr.segment_id, f.project_id, f.id, e.project_id, e.id
-        ORDER BY tr.segment_id, f.key, e.key
+        GROUP BY tr.referenced_id, f.project_id, f.id, e.project_id, e.id
+        ORDER BY tr.referenced_id, f.key, e.key
         """,
         project_id,
         segment_ids,
     )
+
+
+async def indirect_usage_of_segments(
+    conn: asyncpg.Connection, project_id: int, segment_ids: list[int]
+) -> list[asyncpg.Record]:
+    """Like `usage_of_segments`, for the (flag, environment) pairs that reach the segment only
+    through other live segments, at any depth; rule_count counts the pair's rules that do."""
+    return await conn.fetch(
+        f"""
+        WITH RECURSIVE reach (target_id, segment_id) AS (
+            SELECT sr.referenced_id, sr.segment_id
+            FROM segment_references sr
+            WHERE sr.project_id = $1
+              AND sr.referenced_id = ANY($2)
+          UNION
+            SELECT reach.target_id, sr.segment_id
+            FROM reach
+            JOIN segment_references sr
+              ON sr.project_id = $1 AND sr.referenced_id = reach.segment_id
+        ),
+        live_reach AS (
+            SELECT reach.target_id, reach.segment_id
+            FROM reach
+            JOIN segments src ON src.project_id = $1 AND src.id = reach.segment_id
+            WHERE src.deleted_at IS NULL
+        )
+        SELECT live_reach.target_id AS segment_id, {_FLAG_USAGE_COLUMNS}
+        FROM live_reach
+        JOIN {_RULE_REFERENCES} tr
+          ON tr.project_id = $1 AND tr.referenced_id = live_reach.segment_id
+        JOIN flags f ON f.project_id = tr.project_id AND f.id = tr.flag_id
+        JOIN environments e ON e.project_id = tr.project_id AND e.id = tr.environment_id
+        WHERE f.archived_at IS NULL
+          AND NOT EXISTS (
+              SELECT 1
+              FROM {_RULE_REFERENCES} direct
+              WHERE direct.project_id = $1
+                AND direct.referenced_id = live_reach.target_id
+                AND direct.flag_id = tr.flag_id
+                AND direct.environment_id = tr.environment_id
+          )
+        GROUP BY live_reach.target_id, f.project_id, f.id, e.project_id, e.id
+        ORDER BY live_reach.target_id, f.key, e.key
+        """,
+        project_id,
+        segment_ids,
+    )
+
+
+async def referencing_segments(
+    conn: asyncpg.Connection, project_id: int, segment_ids: list[int]
+) -> list[asyncpg.Record]:
+    """Live segments whose rules reference one of `segment_ids` directly, by key, each row
+    with the `referenced_id` it references."""
+    return await conn.fetch(
+        f"""
+        SELECT sr.referenced_id, {SEGMENT_COLUMNS}
+        FROM segment_references sr
+        JOIN segments s ON s.project_id = sr.project_id AND s.id = sr.segment_id
+        WHERE sr.project_id = $1
+          AND sr.referenced_id = ANY($2)
+          AND s.deleted_at IS NULL
+        ORDER BY sr.referenced_id, s.key, s.id
+        """,
+        project_id,
+        segment_ids,
+    )
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Who uses a segment directly: live flags (rows of `usage_of_segments`) and live
+    segments (rows of `referencing_segments`)."""
+
+    flags: list[asyncpg.Record]
+    segments: list[asyncpg.Record]
+
+    def __bool__(self) -> bool:
+        return bool(self.flags or self.segments)
+
+
+# References between segments (DESIGN §12).
+
+# Any fixed number: with the project id, the key of the advisory lock that serialises the
+# writes adding references to a project's segments.
+_GRAPH_LOCK = 0x5E6_12EF
+
+
+async def lock_reference_graph(conn: asyncpg.Connection, project_id: int) -> None:
+    """Serialise, until the transaction ends, the writes that add references between the
+    project's segments, so two of them cannot close a cycle or a too long chain together.
+    Taken before any row lock (so it cannot deadlock with them)."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock($1, ($2 % 2147483648)::int)", _GRAPH_LOCK, project_id
+    )
+
+
+async def live_segments_by_key(
+    conn: asyncpg.Connection, project_id: int, keys: list[str], *, lock: bool
+) -> list[asyncpg.Record]:
+    """The live segments with these keys; with `lock`, share-locked in id order like
+    `lock_for_attach`: a concurrent delete waits, or has committed and the key is not found."""
+    return await conn.fetch(
+        f"""
+        SELECT id, key FROM segments
+        WHERE project_id = $1 AND key = ANY($2) AND deleted_at IS NULL
+        ORDER BY id
+        {"FOR SHARE" if lock else ""}
+        """,
+        project_id,
+        keys,
+    )
+
+
+async def reference_graph(
+    conn: asyncpg.Connection, project_id: int, targets: list[int], segment_id: int | None
+) -> list[asyncpg.Record]:
+    """The part of the reference graph a write of `segment_id` referencing `targets` can
+    change: every segment reachable from `targets` and every live one reaching `segment_id`,
+    each with its key and the ids it references (`refs`; `segment_id`'s own left out, as
+    the write replaces them)."""
+    return await conn.fetch(
+        """
+        WITH RECURSIVE down (id) AS (
+            SELECT unnest($2::bigint[])
+          UNION
+            SELECT sr.referenced_id
+            FROM down
+            JOIN segment_references sr ON sr.project_id = $1 AND sr.segment_id = down.id
+            WHERE down.id IS DISTINCT FROM $3::bigint
+        ),
+        up (id) AS (
+            SELECT $3::bigint WHERE $3::bigint IS NOT NULL
+          UNION
+            SELECT sr.segment_id
+            FROM up
+            JOIN segment_references sr ON sr.project_id = $1 AND sr.referenced_id = up.id
+            JOIN segments src ON src.project_id = sr.project_id AND src.id = sr.segment_id
+            WHERE src.deleted_at IS NULL
+        )
+        SELECT s.id, s.key,
+               array_remove(array_agg(sr.referenced_id ORDER BY sr.referenced_id), NULL) AS refs
+        FROM segments s
+        LEFT JOIN segment_references sr
+          ON sr.project_id = s.project_id
+         AND sr.segment_id = s.id
+         AND s.id IS DISTINCT FROM $3::bigint
+        WHERE s.project_id = $1
+          AND s.id IN (SELECT id FROM down UNION SELECT id FROM up)
+        GROUP BY s.id, s.key
+        """,
+        project_id,
+        targets,
+        segment_id,
+    )
+
+
+async def reference_closure(
+    conn: asyncpg.Connection, project_id: int, segment_ids: list[int]
+) -> list[asyncpg.Record]:
+    """The stored definitions of `segment_ids` and of every segment they reach through
+    references, at most MAX_REFERENCE_COMPILE_DEPTH away: what a compiler needs to inline
+    them. One statement whatever the depth."""
+    return await conn.fetch(
+        f"""
+        WITH RECURSIVE closure (id, depth) AS (
+            SELECT unnest($2::bigint[]), 1
+          UNION
+            SELECT sr.referenced_id, closure.depth + 1
+            FROM closure
+            JOIN segment_references sr ON sr.project_id = $1 AND sr.segment_id = closure.id
+            WHERE closure.depth < $3
+        )
+        SELECT {SEGMENT_COLUMNS}
+        FROM segments s
+        WHERE s.project_id = $1
+          AND s.id IN (SELECT id FROM closure)
+        ORDER BY s.id
+        """,
+        project_id,
+        segment_ids,
+        MAX_REFERENCE_COMPILE_DEPTH,
+    )
+
+
+async def _set_references(
+    conn: asyncpg.Connection, project_id: int, segment_id: int, rules: list[Any]
+) -> None:
+    """Mirror the references of a segment's (new) rules into segment_references."""
+    await conn.execute(
+        "DELETE FROM segment_references WHERE project_id = $1 AND segment_id = $2",
+        project_id,
+        segment_id,
+    )
+    referenced = sorted(set(referenced_ids(rules)))
+    if referenced:
+        await conn.execute(
+            """
+            INSERT INTO segment_references (project_id, segment_id, referenced_id)
+            SELECT $1, $2, unnest($3::bigint[])
+            """,
+            project_id,
+            segment_id,
+            referenced,
+        )
 
 
 # Writes. Each runs inside the caller's transaction (Database.transaction) and returns
@@ -248,6 +496,8 @@ async def create_segment(
             )
     except asyncpg.UniqueViolationError:
         return _key_taken(values["key"])
+    if any(referenced_ids(row["rules"])):
+        await _set_references(conn, project_id, row["id"], row["rules"])
     await record_event(
         conn,
         project_id,
@@ -331,6 +581,8 @@ async def update_segment(
             )
     except asyncpg.UniqueViolationError:
         return _key_taken(after["key"])
+    if before["rules"] != row["rules"]:
+        await _set_references(conn, project_id, segment_id, row["rules"])
     await record_event(
         conn,
         project_id,
@@ -351,8 +603,9 @@ async def delete_segment(
     actor: str,
     expected_version: int | None,
 ) -> asyncpg.Record | Refused:
-    """Soft-delete unless a live flag uses it. The row lock taken first is the one
-    setTargetingRules takes to attach, so the usage seen here cannot change before commit."""
+    """Soft-delete unless a live flag or segment uses it. The row lock taken first is the one
+    setTargetingRules takes to attach and a segment write takes to reference it
+    (`lock_live_by_key`), so the usage seen here cannot change before commit."""
     row = await _locked(conn, project_id, segment_id, expected_version)
     if isinstance(row, Refused):
         return row
@@ -360,12 +613,15 @@ async def delete_segment(
         return Refused.one(
             ProblemCode.SEGMENT_DELETED, "The segment is already deleted.", ("input", "id")
         )
-    usage = await usage_of_segments(conn, project_id, [segment_id])
+    usage = Usage(
+        flags=await usage_of_segments(conn, project_id, [segment_id]),
+        segments=await referencing_segments(conn, project_id, [segment_id]),
+    )
     if usage:
         return Refused.one(
             ProblemCode.SEGMENT_IN_USE,
-            "Live flags still reference this segment; remove it from their targeting rules "
-            "or archive them first.",
+            "Live flags or segments still reference this segment; remove it from their "
+            "rules, archive the flags or delete the segments first.",
             ("input", "id"),
             blocking_usage=usage,
         )

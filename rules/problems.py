@@ -22,6 +22,7 @@ class ProblemCode(StrEnum):
     SEGMENT_DELETED = "SEGMENT_DELETED"
     VERSION_CONFLICT = "VERSION_CONFLICT"
     LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+    SEGMENT_CYCLE = "SEGMENT_CYCLE"
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,11 @@ class Problem:
 
 @dataclass(frozen=True)
 class Refused:
-    """A write that wrote nothing, and why. `blocking_usage` lists who still uses a
-    segment that could not be deleted."""
+    """A write that wrote nothing, and why. `blocking_usage` tells who still uses a
+    segment that could not be deleted (a `db.segments.Usage`)."""
 
     problems: list[Problem]
-    blocking_usage: list[Any] | None = field(default=None)
+    blocking_usage: Any = field(default=None)
 
     @classmethod
     def one(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from rules.evaluate import Evaluation, compile_segment
-from rules.models import StoredRule
+from rules.models import References, StoredRule
 
 # Decides one rule for a raw JSON context, explaining why (reason and leaf conditions).
 RuleEvaluator = Callable[[object], Evaluation]
@@ -51,9 +51,17 @@ def first_match(rules: Iterable[tuple[R, RuleEvaluator]], context: object) -> Wa
     return Walk(steps)
 
 
-def compile_custom_rule(logical_op: str | None, rules: list[StoredRule]) -> RuleEvaluator:
+def compile_custom_rule(
+    logical_op: str | None, rules: list[StoredRule], references: References | None = None
+) -> RuleEvaluator:
     """A CUSTOM rule's inline conditions, decided like a segment's rules (no force, no
-    targets): RULES_MATCHED or RULES_NOT_MATCHED with every leaf condition's outcome."""
+    targets): RULES_MATCHED or RULES_NOT_MATCHED with every leaf condition's outcome.
+    `references` holds the segments the rules reach through references."""
     return compile_segment(
-        logical_op=logical_op or "AND", rules=rules, force=False, included=[], excluded=[]
+        logical_op=logical_op or "AND",
+        rules=rules,
+        force=False,
+        included=[],
+        excluded=[],
+        references=references,
     ).evaluate

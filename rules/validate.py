@@ -1,11 +1,18 @@
 """Checks of segment input that report every problem found, each with its path in the input."""
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from itertools import count
 from typing import Any
 
-from rules.models import LOGICAL_OPS, Limits, StoredCondition, StoredGroup, StoredRule
+from rules.models import (
+    LOGICAL_OPS,
+    Limits,
+    StoredCondition,
+    StoredGroup,
+    StoredRule,
+    StoredSegmentMatch,
+)
 from rules.operators import REGISTRY
 from rules.problems import Path, Problem, ProblemCode
 from rules.values import storable_text
@@ -26,14 +33,20 @@ _TAG = re.compile(r"[a-zA-Z0-9_.:-]+")
 
 
 def validate_rules(
-    rules_input: list[dict[str, Any]] | None, path: Path, limits: Limits
+    rules_input: list[dict[str, Any]] | None,
+    path: Path,
+    limits: Limits,
+    segment_ids: Mapping[str, int] | None = None,
 ) -> tuple[list[StoredRule], list[Problem]]:
     """Turn a `[SegmentRuleInput]` into the stored rule shape, with every problem found.
 
-    `path` is where the list sits in the GraphQL input, e.g. ("input", "rules"). The stored
-    rules are only meaningful when no problem is returned.
+    `path` is where the list sits in the GraphQL input, e.g. ("input", "rules"). A
+    `{"segment": {"segmentKey", "negate"}}` rule is stored by the id `segment_ids` gives its
+    key (the caller resolves `referenced_keys` to live segments of the project); a key it
+    lacks is NOT_FOUND. A reference counts as one condition. The stored rules are only
+    meaningful when no problem is returned.
     """
-    walk = _RuleWalk(limits)
+    walk = _RuleWalk(limits, segment_ids or {})
     stored = walk.rule_list(rules_input, path, depth=0)
     if walk.conditions > limits.max_conditions:
         walk.problems.append(
@@ -45,6 +58,31 @@ def validate_rules(
             )
         )
     return stored, walk.problems
+
+
+def referenced_keys(rules_input: object, path: Path = ()) -> dict[str, Path]:
+    """The segment keys a `[SegmentRuleInput]` at `path` names, at any depth (malformed parts
+    skipped), each with the path of its first `segmentKey` in rule order."""
+    keys: dict[str, Path] = {}
+    stack = [(path, iter(enumerate(rules_input if isinstance(rules_input, list) else [])))]
+    while stack:
+        prefix, items = stack[-1]
+        for index, item in items:
+            if not isinstance(item, dict):
+                continue
+            segment, group = item.get("segment"), item.get("group")
+            if isinstance(segment, dict) and isinstance(segment.get("segmentKey"), str):
+                keys.setdefault(
+                    segment["segmentKey"], (*prefix, str(index), "segment", "segmentKey")
+                )
+            if isinstance(group, dict) and isinstance(group.get("rules"), list):
+                stack.append(
+                    ((*prefix, str(index), "group", "rules"), iter(enumerate(group["rules"])))
+                )
+                break
+        else:
+            stack.pop()
+    return keys
 
 
 def validate_key(key: str, path: Path) -> list[Problem]:
@@ -164,8 +202,9 @@ def _length_problems(text: object, path: Path, what: str, low: int, high: int) -
 class _RuleWalk:
     """One pass over a rule input tree, collecting problems and counting conditions."""
 
-    def __init__(self, limits: Limits):
+    def __init__(self, limits: Limits, segment_ids: Mapping[str, int]):
         self.limits = limits
+        self.segment_ids = segment_ids
         self.problems: list[Problem] = []
         self.conditions = 0
 
@@ -182,14 +221,41 @@ class _RuleWalk:
         ]
 
     def rule(self, item: object, path: Path, depth: int) -> StoredRule | None:
-        condition = item.get("condition") if isinstance(item, dict) else None
-        group = item.get("group") if isinstance(item, dict) else None
-        if (condition is None) == (group is None):
-            self._invalid(path, "give exactly one of condition or group")
+        kinds = {
+            kind: item[kind]
+            for kind in ("condition", "group", "segment")
+            if isinstance(item, dict) and item.get(kind) is not None
+        }
+        if len(kinds) != 1:
+            self._invalid(path, "give exactly one of condition, group or segment")
             return None
-        if condition is not None:
-            return self.condition(condition, (*path, "condition"))
-        return self.group(group, (*path, "group"), depth + 1)
+        if "condition" in kinds:
+            return self.condition(kinds["condition"], (*path, "condition"))
+        if "segment" in kinds:
+            return self.segment(kinds["segment"], (*path, "segment"))
+        return self.group(kinds["group"], (*path, "group"), depth + 1)
+
+    def segment(self, match: object, path: Path) -> StoredSegmentMatch | None:
+        self.conditions += 1
+        if not isinstance(match, dict):
+            self._invalid(path, "a segment match must be an object")
+            return None
+        key, negate = match.get("segmentKey"), match.get("negate", False)
+        if negate is None:
+            negate = False
+        if not isinstance(negate, bool):
+            self._invalid((*path, "negate"), "negate must be a boolean")
+        segment_id = self.segment_ids.get(key) if isinstance(key, str) else None
+        if segment_id is None:
+            self.problems.append(
+                Problem(
+                    (*path, "segmentKey"),
+                    ProblemCode.NOT_FOUND,
+                    f"No live segment with key {key!r} in this project.",
+                )
+            )
+            return None
+        return StoredSegmentMatch(segmentId=segment_id, negate=negate is True)
 
     def condition(self, condition: object, path: Path) -> StoredCondition | None:
         self.conditions += 1

@@ -27,7 +27,8 @@ class UserErrorCode(Enum):
         "NOT_FOUND", description="The object does not exist (or is not visible to this token)."
     )
     SEGMENT_IN_USE = strawberry.enum_value(
-        "SEGMENT_IN_USE", description="A targeting rule of a live flag references the segment."
+        "SEGMENT_IN_USE",
+        description="A targeting rule of a live flag, or a live segment, references the segment.",
     )
     SEGMENT_DELETED = strawberry.enum_value(
         "SEGMENT_DELETED", description="The segment is deleted."
@@ -37,6 +38,10 @@ class UserErrorCode(Enum):
     )
     LIMIT_EXCEEDED = strawberry.enum_value(
         "LIMIT_EXCEEDED", description="A configured limit would be exceeded."
+    )
+    SEGMENT_CYCLE = strawberry.enum_value(
+        "SEGMENT_CYCLE",
+        description="A segment reference would close a cycle (the message names it by keys).",
     )
 
 

@@ -7,8 +7,10 @@ import strawberry
 from strawberry.scalars import JSON
 
 from core.evaluation import compiled_segment, context_problems
+from core.references import load_closure
 from db import segments as db_segments
 from rules.evaluate import Evaluation
+from rules.models import referenced_ids
 from rules.problems import Refused
 from schema.context import AppInfo
 from schema.enums import ConditionOperator
@@ -43,21 +45,44 @@ class SegmentEvaluation:
     conditions: list[ConditionResult] = strawberry.field(
         description="Every leaf condition's outcome when the rules decided; empty otherwise."
     )
+    segment_matches: list["SegmentMatchResult"] = strawberry.field(
+        description="Every reference to another segment, when the rules decided, in rule "
+        "order (depth first through nested groups); empty otherwise."
+    )
+
+
+@strawberry.type(description="The outcome of one reference to another segment.")
+class SegmentMatchResult:
+    segment_key: str = strawberry.field(description="The referenced segment's key.")
+    negate: bool = strawberry.field(description="Whether the reference is negated.")
+    matched: bool = strawberry.field(description="Whether the reference held, after negate.")
+    evaluation: SegmentEvaluation = strawberry.field(
+        description="The referenced segment's own evaluation of the context."
+    )
 
 
 def segment_evaluation(result: Evaluation) -> SegmentEvaluation:
-    """The evaluator's answer as the API shows it."""
+    """The evaluator's answer as the API shows it, references explained recursively."""
     return SegmentEvaluation(
         matched=result.matched,
-        reason=result.reason,
+        reason=result.reason,  # type: ignore[arg-type]
         conditions=[
             ConditionResult(
                 attribute=c.attribute,
-                operator=c.operator,
+                operator=c.operator,  # type: ignore[arg-type]
                 matched=c.matched,
                 actual=c.actual,
             )
             for c in result.conditions
+        ],
+        segment_matches=[
+            SegmentMatchResult(
+                segment_key=m.segment_key,
+                negate=m.negate,
+                matched=m.matched,
+                evaluation=segment_evaluation(m.evaluation),
+            )
+            for m in result.segment_matches
         ],
     )
 
@@ -72,4 +97,9 @@ async def evaluate_segment(
     row = await ctx.db.run(db_segments.segment_by_key, ctx.project_id_for(project_key), key)
     if row is None:
         raise not_found(f"No segment with key {key!r} in project {project_key!r}.")
-    return segment_evaluation(compiled_segment(row).evaluate(context))
+    closure = (
+        await ctx.db.run(load_closure, row["project_id"], row["rules"])
+        if any(referenced_ids(row["rules"]))
+        else {}
+    )
+    return segment_evaluation(compiled_segment(row, closure).evaluate(context))

@@ -9,10 +9,10 @@ import strawberry
 from strawberry.scalars import JSON
 
 from core.access import project_id_for, project_problems
+from core.references import preview_rules
 from db import profiles as db_profiles
 from db.members import Definition
 from rules import validate
-from rules.models import StoredRule
 from rules.problems import ProblemCode
 from schema.context import AppInfo
 from schema.enums import LogicalOperator
@@ -173,12 +173,9 @@ async def member_connection(
 
 def _preview_problems(
     input: PreviewSegmentInput, limits: validate.Limits
-) -> tuple[list[StoredRule], list[validate.Problem]]:
-    """The same checks createSegment applies to rules and targets, at the same paths."""
-    stored, problems = validate.validate_rules(
-        rules_input_to_raw(input.rules or []), ("input", "rules"), limits
-    )
-    problems += validate.validate_targets(
+) -> list[validate.Problem]:
+    """The checks createSegment applies to targets, at the same paths, and the sample size."""
+    problems = validate.validate_targets(
         input.included, input.excluded, ("input", "included"), ("input", "excluded"), limits
     )
     size = input.sample_size
@@ -190,13 +187,21 @@ def _preview_problems(
                 f"sampleSize must be between 0 and {MAX_SAMPLE_SIZE}",
             )
         )
-    return stored, problems
+    return problems
 
 
 async def preview_segment(info: AppInfo, input: PreviewSegmentInput) -> SegmentPreview:
     ctx = info.context
-    stored, problems = _preview_problems(input, ctx.settings.limits)
     project_id = project_id_for(ctx.principal, input.project_key)
+    # Rules validated like createSegment's, references resolved in the caller's project.
+    stored, problems, references = await preview_rules(
+        ctx.db,
+        project_id,
+        rules_input_to_raw(input.rules or []),
+        ("input", "rules"),
+        ctx.settings.limits,
+    )
+    problems += _preview_problems(input, ctx.settings.limits)
     errors = from_problems(project_problems(project_id) + problems)
     if errors:
         return SegmentPreview(member_count=None, sample=[], user_errors=errors)
@@ -206,6 +211,7 @@ async def preview_segment(info: AppInfo, input: PreviewSegmentInput) -> SegmentP
         force=bool(input.force),
         included=list(input.included or []),
         excluded=list(input.excluded or []),
+        references=references,
     )
     size = DEFAULT_SAMPLE_SIZE if input.sample_size is None else input.sample_size
     loaders = ctx.loaders

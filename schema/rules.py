@@ -1,11 +1,16 @@
 """The rule tree as GraphQL types and inputs, and its conversion to and from stored JSON."""
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
 
+from rules.models import is_group, is_segment_match
+from schema.context import AppInfo, mapped
 from schema.enums import ConditionOperator, LogicalOperator
+
+if TYPE_CHECKING:
+    from schema.segments import Segment
 
 
 @strawberry.type(description="One test of an attribute of the evaluation context.")
@@ -23,9 +28,29 @@ class ConditionGroup:
     rules: list["SegmentRule"] = strawberry.field(description="The nested rules.")
 
 
+@strawberry.type(
+    description='"In segment" / "not in segment": matches when the referenced segment matches '
+    "the same context (its force, excluded, included and rules), or with negate when it does not."
+)
+class SegmentMatch:
+    negate: bool = strawberry.field(
+        description="true: matches when the referenced segment does not."
+    )
+    segment_id: strawberry.Private[int]
+
+    @strawberry.field(description="The referenced segment, a live segment of the same project.")
+    def segment(self, info: AppInfo) -> Annotated["Segment", strawberry.lazy("schema.segments")]:
+        from schema.segments import Segment
+
+        return mapped(info.context.loaders.segment, self.segment_id, Segment.from_row)
+
+
 SegmentRule = Annotated[
-    Condition | ConditionGroup,
-    strawberry.union("SegmentRule", description="A condition or a nested group of rules."),
+    Condition | ConditionGroup | SegmentMatch,
+    strawberry.union(
+        "SegmentRule",
+        description="A condition, a nested group of rules, or a reference to another segment.",
+    ),
 ]
 
 
@@ -47,11 +72,24 @@ class ConditionGroupInput:
     rules: list["SegmentRuleInput"] = strawberry.field(description="The nested rules.")
 
 
-@strawberry.input(description="Exactly one of `condition` or `group` must be given.")
+@strawberry.input(description="A reference to another segment of the same project.")
+class SegmentMatchInput:
+    segment_key: str = strawberry.field(
+        description="Resolved on write to a live segment; stored by id, so renaming keeps it."
+    )
+    negate: bool | None = strawberry.field(
+        default=False, description="true: match when the referenced segment does not."
+    )
+
+
+@strawberry.input(description="Exactly one of `condition`, `group` or `segment` must be given.")
 class SegmentRuleInput:
     condition: ConditionInput | None = strawberry.field(default=None, description="A condition.")
     group: ConditionGroupInput | None = strawberry.field(
         default=None, description="A nested group."
+    )
+    segment: SegmentMatchInput | None = strawberry.field(
+        default=None, description="A reference to another segment."
     )
 
 
@@ -72,27 +110,34 @@ def rules_input_to_raw(rules: list[SegmentRuleInput]) -> list[dict[str, Any]]:
                 "logicalOp": r.group.logical_op.value,
                 "rules": rules_input_to_raw(r.group.rules),
             },
+            "segment": None
+            if r.segment is None
+            else {"segmentKey": r.segment.segment_key, "negate": r.segment.negate},
         }
         for r in rules
     ]
 
 
-def rules_from_stored(stored: list[dict[str, Any]]) -> list[Condition | ConditionGroup]:
-    out: list[Condition | ConditionGroup] = []
+def rules_from_stored(
+    stored: list[dict[str, Any]],
+) -> list[Condition | ConditionGroup | SegmentMatch]:
+    out: list[Condition | ConditionGroup | SegmentMatch] = []
     for item in stored:
-        if "operator" in item:
+        if is_segment_match(item):  # type: ignore[arg-type]
+            out.append(SegmentMatch(negate=item["negate"], segment_id=item["segmentId"]))
+        elif is_group(item):  # type: ignore[arg-type]
+            out.append(
+                ConditionGroup(
+                    logical_op=item["logicalOp"],
+                    rules=rules_from_stored(item["rules"]),
+                )
+            )
+        else:
             out.append(
                 Condition(
                     attribute=item["attribute"],
                     operator=item["operator"],
                     value=item.get("value"),
-                )
-            )
-        else:
-            out.append(
-                ConditionGroup(
-                    logical_op=item["logicalOp"],
-                    rules=rules_from_stored(item["rules"]),
                 )
             )
     return out

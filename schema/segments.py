@@ -2,15 +2,17 @@
 
 from collections.abc import Mapping
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any, Self
 
 import strawberry
 
 from core.versioned import PerVersion
 from db import segments as db_segments
-from db.members import Definition
+from db.members import Definition, references_from_rows
 from db.segments import ORDER_COLUMNS
 from db.segments import SegmentFilter as DbSegmentFilter
+from rules.models import referenced_ids
 from schema.audit import AuditEventConnection, history_of
 from schema.context import AppInfo, mapped
 from schema.enums import LogicalOperator, OrderDirection, SegmentOrderField
@@ -27,7 +29,7 @@ from schema.pagination import (
 )
 from schema.profiles import ProfileConnection, member_connection
 from schema.projects import Environment, Project
-from schema.rules import Condition, ConditionGroup, SegmentRule, rules_from_stored
+from schema.rules import Condition, ConditionGroup, SegmentMatch, SegmentRule, rules_from_stored
 
 if TYPE_CHECKING:
     from schema.flags import Flag
@@ -44,47 +46,67 @@ class FlagUsage:
     )
 
 
-@strawberry.type(description="Where a segment is used by non-archived flags.")
+@strawberry.type(description="Where a segment is used by non-archived flags and live segments.")
 class SegmentUsage:
     usage_count: int = strawberry.field(
-        description="Number of (flag, environment) pairs whose targeting rules reference the segment."
+        description="Number of (flag, environment) pairs whose targeting rules reference the "
+        "segment directly (SEGMENT rules, and CUSTOM rules holding a SegmentMatch of it)."
     )
     used_in_flags: list[FlagUsage] = strawberry.field(
         description="Those pairs, by flag key then environment key."
     )
+    segment_id: strawberry.Private[int]
+
+    @strawberry.field(description="Live segments whose rules reference this one directly, by key.")
+    def used_in_segments(self, info: AppInfo) -> list["Segment"]:
+        return mapped(
+            info.context.loaders.referencing_segments,
+            self.segment_id,
+            lambda rows: [Segment.from_row(row) for row in rows],
+        )
+
+    @strawberry.field(
+        description="(flag, environment) pairs of non-archived flags that reach this segment "
+        "only through other segments, any depth; by flag key then environment key."
+    )
+    def indirect_flags(self, info: AppInfo) -> list[FlagUsage]:
+        return mapped(info.context.loaders.indirect_usage, self.segment_id, flag_usages)
 
 
-def usage_from_rows(rows: list[Mapping[str, Any]]) -> SegmentUsage:
-    from schema.flags import Flag
-
+def usage_from_rows(segment_id: int, rows: list[Mapping[str, Any]]) -> SegmentUsage:
     return SegmentUsage(
-        usage_count=len(rows),
-        used_in_flags=[
-            FlagUsage(
-                flag=Flag.from_row(
-                    {
-                        "id": row["flag_id"],
-                        "key": row["flag_key"],
-                        "name": row["flag_name"],
-                        "description": row["flag_description"],
-                        "archived_at": row["flag_archived_at"],
-                    }
-                ),
-                environment=Environment.from_row(
-                    {
-                        "id": row["environment_id"],
-                        "key": row["environment_key"],
-                        "name": row["environment_name"],
-                    }
-                ),
-                rule_count=row["rule_count"],
-            )
-            for row in rows
-        ],
+        usage_count=len(rows), used_in_flags=flag_usages(rows), segment_id=segment_id
     )
 
 
-_rules: PerVersion[list[Condition | ConditionGroup]] = PerVersion()
+def flag_usages(rows: list[Mapping[str, Any]]) -> list[FlagUsage]:
+    from schema.flags import Flag
+
+    return [
+        FlagUsage(
+            flag=Flag.from_row(
+                {
+                    "id": row["flag_id"],
+                    "key": row["flag_key"],
+                    "name": row["flag_name"],
+                    "description": row["flag_description"],
+                    "archived_at": row["flag_archived_at"],
+                }
+            ),
+            environment=Environment.from_row(
+                {
+                    "id": row["environment_id"],
+                    "key": row["environment_key"],
+                    "name": row["environment_name"],
+                }
+            ),
+            rule_count=row["rule_count"],
+        )
+        for row in rows
+    ]
+
+
+_rules: PerVersion[list[Condition | ConditionGroup | SegmentMatch]] = PerVersion()
 
 
 @strawberry.type(
@@ -150,7 +172,7 @@ class Segment(Node):
         description="Which non-archived flags reference the segment, per environment."
     )
     def usage(self, info: AppInfo) -> SegmentUsage:
-        return mapped(info.context.loaders.usage, self.db_id, usage_from_rows)
+        return mapped(info.context.loaders.usage, self.db_id, partial(usage_from_rows, self.db_id))
 
     @strawberry.field(description="Audit events of this segment, newest first.")
     async def history(
@@ -177,14 +199,17 @@ class Segment(Node):
             str | None, strawberry.argument(description="Cursor to continue after.")
         ] = None,
     ) -> ProfileConnection:
-        return await member_connection(info, self.definition(), first, after)
+        return await member_connection(info, await self.definition(info), first, after)
 
     @strawberry.field(description="Exact number of stored profiles the segment matches now.")
-    def member_count(self, info: AppInfo) -> int:
-        return info.context.loaders.member_count.load(self.definition())
+    async def member_count(self, info: AppInfo) -> int:
+        return await info.context.loaders.member_count.load(await self.definition(info))
 
-    def definition(self) -> Definition:
-        """Who the segment matches, as stored (a deleted segment keeps its definition)."""
+    async def definition(self, info: AppInfo) -> Definition:
+        """Who the segment matches, as stored (a deleted segment keeps its definition), with
+        the segments it references as they are now."""
+        direct = tuple(sorted(set(referenced_ids(self.stored_rules))))
+        closure = await info.context.loaders.closure.load(direct) if direct else {}
         return Definition.from_row(
             {
                 "logical_op": LogicalOperator(self.logical_op).value,  # a stored string or the enum
@@ -192,7 +217,8 @@ class Segment(Node):
                 "force": self.force,
                 "included": self.included,
                 "excluded": self.excluded,
-            }
+            },
+            references_from_rows(closure),
         )
 
 

@@ -146,3 +146,114 @@ async def test_a_huge_string_value_is_evaluated(gql, project, premium):
         gql, project, premium, {"plan": "x" * 500_000, "user": {"country": "DE"}}
     )
     assert result["matched"] is False
+
+
+EVALUATE_WITH_MATCHES = """
+query($p: String!, $k: String!, $c: JSON!) {
+  evaluateSegment(projectKey: $p, key: $k, context: $c) {
+    matched reason
+    segmentMatches {
+      segmentKey negate matched
+      evaluation {
+        matched reason conditions { attribute matched }
+        segmentMatches { segmentKey matched evaluation { reason } }
+      }
+    }
+  }
+}
+"""
+
+UPDATE = """
+mutation($i: UpdateSegmentInput!) {
+  updateSegment(input: $i) { segment { version } userErrors { field code message } }
+}
+"""
+
+
+async def _create(gql, project, key: str, rules: list) -> dict:
+    data = await gql(
+        CREATE, {"i": {"projectKey": project.key, "name": key, "key": key, "rules": rules}}
+    )
+    assert data["createSegment"]["userErrors"] == []
+    return data["createSegment"]["segment"]
+
+
+def _condition(attribute: str, operator: str, value) -> dict:
+    return {"condition": {"attribute": attribute, "operator": operator, "value": value}}
+
+
+async def test_segment_matches_explain_every_reference_in_rule_order(gql, project):
+    await _create(gql, project, "pro", [_condition("plan", "EQ", "pro")])
+    await _create(
+        gql,
+        project,
+        "adult-pro",
+        [_condition("age", "GTE", 18), {"segment": {"segmentKey": "pro"}}],
+    )
+    await _create(
+        gql,
+        project,
+        "top",
+        [
+            {
+                "group": {
+                    "logicalOp": "OR",
+                    "rules": [{"segment": {"segmentKey": "pro", "negate": True}}],
+                }
+            },
+            {"segment": {"segmentKey": "adult-pro"}},
+        ],
+    )
+    data = await gql(
+        EVALUATE_WITH_MATCHES, {"p": project.key, "k": "top", "c": {"plan": "pro", "age": 30}}
+    )
+    result = data["evaluateSegment"]
+    assert (result["matched"], result["reason"]) == (False, "RULES_NOT_MATCHED")
+    assert result["segmentMatches"] == [
+        {
+            "segmentKey": "pro",
+            "negate": True,
+            "matched": False,
+            "evaluation": {
+                "matched": True,
+                "reason": "RULES_MATCHED",
+                "conditions": [{"attribute": "plan", "matched": True}],
+                "segmentMatches": [],
+            },
+        },
+        {
+            "segmentKey": "adult-pro",
+            "negate": False,
+            "matched": True,
+            "evaluation": {
+                "matched": True,
+                "reason": "RULES_MATCHED",
+                "conditions": [{"attribute": "age", "matched": True}],
+                "segmentMatches": [
+                    {
+                        "segmentKey": "pro",
+                        "matched": True,
+                        "evaluation": {"reason": "RULES_MATCHED"},
+                    }
+                ],
+            },
+        },
+    ]
+
+
+async def test_a_change_of_a_referenced_segment_is_seen_by_the_next_evaluation(gql, project):
+    await _create(gql, project, "pro", [_condition("plan", "EQ", "pro")])
+    await _create(gql, project, "uses-pro", [{"segment": {"segmentKey": "pro"}}])
+    variables = {"p": project.key, "k": "uses-pro", "c": {"plan": "team"}}
+    assert (await gql(EVALUATE, variables))["evaluateSegment"]["matched"] is False
+    segment_id = (
+        await gql(
+            'query($p: String!) { segment(projectKey: $p, key: "pro") { id } }', {"p": project.key}
+        )
+    )["segment"]["id"]
+    changed = await gql(
+        UPDATE, {"i": {"id": segment_id, "rules": [_condition("plan", "IN", ["pro", "team"])]}}
+    )
+    assert changed["updateSegment"]["userErrors"] == []
+    # uses-pro itself did not change; its compiled form must not keep the old "pro".
+    assert (await gql(EVALUATE, variables))["evaluateSegment"]["matched"] is True

@@ -16,6 +16,7 @@ from tests.mutations.helpers import (
     condition,
     new_flag,
     new_segment,
+    ref,
     set_rules,
     update_segment,
 )
@@ -374,3 +375,37 @@ def test_the_served_types_are_the_contracts():
     assert wanted["TargetingRuleResult"] == served_fields("TargetingRuleResult")
     assert wanted["TargetingEvaluation"] == served_fields("TargetingEvaluation")
     assert wanted["Query"] == served_fields("Query", only={"evaluateTargeting"})
+
+
+async def test_rules_reach_segments_through_references(gql, project, internal):
+    """A CUSTOM rule "EU premium and not internal", and a SEGMENT rule whose segment
+    references another: both decide with the referenced segments' own definitions."""
+    await new_segment(gql, project.key, name="EU premium", key="eu_premium", rules=EU_PREMIUM)
+    await new_segment(gql, project.key, name="Staff", key="staff", rules=[ref("internal")])
+    staff = await gql(
+        'query($p: String!) { segment(projectKey: $p, key: "staff") { id } }', {"p": project.key}
+    )
+    flag = await new_flag(gql, project.key, "refs")
+    payload = await set_rules(
+        gql,
+        flag["id"],
+        [
+            {"rules": [ref("eu_premium"), ref("internal", negate=True)], "rolloutKey": "eu"},
+            {"segmentId": staff["segment"]["id"], "variationKey": "staff"},
+        ],
+    )
+    assert payload["userErrors"] == []
+    eu = {"targetingKey": "u1", "country": "DE", "plan": "premium"}
+    result = await evaluate(gql, project, eu, flag="refs")
+    assert outcome(result) == (0, None, "eu", [(0, True, "RULES_MATCHED")])
+    eu_staff = {**eu, "email": "ana@company.com"}
+    result = await evaluate(gql, project, eu_staff, flag="refs")
+    assert outcome(result) == (
+        1,
+        "staff",
+        None,
+        [(0, False, "RULES_NOT_MATCHED"), (1, True, "RULES_MATCHED")],
+    )
+    # The VIP is included in "internal", so in "staff" too, through the reference.
+    result = await evaluate(gql, project, {"targetingKey": "vip"}, flag="refs")
+    assert outcome(result)[:3] == (1, "staff", None)

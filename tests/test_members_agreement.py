@@ -3,20 +3,25 @@
 Membership is defined by evaluation (DESIGN §11): for every stored profile, count_members,
 member_page and iter_members must say exactly what `compile_segment(...).evaluate` says of the
 profile's context, whatever mix of types, coercions and operators the data and rules hold.
+Generated segments may reference other generated segments (stored in the same project, some
+referencing each other in turn), negated or not, at any nesting (DESIGN §12): SQL inlines
+them, the evaluator evaluates them, both from the closure `core.references` loads.
 """
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.references import references_of
 from db.members import Definition, count_members, iter_members, member_page
 from db.pool import connect
 from db.profiles import profile_context, upsert_profiles
 from rules.evaluate import compile_segment
-from rules.models import LOGICAL_OPS
+from rules.models import LOGICAL_OPS, referenced_ids
 from rules.operators import OPERATORS
 from tests.conftest import make_project
 
@@ -212,22 +217,47 @@ def conditions(draw: Any) -> dict[str, Any]:
     }
 
 
-rule_trees = st.recursive(
-    conditions(),
-    lambda children: st.fixed_dictionaries(
-        {"logicalOp": st.sampled_from(LOGICAL_OPS), "rules": st.lists(children, max_size=4)}
-    ),
-    max_leaves=8,
-)
+def _placeholder(index: int, negate: bool) -> dict[str, Any]:
+    """A reference to the index-th stored segment of the example, resolved once stored."""
+    return {"segmentId": -1 - index, "negate": negate}
 
-definitions = st.builds(
-    Definition,
-    logical_op=st.sampled_from(LOGICAL_OPS),
-    rules=st.lists(rule_trees, max_size=4),
-    force=st.integers(0, 30).map(lambda n: n == 30),
-    included=st.lists(st.sampled_from(KEYS), max_size=3),
-    excluded=st.lists(st.sampled_from(KEYS), max_size=3),
-)
+
+def rule_trees(stored: int) -> st.SearchStrategy[Any]:
+    """Rule trees whose leaves are conditions and, one in four, references to one of the
+    first `stored` segments of the example."""
+    leaves: st.SearchStrategy[Any] = conditions()
+    if stored:
+        references = st.builds(_placeholder, st.integers(0, stored - 1), st.booleans())
+        leaves = st.integers(0, 3).flatmap(lambda n: references if n == 0 else conditions())
+    return st.recursive(
+        leaves,
+        lambda children: st.fixed_dictionaries(
+            {"logicalOp": st.sampled_from(LOGICAL_OPS), "rules": st.lists(children, max_size=4)}
+        ),
+        max_leaves=8,
+    )
+
+
+def definitions(stored: int = 0) -> st.SearchStrategy[Definition]:
+    return st.builds(
+        Definition,
+        logical_op=st.sampled_from(LOGICAL_OPS),
+        rules=st.lists(rule_trees(stored), max_size=4),
+        force=st.integers(0, 30).map(lambda n: n == 30),
+        included=st.lists(st.sampled_from(KEYS), max_size=3),
+        excluded=st.lists(st.sampled_from(KEYS), max_size=3),
+    )
+
+
+@st.composite
+def segment_sets(draw: Any) -> tuple[list[Definition], list[Definition]]:
+    """Up to three segments to store, each maybe referencing the ones before it (a chain of
+    at most 4 with the checked segment on top), and the segments to check, which may
+    reference any of them."""
+    stored = [draw(definitions(index)) for index in range(draw(st.integers(0, 3)))]
+    checked = draw(st.lists(definitions(len(stored)), min_size=1, max_size=12))
+    return stored, checked
+
 
 profile_sets = st.lists(attributes(), min_size=12, max_size=len(KEYS)).map(
     lambda attrs: dict(zip(KEYS, attrs, strict=False))
@@ -241,6 +271,7 @@ def expected_members(definition: Definition, profiles: dict[str, dict[str, Any]]
         force=definition.force,
         included=definition.included,
         excluded=definition.excluded,
+        references=definition.references,
     )
     return sorted(
         key
@@ -249,10 +280,64 @@ def expected_members(definition: Definition, profiles: dict[str, dict[str, Any]]
     )
 
 
-async def check(conn: Any, project_id: int, segments: list[Definition], profiles: dict) -> None:
+def _resolved(rules: Any, ids: list[int]) -> Any:
+    """Rules with every placeholder reference turned into the stored segment's id."""
+    if isinstance(rules, list):
+        return [_resolved(rule, ids) for rule in rules]
+    if "segmentId" in rules:
+        return {**rules, "segmentId": ids[-1 - rules["segmentId"]]}
+    if "logicalOp" in rules:
+        return {**rules, "rules": _resolved(rules["rules"], ids)}
+    return rules
+
+
+async def store_segments(conn: Any, project_id: int, stored: list[Definition]) -> list[int]:
+    """Store the example's referenced segments (and their references) as a write would."""
+    await conn.execute("DELETE FROM segment_references WHERE project_id = $1", project_id)
+    await conn.execute("DELETE FROM segments WHERE project_id = $1", project_id)
+    ids: list[int] = []
+    for index, definition in enumerate(stored):
+        rules = _resolved(definition.rules, ids)
+        segment_id = await conn.fetchval(
+            """
+            INSERT INTO segments (project_id, key, name, logical_op, rules, force, included,
+                                  excluded)
+            VALUES ($1, $2, $2, $3, $4, $5, $6, $7)
+            RETURNING id
+            """,
+            project_id,
+            f"stored-{index}",
+            definition.logical_op,
+            rules,
+            definition.force,
+            definition.included,
+            definition.excluded,
+        )
+        await conn.execute(
+            """
+            INSERT INTO segment_references (project_id, segment_id, referenced_id)
+            SELECT $1, $2, unnest($3::bigint[])
+            """,
+            project_id,
+            segment_id,
+            sorted(set(referenced_ids(rules))),
+        )
+        ids.append(segment_id)
+    return ids
+
+
+async def check(
+    conn: Any, project_id: int, segments: tuple[list[Definition], list[Definition]], profiles: dict
+) -> None:
     await conn.execute("DELETE FROM profiles WHERE project_id = $1", project_id)
     await upsert_profiles(conn, project_id, list(profiles.items()))
-    for definition in segments:
+    stored, checked = segments
+    ids = await store_segments(conn, project_id, stored)
+    for definition in checked:
+        rules = _resolved(definition.rules, ids)
+        definition = replace(
+            definition, rules=rules, references=await references_of(conn, project_id, rules)
+        )
         await check_segment(conn, project_id, definition, profiles)
 
 
@@ -285,8 +370,10 @@ def run_agreement(database_url: str, examples: int) -> None:
         suppress_health_check=list(HealthCheck),
         database=None,
     )
-    @given(segments=st.lists(definitions, min_size=1, max_size=12), profiles=profile_sets)
-    def agree(segments: list[Definition], profiles: dict[str, dict[str, Any]]) -> None:
+    @given(segments=segment_sets(), profiles=profile_sets)
+    def agree(
+        segments: tuple[list[Definition], list[Definition]], profiles: dict[str, dict[str, Any]]
+    ) -> None:
         loop.run_until_complete(check(conn, project.id, segments, profiles))
 
     try:

@@ -579,3 +579,66 @@ async def test_translated_regexes_search_like_re2(conn: asyncpg.Connection) -> N
         ("(a{2}){3}", None),
     ]:
         assert postgres_regex(pattern) == expected, pattern
+
+
+def _stored(rules: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
+    return {"key": "ref", "logical_op": "AND", "rules": rules, "force": False,
+            "included": [], "excluded": [], **fields}  # fmt: skip
+
+
+async def test_a_reference_is_inlined_as_the_referenced_definition(
+    conn: asyncpg.Connection, project: Project
+) -> None:
+    await upsert_profiles(
+        conn,
+        project.id,
+        [("a", {"x": 1, "y": "2"}), ("b", {"x": 1}), ("c", {"y": "2"}), ("vip", {}), ("d", {})],
+    )
+    x = when("x", "EXISTS")
+    regex = when("y", "REGEX", "^2$")  # left to the evaluator by SQL
+    references = {
+        1: _stored([x], included=["vip"], excluded=["b"]),
+        2: _stored([regex]),
+        3: _stored([], force=True),
+        4: _stored([{"segmentId": 1, "negate": False}, {"segmentId": 2, "negate": True}]),
+    }
+
+    def referencing(*rules: dict[str, Any], logical_op: str = "AND") -> Definition:
+        return Definition("AND" if logical_op == "AND" else logical_op, list(rules), False, [], [],
+                          references)  # fmt: skip
+
+    def ref(segment_id: int, negate: bool = False) -> dict[str, Any]:
+        return {"segmentId": segment_id, "negate": negate}
+
+    assert await members(conn, project, referencing(ref(1))) == ["a", "vip"]
+    assert await members(conn, project, referencing(ref(1, negate=True))) == ["b", "c", "d"]
+    assert await members(conn, project, referencing(ref(2))) == ["a", "c"]
+    assert await members(conn, project, referencing(ref(2, negate=True))) == ["b", "d", "vip"]
+    assert await members(conn, project, referencing(ref(3, negate=True))) == []
+    assert await members(conn, project, referencing(ref(4))) == ["vip"]
+    nested = {"logicalOp": "OR", "rules": [ref(2), ref(1, negate=True)]}
+    assert await members(conn, project, referencing(nested)) == ["a", "b", "c", "d"]
+    # A reference the closure lacks never matches, negated or not.
+    assert await members(conn, project, referencing(ref(9, negate=True), logical_op="OR")) == []
+    # Every path above agreed with the evaluator given the same closure.
+    for rules in ([ref(1)], [ref(2, negate=True)], [ref(4)], [nested]):
+        segment = referencing(*rules)
+        expected = [key for key in ("a", "b", "c", "d", "vip") if _evaluates(segment, key)]
+        assert await members(conn, project, segment) == expected
+
+
+def _evaluates(segment: Definition, key: str) -> bool:
+    attributes = {"a": {"x": 1, "y": "2"}, "b": {"x": 1}, "c": {"y": "2"}}.get(key, {})
+    from db.profiles import profile_context
+
+    return segment.compile().evaluate(profile_context(key, attributes)).matched
+
+
+def test_a_segment_referenced_twice_is_compiled_once() -> None:
+    sql = SqlBuilder(1)
+    references = {1: _stored([when("plan", "IN", ["pro", "team"])])}
+    rules = [{"segmentId": 1, "negate": False}, {"segmentId": 1, "negate": True}]
+    predicate = compile_definition(sql, logical_op="OR", rules=rules, force=False,
+                                   included=[], excluded=[], references=references)  # fmt: skip
+    assert sql.params.count(["pro", "team"]) == 1
+    assert "NOT" in predicate.expr

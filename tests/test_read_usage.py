@@ -70,6 +70,7 @@ query($p: String!, $first: Int!) {
 
 
 async def create_segment(gql, project_key: str, key: str, **fields) -> str:
+    """The new segment's id (fields as CreateSegmentInput takes them)."""
     data = await gql(
         CREATE_SEGMENT, {"input": {"projectKey": project_key, "name": key, "key": key, **fields}}
     )
@@ -427,3 +428,60 @@ async def test_segments_of_targeting_rules_load_in_batches(
         await clear_seed(database_url, project.id)
     print("statements for a flag's rules with segments:", counts)
     assert counts[3] == counts[50]
+
+
+REFERENCE_PAGE = """
+query($p: String!) {
+  segments(projectKey: $p, first: 50, orderBy: {field: KEY}) {
+    nodes {
+      key
+      usage {
+        usageCount
+        usedInFlags { flag { key } environment { key } }
+        usedInSegments { key }
+        indirectFlags { flag { key } environment { key } }
+      }
+    }
+  }
+}
+"""
+
+
+async def test_a_page_with_references_and_indirect_usage_costs_what_a_plain_page_costs(
+    gql, project, other_project, client, database_url, statements, warm_pool
+):
+    """usedInSegments and indirectFlags are one batched statement each, however many
+    segments reference each other and however many flags reach them."""
+    other = GraphQLClient(client, other_project.editor)
+    for i in range(50):
+        await create_segment(other, other_project.key, f"plain-{i:02}")
+    flag = await create_flag(gql, project.key, "through")
+    tops = []
+    for chain in range(10):  # ten chains c-0 → c-1 → … → c-4, the flag on every top
+        following = None
+        for depth in reversed(range(5)):
+            rules = [{"segment": {"segmentKey": following}}] if following else []
+            key = f"c{chain}-{depth}"
+            top = await create_segment(gql, project.key, key, rules=rules)
+            following = key
+        tops.append(top)
+    await set_rules(gql, flag, "production", tops)
+
+    plain, _ = await statements_for(
+        gql, statements, database_url, other_project, REFERENCE_PAGE, {"p": other_project.key}
+    )
+    linked, data = await statements_for(
+        gql, statements, database_url, project, REFERENCE_PAGE, {"p": project.key}
+    )
+    nodes = {node["key"]: node["usage"] for node in data["segments"]["nodes"]}
+    assert len(nodes) == 50
+    assert nodes["c0-0"]["usedInFlags"] == [
+        {"flag": {"key": "through"}, "environment": {"key": "production"}}
+    ]
+    assert nodes["c0-0"]["usedInSegments"] == []
+    assert nodes["c0-4"]["usedInSegments"] == [{"key": "c0-3"}]
+    assert nodes["c0-4"]["indirectFlags"] == [
+        {"flag": {"key": "through"}, "environment": {"key": "production"}}
+    ]
+    print("statements for 50 segments with usage, plain and with references:", plain, linked)
+    assert linked == plain

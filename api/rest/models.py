@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from rules import validate
-from rules.models import is_group
+from rules.models import is_group, is_segment_match
 from rules.operators import BY_REST_NAME, REGISTRY
 
 # The seed's operator names, and ours in the same style (the registry's REST names).
@@ -98,7 +98,16 @@ class RuleGroup(_Strict):
     rules: list["Rule"]
 
 
-Rule = Annotated[RuleCondition | RuleGroup, Field(discriminator="type")]
+class RuleSegment(_Strict):
+    """A reference to another segment of the project: matches when that segment matches the
+    same context, or with negate when it does not."""
+
+    type: Literal["segment"]
+    segment_id: str = Field(description="The referenced segment's key (stored by id).")
+    negate: bool = False
+
+
+Rule = Annotated[RuleCondition | RuleGroup | RuleSegment, Field(discriminator="type")]
 RuleGroup.model_rebuild()
 
 
@@ -172,9 +181,17 @@ class FlagUse(BaseModel):
     environment: str = Field(description="The environment's key.")
 
 
+class SegmentUse(BaseModel):
+    id: str = Field(description="The referencing segment's key.")
+    name: str
+
+
 class SegmentUsage(BaseModel):
     usage_count: int
     used_in_flags: list[FlagUse]
+    used_in_segments: list[SegmentUse] = Field(
+        description="Live segments whose rules reference this one."
+    )
 
 
 class ErrorDetail(BaseModel):
@@ -187,15 +204,21 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
     errors: list[ErrorDetail] = Field(description="Every problem found; `error` is the first.")
     used_in_flags: list[FlagUse] | None = Field(
-        default=None, description="With SEGMENT_IN_USE: who still uses the segment."
+        default=None, description="With SEGMENT_IN_USE: which flags still use the segment."
+    )
+    used_in_segments: list[SegmentUse] | None = Field(
+        default=None, description="With SEGMENT_IN_USE: which segments still reference it."
     )
 
 
-def rules_to_core(rules: list[RuleCondition | RuleGroup]) -> list[dict[str, Any]]:
+def rules_to_core(rules: list[RuleCondition | RuleGroup | RuleSegment]) -> list[dict[str, Any]]:
     """REST rules in the shape `rules.validate` checks."""
     out: list[dict[str, Any]] = []
     for rule in rules:
-        if isinstance(rule, RuleCondition):
+        if isinstance(rule, RuleSegment):
+            segment = {"segmentKey": rule.segment_id, "negate": rule.negate}
+            out.append({"condition": None, "group": None, "segment": segment})
+        elif isinstance(rule, RuleCondition):
             condition = {
                 "attribute": rule.attribute,
                 "operator": BY_REST_NAME[rule.operator].name,
@@ -208,15 +231,24 @@ def rules_to_core(rules: list[RuleCondition | RuleGroup]) -> list[dict[str, Any]
     return out
 
 
-def rules_from_stored(stored: list[Any]) -> list[dict[str, Any]]:
+def rules_from_stored(stored: list[Any], keys: Mapping[int, str]) -> list[dict[str, Any]]:
+    """Stored rules in the REST shape; `keys` gives referenced segments' keys by id."""
     out: list[dict[str, Any]] = []
     for rule in stored:
-        if is_group(rule):
+        if is_segment_match(rule):
+            out.append(
+                {
+                    "type": "segment",
+                    "segment_id": keys[rule["segmentId"]],
+                    "negate": rule["negate"],
+                }
+            )
+        elif is_group(rule):
             out.append(
                 {
                     "type": "group",
                     "logical_op": rule["logicalOp"],
-                    "rules": rules_from_stored(rule["rules"]),
+                    "rules": rules_from_stored(rule["rules"], keys),
                 }
             )
         else:
@@ -231,14 +263,15 @@ def rules_from_stored(stored: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def segment_out(row: Mapping[str, Any]) -> dict[str, Any]:
+def segment_out(row: Mapping[str, Any], keys: Mapping[int, str]) -> dict[str, Any]:
+    """The seed's segment JSON; `keys` gives referenced segments' keys by id."""
     return {
         "id": row["key"],
         "key": row["key"],
         "name": row["name"],
         "description": row["description"],
         "logical_op": row["logical_op"],
-        "rules": rules_from_stored(row["rules"]),
+        "rules": rules_from_stored(row["rules"], keys),
         "force": row["force"],
         "tags": list(row["tags"]),
         "included": list(row["included"]),
@@ -254,3 +287,7 @@ def usage_out(rows: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
         {"id": row["flag_key"], "name": row["flag_name"], "environment": row["environment_key"]}
         for row in rows
     ]
+
+
+def segment_uses_out(rows: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [{"id": row["key"], "name": row["name"]} for row in rows]

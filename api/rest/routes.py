@@ -33,6 +33,7 @@ STATUS = {
     ProblemCode.INVALID_KEY: 400,
     ProblemCode.INVALID_RULE: 400,
     ProblemCode.SEGMENT_IN_USE: 400,
+    ProblemCode.SEGMENT_CYCLE: 400,
     ProblemCode.NOT_FOUND: 404,
     ProblemCode.SEGMENT_DELETED: 404,
     ProblemCode.KEY_TAKEN: 409,
@@ -46,7 +47,11 @@ _TYPED_STATUS = {
     "SERVICE_UNAVAILABLE": 503,
     "QUERY_TIMEOUT": 503,
 }
-_SNAKE = {"logicalOp": "logical_op", "expectedVersion": "expected_version"}
+_SNAKE = {
+    "logicalOp": "logical_op",
+    "expectedVersion": "expected_version",
+    "segmentKey": "segment_id",
+}
 _SORTS = {"name": "NAME", "key": "KEY", "created_at": "CREATED_AT", "updated_at": "UPDATED_AT"}
 MAX_LIMIT = 100
 
@@ -71,7 +76,7 @@ def rest_field(path: tuple[str, ...] | None) -> str | None:
     if not path:
         return None
     parts = (
-        [p for p in path[1:] if p not in ("condition", "group")]
+        [p for p in path[1:] if p not in ("condition", "group", "segment")]
         if path[0] == "input"
         else list(path)
     )
@@ -82,7 +87,8 @@ def _refused(refused: Refused) -> Response:
     details = [_detail(p.code.value, p.message, rest_field(p.field)) for p in refused.problems]
     body: dict[str, Any] = {"error": details[0], "errors": details}
     if refused.blocking_usage:
-        body["used_in_flags"] = models.usage_out(refused.blocking_usage)
+        body["used_in_flags"] = models.usage_out(refused.blocking_usage.flags)
+        body["used_in_segments"] = models.segment_uses_out(refused.blocking_usage.segments)
     return _json(body, STATUS[refused.code])
 
 
@@ -102,7 +108,9 @@ async def _body(request: Request, model: type[BaseModel], max_bytes: int) -> Bas
             _detail(
                 "INVALID_INPUT",
                 error["msg"],
-                ".".join(str(part) for part in error["loc"] if part not in ("rule", "group"))
+                ".".join(
+                    str(part) for part in error["loc"] if part not in ("rule", "group", "segment")
+                )
                 or None,
             )
             for error in invalid.errors(include_url=False, include_input=False)
@@ -162,10 +170,18 @@ async def _segment_or_404(request: Request, principal: Principal) -> Any:
     return row
 
 
-def _written(result: Any, status: int = 200) -> Response:
+async def _segments_out(request: Request, principal: Principal, rows: list[Any]) -> list[Any]:
+    """Segment rows in the REST shape, referenced segments named by key (one read)."""
+    keys = await core_segments.referenced_keys(request.app.state.db, principal, rows)
+    return [models.segment_out(row, keys) for row in rows]
+
+
+async def _written(
+    request: Request, principal: Principal, result: Any, status: int = 200
+) -> Response:
     if isinstance(result, Refused):
         return _refused(result)
-    return _json(models.segment_out(result), status)
+    return _json((await _segments_out(request, principal, [result]))[0], status)
 
 
 async def create_segment(request: Request, principal: Principal, settings: Settings) -> Response:
@@ -179,7 +195,7 @@ async def create_segment(request: Request, principal: Principal, settings: Setti
     result = await core_segments.create_segment(
         request.app.state.db, principal, settings.policy, project, fields
     )
-    return _written(result, 201)
+    return await _written(request, principal, result, 201)
 
 
 def _query_int(request: Request, name: str, default: int, low: int, high: int | None) -> int:
@@ -221,7 +237,7 @@ async def list_segments(request: Request, principal: Principal, settings: Settin
     rows, total = found
     return _json(
         {
-            "data": [models.segment_out(r) for r in rows],
+            "data": await _segments_out(request, principal, rows),
             "page": page,
             "limit": limit,
             "total": total,
@@ -230,7 +246,8 @@ async def list_segments(request: Request, principal: Principal, settings: Settin
 
 
 async def get_segment(request: Request, principal: Principal, _settings: Settings) -> Response:
-    return _json(models.segment_out(await _segment_or_404(request, principal)))
+    row = await _segment_or_404(request, principal)
+    return _json((await _segments_out(request, principal, [row]))[0])
 
 
 async def update_segment(request: Request, principal: Principal, settings: Settings) -> Response:
@@ -249,13 +266,19 @@ async def update_segment(request: Request, principal: Principal, settings: Setti
         fields,
         expected_version=body.expected_version,
     )
-    return _written(result)
+    return await _written(request, principal, result)
 
 
 async def segment_usage(request: Request, principal: Principal, _settings: Settings) -> Response:
     row = await _segment_or_404(request, principal)
-    rows = await core_segments.usage(request.app.state.db, principal, row["id"])
-    return _json({"usage_count": len(rows), "used_in_flags": models.usage_out(rows)})
+    usage = await core_segments.usage(request.app.state.db, principal, row["id"])
+    return _json(
+        {
+            "usage_count": len(usage.flags),
+            "used_in_flags": models.usage_out(usage.flags),
+            "used_in_segments": models.segment_uses_out(usage.segments),
+        }
+    )
 
 
 async def delete_segment(request: Request, principal: Principal, _settings: Settings) -> Response:

@@ -9,7 +9,7 @@ from db.pagination import SqlBuilder
 from db.rules_sql import dates, regex, scalars, semver
 from db.rules_sql.fragments import Emitter, Leaf
 from rules.evaluate import evaluate_rules
-from rules.models import LOGICAL_OPS, MAX_COMPILE_DEPTH
+from rules.models import LOGICAL_OPS, MAX_COMPILE_DEPTH, MAX_REFERENCE_COMPILE_DEPTH, References
 from rules.operators import REGISTRY
 from rules.values import is_number, storable_text
 
@@ -30,20 +30,20 @@ def compile_definition(
     force: bool,
     included: list[str],
     excluded: list[str],
+    references: References | None = None,
     context: str = "p.context",
     key: str = "p.targeting_key",
 ) -> Predicate:
-    """The membership predicate of a stored segment definition (`CompiledSegment.evaluate`)."""
-    if force is True:
+    """The membership predicate of a stored segment definition (`CompiledSegment.evaluate`).
+
+    A reference to another segment is inlined as that segment's own predicate (from
+    `references`, the closure the caller loaded; NOT of it when negated, which keeps NULL
+    undecided): compiled once, the first time it is met, and reused, exactly as
+    `compile_segment` does, so both give up on the same missing or too deep references."""
+    compiler = _Compiler(sql, context, key, references or {})
+    expr = compiler.definition(logical_op, rules, force, included, excluded, depth=0)
+    if expr == "true":
         return Predicate("true", True)
-    compiler = _Compiler(sql, context)
-    expr, _ = compiler.group(logical_op, rules, depth=0)
-    included_keys = _targets(included)
-    excluded_keys = _targets(excluded)
-    if included_keys:
-        expr = f"({key} = ANY({sql.param(included_keys)}::text[]) OR {expr})"
-    if excluded_keys:
-        expr = f"(NOT {key} = ANY({sql.param(excluded_keys)}::text[]) AND {expr})"
     return Predicate(expr, compiler.exact)
 
 
@@ -59,10 +59,61 @@ class _Compiler(Emitter):
     # evaluates a boolean expression's arguments left to right, stopping at the first that
     # settles it).
 
-    def group(self, logical_op: object, rules: object, depth: int) -> tuple[str, int]:
-        if depth > MAX_COMPILE_DEPTH or logical_op not in LOGICAL_OPS or type(rules) is not list:
+    def __init__(self, sql: SqlBuilder, context: str, key: str, references: References) -> None:
+        super().__init__(sql, context)
+        self.key = key
+        self.references = references
+        self.inlined: dict[int, tuple[str, int]] = {}
+
+    def definition(
+        self,
+        logical_op: object,
+        rules: object,
+        force: object,
+        included: object,
+        excluded: object,
+        depth: int,
+    ) -> str:
+        if force is True:
+            return "true"
+        expr, _ = self.group(logical_op, rules, nesting=0, depth=depth)
+        included_keys = _targets(included)
+        excluded_keys = _targets(excluded)
+        if included_keys:
+            expr = f"({self.key} = ANY({self.sql.param(included_keys)}::text[]) OR {expr})"
+        if excluded_keys:
+            expr = f"(NOT {self.key} = ANY({self.sql.param(excluded_keys)}::text[]) AND {expr})"
+        return expr
+
+    def reference(self, rule: dict[str, Any], depth: int) -> tuple[str, int]:
+        segment_id = rule.get("segmentId")
+        if type(segment_id) is not int:
             return "false", 0
-        children = sorted((self.rule(rule, depth) for rule in rules), key=lambda child: child[1])
+        inlined = self.inlined.get(segment_id)
+        if inlined is None:
+            found = self.references.get(segment_id)
+            if depth > MAX_REFERENCE_COMPILE_DEPTH or found is None:
+                return "false", 0  # negated too: a reference that cannot be evaluated
+            expr = self.definition(
+                found.get("logical_op"),
+                found.get("rules"),
+                found.get("force"),
+                found.get("included"),
+                found.get("excluded"),
+                depth,
+            )
+            # A whole segment costs more than any leaf: evaluated after its siblings.
+            inlined = self.inlined[segment_id] = (expr, 10)
+        expr, cost = inlined
+        return (f"(NOT {expr})" if rule.get("negate") is True else expr), cost
+
+    def group(self, logical_op: object, rules: object, nesting: int, depth: int) -> tuple[str, int]:
+        """`nesting`: groups above this one in its segment; `depth`: references followed."""
+        if nesting > MAX_COMPILE_DEPTH or logical_op not in LOGICAL_OPS or type(rules) is not list:
+            return "false", 0
+        children = sorted(
+            (self.rule(rule, nesting, depth) for rule in rules), key=lambda child: child[1]
+        )
         if not children:
             return "false", 0  # an empty rule list never matches, whatever its operator
         cost = sum(child_cost for _, child_cost in children)
@@ -73,11 +124,13 @@ class _Compiler(Emitter):
         sql = "(" + joiner.join(child_sql for child_sql, _ in children) + ")"
         return (f"(NOT {sql})" if logical_op == "NOT" else sql), cost
 
-    def rule(self, rule: object, depth: int) -> tuple[str, int]:
+    def rule(self, rule: object, nesting: int, depth: int) -> tuple[str, int]:
         if type(rule) is not dict:
             return "false", 0
+        if "segmentId" in rule:
+            return self.reference(rule, depth + 1)
         if "logicalOp" in rule:
-            return self.group(rule.get("logicalOp"), rule.get("rules"), depth + 1)
+            return self.group(rule.get("logicalOp"), rule.get("rules"), nesting + 1, depth)
         attribute, op, value = rule.get("attribute"), rule.get("operator"), rule.get("value")
         leaf = LEAVES.get(op) if type(op) is str else None
         if leaf is None or type(attribute) is not str:

@@ -171,12 +171,17 @@ class SegmentMutations:
             ctx.db, ctx.principal, decode_id_of(input.id, "Segment"), input.expected_version
         )
         if isinstance(result, Refused):
+            usage = result.blocking_usage
+            blocking = None
+            if usage:
+                # Who blocked the delete, as the refusing transaction saw it.
+                segment_id = decode_id_of(input.id, "Segment")
+                ctx.loaders.referencing_segments.prime(segment_id, usage.segments)
+                blocking = usage_from_rows(segment_id, usage.flags)
             return DeleteSegmentPayload(
                 deleted_segment_id=None,
                 user_errors=from_problems(result.problems),
-                blocking_usage=usage_from_rows(result.blocking_usage)
-                if result.blocking_usage
-                else None,
+                blocking_usage=blocking,
             )
         return DeleteSegmentPayload(
             deleted_segment_id=strawberry.ID(encode_id("Segment", result["id"])), user_errors=[]

@@ -138,6 +138,11 @@ def condition(attribute: str, operator: str, value: Any = None) -> dict[str, Any
     return {"condition": {"attribute": attribute, "operator": operator, "value": value}}
 
 
+def ref(key: str, negate: bool = False) -> dict[str, Any]:
+    """A SegmentMatch rule: in (or, negated, not in) the segment with that key."""
+    return {"segment": {"segmentKey": key, "negate": negate}}
+
+
 def group(*rules: dict[str, Any], logical_op: str = "AND") -> dict[str, Any]:
     return {"group": {"logicalOp": logical_op, "rules": list(rules)}}
 

@@ -239,3 +239,86 @@ async def test_a_create_racing_a_rename_to_its_key_gets_key_taken_not_a_deadlock
         )
     payload = await create
     assert errors_of(payload) == [(("input", "key"), "KEY_TAKEN")]
+
+
+LIVE_SEGMENTS_ON_DELETED_SEGMENTS = """
+    SELECT s.key AS segment, r.key AS referenced
+    FROM segment_references sr
+    JOIN segments s ON s.project_id = sr.project_id AND s.id = sr.segment_id
+    JOIN segments r ON r.project_id = sr.project_id AND r.id = sr.referenced_id
+    WHERE sr.project_id = $1 AND s.deleted_at IS NULL AND r.deleted_at IS NOT NULL
+"""
+
+
+def reference(key: str) -> dict:
+    return {"segment": {"segmentKey": key}}
+
+
+async def test_delete_and_reference_racing_never_leave_a_reference_to_a_deleted_segment(
+    gql, project, database_url
+):
+    referencing = await new_segment(gql, project.key, name="Referencing", key="referencing")
+    for round_ in range(20):
+        target = await new_segment(gql, project.key, name=f"Target {round_}")
+        update = update_segment(gql, referencing["id"], rules=[reference(target["key"])])
+        # The update resolves and locks the key after some work; spread the delete over it.
+        deleted, updated = await asyncio.gather(
+            later((round_ % 10) * 0.002, delete_segment(gql, target["id"])), update
+        )
+        if deleted["userErrors"] == []:
+            assert errors_of(updated) == [
+                (("input", "rules", "0", "segment", "segmentKey"), "NOT_FOUND")
+            ]
+        else:
+            assert errors_of(deleted) == [(("input", "id"), "SEGMENT_IN_USE")]
+            assert updated["userErrors"] == []
+            # Free the target again for the next round's segment.
+            assert (await update_segment(gql, referencing["id"], rules=[]))["userErrors"] == []
+        assert await sql_fetch(database_url, LIVE_SEGMENTS_ON_DELETED_SEGMENTS, project.id) == []
+
+
+async def test_two_updates_closing_a_cycle_together_never_both_succeed(gql, project, database_url):
+    a = await new_segment(gql, project.key, name="A", key="a")
+    b = await new_segment(gql, project.key, name="B", key="b")
+    for round_ in range(20):
+        a_to_b = update_segment(gql, a["id"], rules=[reference("b")])
+        b_to_a = later((round_ % 5) * 0.001, update_segment(gql, b["id"], rules=[reference("a")]))
+        results = await asyncio.gather(a_to_b, b_to_a)
+        outcomes = sorted(errors_of(result) for result in results)
+        assert outcomes == [
+            [],
+            [(("input", "rules", "0", "segment", "segmentKey"), "SEGMENT_CYCLE")],
+        ]
+        cycles = await sql_fetch(
+            database_url,
+            """
+            SELECT 1 FROM segment_references x
+            JOIN segment_references y
+              ON y.project_id = x.project_id
+             AND y.segment_id = x.referenced_id AND y.referenced_id = x.segment_id
+            WHERE x.project_id = $1
+            """,
+            project.id,
+        )
+        assert cycles == []
+        for segment in (a, b):
+            assert (await update_segment(gql, segment["id"], rules=[]))["userErrors"] == []
+
+
+async def test_a_reference_waits_for_an_uncommitted_delete_and_then_is_not_found(
+    gql, project, database_url
+):
+    target = await new_segment(gql, project.key, name="Target", key="target")
+    referencing = await new_segment(gql, project.key, name="Referencing", key="referencing")
+    target_id = decode_id_of(target["id"], "Segment")
+    async with open_transaction(database_url) as conn:
+        deleted = await db_segments.delete_segment(
+            conn, project.id, target_id, actor="test", expected_version=None
+        )
+        assert not isinstance(deleted, Refused)
+        update = await blocked_on_a_lock(
+            conn, update_segment(gql, referencing["id"], rules=[reference("target")])
+        )
+    assert errors_of(await update) == [
+        (("input", "rules", "0", "segment", "segmentKey"), "NOT_FOUND")
+    ]

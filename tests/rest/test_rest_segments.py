@@ -168,7 +168,11 @@ async def test_delete_of_a_used_segment_is_400_with_who_uses_it(rest, gql, proje
         {"id": "new-dashboard", "name": "New-Dashboard", "environment": "production"}
     ]
     usage = (await rest.get("/used/usage")).json()
-    assert usage == {"usage_count": 1, "used_in_flags": body["used_in_flags"]}
+    assert usage == {
+        "usage_count": 1,
+        "used_in_flags": body["used_in_flags"],
+        "used_in_segments": [],
+    }
     assert (await rest.get("/used")).status_code == 200
 
 
@@ -276,3 +280,30 @@ async def test_rest_reads_numbers_exactly_like_graphql(rest):
     assert response.status_code == 400, response.text
     assert response.json()["error"]["code"] == "INVALID_RULE"
     assert (await rest.get()).json()["total"] == 0
+
+
+async def test_a_reference_reads_and_writes_in_the_seed_reserved_type_form(rest):
+    assert (await rest.post({"name": "Pro", "key": "pro"})).status_code == 201
+    body = {
+        "name": "Not pro",
+        "key": "not-pro",
+        "rules": [{"type": "segment", "segment_id": "pro", "negate": True}],
+    }
+    created = await rest.post(body)
+    assert created.status_code == 201, created.json()
+    assert created.json()["rules"] == [{"type": "segment", "segment_id": "pro", "negate": True}]
+    # Stored by id: renaming the referenced segment shows the new key.
+    assert (await rest.put("pro", {"key": "pro-plan"})).status_code == 200
+    listed = (await rest.get(search="not-pro")).json()["data"]
+    assert listed[0]["rules"] == [{"type": "segment", "segment_id": "pro-plan", "negate": True}]
+    usage = (await rest.get("/pro-plan/usage")).json()
+    assert usage["used_in_segments"] == [{"id": "not-pro", "name": "Not pro"}]
+    refused = await rest.delete("pro-plan")
+    assert refused.status_code == 400
+    assert refused.json()["used_in_segments"] == [{"id": "not-pro", "name": "Not pro"}]
+    missing = await rest.put("not-pro", {"rules": [{"type": "segment", "segment_id": "nope"}]})
+    assert missing.status_code == 404
+    assert missing.json()["error"]["field"] == "rules.0.segment_id"
+    cycle = await rest.put("pro-plan", {"rules": [{"type": "segment", "segment_id": "not-pro"}]})
+    assert cycle.status_code == 400
+    assert cycle.json()["error"]["code"] == "SEGMENT_CYCLE"
