@@ -202,6 +202,7 @@ def _segment_rows(project_id: int, count: int, rng: random.Random) -> list[tuple
                 rng.random() < 0.01,
                 included,
                 excluded,
+                derive_key(name),  # the salt: the key, as at creation
                 rng.randint(1, 6),
                 created,
                 updated,
@@ -219,6 +220,7 @@ def _segment_rows(project_id: int, count: int, rng: random.Random) -> list[tuple
             False,
             ["vip-1"],
             ["banned-1"],
+            EVAL_KEY,
             1,
             now - timedelta(days=30),
             now - timedelta(days=1),
@@ -238,6 +240,7 @@ SEGMENT_COPY_COLUMNS = [
     "force",
     "included",
     "excluded",
+    "salt",
     "version",
     "created_at",
     "updated_at",

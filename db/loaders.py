@@ -209,6 +209,7 @@ def _definition_key(definition: Definition) -> bytes:
             definition.force,
             definition.included,
             definition.excluded,
+            definition.salt,
         ],
         option=orjson.OPT_SORT_KEYS,
     )

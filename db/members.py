@@ -36,6 +36,7 @@ class Definition:
     force: bool
     included: list[str]
     excluded: list[str]
+    salt: str  # seeds PERCENTAGE buckets: the segment's, or a preview's
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> "Definition":
@@ -45,6 +46,7 @@ class Definition:
             force=bool(row["force"]),
             included=list(row["included"] or []),
             excluded=list(row["excluded"] or []),
+            salt=row["salt"],
         )
 
     def compile(self) -> CompiledSegment:
@@ -54,6 +56,7 @@ class Definition:
             force=self.force,
             included=self.included,
             excluded=self.excluded,
+            salt=self.salt,
         )
 
     def predicate(self, sql: SqlBuilder) -> Predicate:
@@ -64,6 +67,7 @@ class Definition:
             force=self.force,
             included=self.included,
             excluded=self.excluded,
+            salt=self.salt,
         )
 
 

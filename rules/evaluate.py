@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rules.matchers import Test, never
+from rules.matchers import Operand, Test, never
 from rules.models import LOGICAL_OPS, MAX_COMPILE_DEPTH, StoredRule, is_group
 from rules.operators import REGISTRY
 from rules.values import number_text
@@ -120,24 +120,29 @@ def compile_segment(
     force: bool,
     included: list[str],
     excluded: list[str],
+    salt: str,
 ) -> CompiledSegment:
-    """Compile a segment's stored definition; compile once, evaluate many times."""
+    """Compile a segment's stored definition; compile once, evaluate many times. `salt` is
+    the segment's, seeding its PERCENTAGE buckets."""
     return CompiledSegment(
         force=force is True,
         included=_targets(included),
         excluded=_targets(excluded),
-        tree=_compile_group(logical_op, rules, depth=0),
+        tree=_compile_group(logical_op, rules, depth=0, salt=salt),
     )
 
 
-def compile_rules(logical_op: str, rules: list[StoredRule]) -> Matcher:
-    """A short-circuiting predicate over flattened contexts for a stored rule list."""
-    return _matcher(_compile_group(logical_op, rules, depth=0))
+def compile_rules(logical_op: str, rules: list[StoredRule], salt: str) -> Matcher:
+    """A short-circuiting predicate over flattened contexts for a stored rule list, whose
+    owner's salt seeds the PERCENTAGE buckets."""
+    return _matcher(_compile_group(logical_op, rules, depth=0, salt=salt))
 
 
-def evaluate_rules(logical_op: str, rules: list[StoredRule], flat: dict[str, Any]) -> bool:
+def evaluate_rules(
+    logical_op: str, rules: list[StoredRule], flat: dict[str, Any], salt: str
+) -> bool:
     """Whether a flattened context matches a stored rule list (compiles each call)."""
-    return compile_rules(logical_op, rules)(flat)
+    return compile_rules(logical_op, rules, salt)(flat)
 
 
 def _targets(targets: object) -> frozenset[str]:
@@ -158,21 +163,26 @@ def _targeting_key(flat: dict[str, Any]) -> str | None:
 # Compiling the tree.
 
 
-def _compile_group(logical_op: object, rules: object, depth: int) -> _Group:
+def _compile_group(logical_op: object, rules: object, depth: int, salt: str) -> _Group:
     if depth > MAX_COMPILE_DEPTH or logical_op not in LOGICAL_OPS or type(rules) is not list:
         return _Group("AND", ())  # never matches
-    return _Group(str(logical_op), tuple(_compile_rule(rule, depth) for rule in rules))
+    return _Group(str(logical_op), tuple(_compile_rule(rule, depth, salt) for rule in rules))
 
 
-def _compile_rule(rule: object, depth: int) -> _Leaf | _Group:
+def _compile_rule(rule: object, depth: int, salt: str) -> _Leaf | _Group:
     if type(rule) is not dict:
         return _Group("AND", ())  # never matches, reports nothing
     if is_group(rule):  # type: ignore[arg-type]
-        return _compile_group(rule.get("logicalOp"), rule.get("rules"), depth + 1)
-    attribute, op, value = rule.get("attribute"), rule.get("operator"), rule.get("value")
+        return _compile_group(rule.get("logicalOp"), rule.get("rules"), depth + 1, salt)
+    attribute, op = rule.get("attribute"), rule.get("operator")
     entry = REGISTRY.get(op) if type(op) is str else None
-    test = entry.build(value) if entry is not None and type(attribute) is str else None
+    test = entry.test(operand(rule, salt)) if entry is not None and type(attribute) is str else None
     return _Leaf(str(attribute), str(op), test or never)
+
+
+def operand(condition: dict[str, Any], salt: str) -> Operand:
+    """What a stored condition's test is built from, for an owner with this salt."""
+    return Operand(condition.get("value"), condition.get("caseInsensitive") is True, salt)
 
 
 def _matcher(group: _Group) -> Matcher:

@@ -1,7 +1,7 @@
 """The vocabulary and stored shape of segment rule trees, and the limits that bound them."""
 
 from dataclasses import dataclass
-from typing import Any, TypedDict, TypeGuard
+from typing import Any, NotRequired, TypedDict, TypeGuard
 
 LOGICAL_OPS = ("AND", "OR", "NOT")
 
@@ -14,6 +14,7 @@ class StoredCondition(TypedDict):
     attribute: str
     operator: str
     value: Any
+    caseInsensitive: NotRequired[bool]  # stored only when true, so older rules stay as they were
 
 
 class StoredGroup(TypedDict):

@@ -60,6 +60,7 @@ def compiled_segment(row: Mapping[str, Any]) -> CompiledSegment:
             force=row["force"],
             included=row["included"],
             excluded=row["excluded"],
+            salt=row["salt"],
         ),
     )
 

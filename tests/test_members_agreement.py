@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from db.members import Definition, count_members, iter_members, member_page
 from db.pool import connect
 from db.profiles import profile_context, upsert_profiles
-from rules.evaluate import compile_segment
 from rules.models import LOGICAL_OPS
 from rules.operators import OPERATORS
 from tests.conftest import make_project
@@ -97,6 +96,21 @@ STRINGS = [
     "01.2.3",
     "abc123",
     "a1b2",
+    # Lower-casing beyond ASCII (caseInsensitive): Python's str.lower() is Unicode's.
+    "PRO",
+    "ÜBER",
+    "über",
+    "İ",
+    "i\u0307",
+    "ß",
+    "SS",
+    "Σ",
+    "ΌΣΟΣ",
+    "όσος",
+    "ǅ",
+    "ǆ",
+    "\u212a",
+    "k",
 ]
 
 NUMBERS = [
@@ -235,13 +249,7 @@ profile_sets = st.lists(attributes(), min_size=12, max_size=len(KEYS)).map(
 
 
 def expected_members(definition: Definition, profiles: dict[str, dict[str, Any]]) -> list[str]:
-    segment = compile_segment(
-        logical_op=definition.logical_op,
-        rules=definition.rules,  # type: ignore[arg-type]
-        force=definition.force,
-        included=definition.included,
-        excluded=definition.excluded,
-    )
+    segment = definition.compile()
     return sorted(
         key
         for key, attrs in profiles.items()

@@ -68,6 +68,18 @@ Tags = Annotated[
         }
     ),
 ]
+Salt = Annotated[
+    str,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": validate.MAX_SALT_LENGTH,
+            "pattern": _NO_NUL,
+            "description": "Seeds percentage buckets.",
+        }
+    ),
+]
 Targets = Annotated[list[str], WithJsonSchema({
     "type": "array",
     "items": {"type": "string", "minLength": 1, "maxLength": validate.MAX_TARGET_LENGTH,
@@ -88,6 +100,11 @@ class RuleCondition(_Strict):
     value: Annotated[
         Any, WithJsonSchema({"type": ["string", "number", "boolean", "array", "null"]})
     ] = Field(default=None, description="Operand; omitted for exists / not_exists.")
+    case_insensitive: bool = Field(
+        default=False,
+        description="Compare strings lower-cased on both sides (eq neq in nin contains "
+        "not_contains startsWith endsWith regex); omitted when false.",
+    )
 
 
 class RuleGroup(_Strict):
@@ -114,6 +131,7 @@ class SegmentCreate(_Strict):
     tags: Tags = []
     included: Targets = Field(default=[], description="Targeting keys always in the segment.")
     excluded: Targets = Field(default=[], description="Targeting keys never in it.")
+    salt: Salt | None = Field(default=None, description="Default: the segment's key.")
 
 
 def _absent_is_not_null(schema: dict[str, Any]) -> None:
@@ -138,6 +156,7 @@ class SegmentUpdate(_Strict):
     tags: Tags | None = None
     included: Targets | None = None
     excluded: Targets | None = None
+    salt: Salt = None  # type: ignore[assignment]
     expected_version: int | None = Field(
         default=None, description="When given, the update applies only at this version (else 409)."
     )
@@ -154,6 +173,7 @@ class SegmentOut(BaseModel):
     tags: list[str]
     included: list[str]
     excluded: list[str]
+    salt: str
     version: int
     created_at: datetime
     updated_at: datetime
@@ -200,6 +220,7 @@ def rules_to_core(rules: list[RuleCondition | RuleGroup]) -> list[dict[str, Any]
                 "attribute": rule.attribute,
                 "operator": BY_REST_NAME[rule.operator].name,
                 "value": rule.value,
+                "caseInsensitive": rule.case_insensitive,
             }
             out.append({"condition": condition, "group": None})
         else:
@@ -227,6 +248,8 @@ def rules_from_stored(stored: list[Any]) -> list[dict[str, Any]]:
             }
             if rule.get("value") is not None:
                 condition["value"] = rule["value"]
+            if rule.get("caseInsensitive") is True:
+                condition["case_insensitive"] = True
             out.append(condition)
     return out
 
@@ -243,6 +266,7 @@ def segment_out(row: Mapping[str, Any]) -> dict[str, Any]:
         "tags": list(row["tags"]),
         "included": list(row["included"]),
         "excluded": list(row["excluded"]),
+        "salt": row["salt"],
         "version": row["version"],
         "created_at": row["created_at"].isoformat(),
         "updated_at": row["updated_at"].isoformat(),

@@ -46,7 +46,11 @@ _TYPED_STATUS = {
     "SERVICE_UNAVAILABLE": 503,
     "QUERY_TIMEOUT": 503,
 }
-_SNAKE = {"logicalOp": "logical_op", "expectedVersion": "expected_version"}
+_SNAKE = {
+    "logicalOp": "logical_op",
+    "expectedVersion": "expected_version",
+    "caseInsensitive": "case_insensitive",
+}
 _SORTS = {"name": "NAME", "key": "KEY", "created_at": "CREATED_AT", "updated_at": "UPDATED_AT"}
 MAX_LIMIT = 100
 

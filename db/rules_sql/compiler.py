@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from db.pagination import SqlBuilder
-from db.rules_sql import dates, regex, scalars, semver
+from db.rules_sql import dates, percentage, regex, scalars, semver
 from db.rules_sql.fragments import Emitter, Leaf
-from rules.evaluate import evaluate_rules
+from rules.evaluate import evaluate_rules, operand
+from rules.matchers import Arrays, Operand
 from rules.models import LOGICAL_OPS, MAX_COMPILE_DEPTH
 from rules.operators import REGISTRY
 from rules.values import is_number, storable_text
@@ -30,13 +31,15 @@ def compile_definition(
     force: bool,
     included: list[str],
     excluded: list[str],
+    salt: str,
     context: str = "p.context",
     key: str = "p.targeting_key",
 ) -> Predicate:
-    """The membership predicate of a stored segment definition (`CompiledSegment.evaluate`)."""
+    """The membership predicate of a stored segment definition (`CompiledSegment.evaluate`
+    of `compile_segment` with the same arguments, `salt` included)."""
     if force is True:
         return Predicate("true", True)
-    compiler = _Compiler(sql, context)
+    compiler = _Compiler(sql, context, salt)
     expr, _ = compiler.group(logical_op, rules, depth=0)
     included_keys = _targets(included)
     excluded_keys = _targets(excluded)
@@ -54,6 +57,10 @@ def _targets(targets: object) -> list[str]:
 
 
 class _Compiler(Emitter):
+    def __init__(self, sql: SqlBuilder, context: str, salt: str) -> None:
+        super().__init__(sql, context)
+        self.salt = salt
+
     # The tree. Each node compiles to (sql, cost); siblings are joined cheapest first, so
     # AND and OR stop early on the common rows (Kleene logic is commutative, and PostgreSQL
     # evaluates a boolean expression's arguments left to right, stopping at the first that
@@ -78,25 +85,37 @@ class _Compiler(Emitter):
             return "false", 0
         if "logicalOp" in rule:
             return self.group(rule.get("logicalOp"), rule.get("rules"), depth + 1)
-        attribute, op, value = rule.get("attribute"), rule.get("operator"), rule.get("value")
+        attribute, op = rule.get("attribute"), rule.get("operator")
         leaf = LEAVES.get(op) if type(op) is str else None
         if leaf is None or type(attribute) is not str:
             return "false", 0
         if not storable_text(attribute):
             # No stored context has such a key: the condition sees an absent attribute.
-            return ("true" if evaluate_rules("AND", [rule], {}) else "false"), 0  # type: ignore[list-item]
-        return leaf.build(Leaf(self, attribute), value), leaf.cost
+            absent = evaluate_rules("AND", [rule], {}, self.salt)  # type: ignore[list-item]
+            return ("true" if absent else "false"), 0
+        arrays = REGISTRY[str(op)].arrays
+        sql = leaf.compile(Leaf(self, attribute), operand(rule, self.salt), arrays)
+        return sql, leaf.cost
 
 
 @dataclass(frozen=True, slots=True)
 class SqlLeaf:
-    """An operator in SQL: its leaf builder (the leaf and the stored value → three-valued SQL,
+    """An operator in SQL: its leaf builder (the leaf and the operand → three-valued SQL,
     "false" where the evaluator's builder rejects the value) and a rough relative cost per
     row, by which siblings are ordered: containment tests cheapest, regular expressions
     dearest (REGEX is cheap in SQL but its NULLs settle nothing, so it goes last)."""
 
-    build: Callable[[Leaf, Any], str]
+    build: Callable[[Leaf, Operand], str]
     cost: int
+
+    def compile(self, leaf: Leaf, operand: Operand, arrays: Arrays) -> str:
+        """The leaf, with an array attribute treated as the registry says (the one SQL
+        counterpart of `rules.matchers.for_arrays`)."""
+        sql = self.build(leaf, operand)
+        if arrays is Arrays.OWN or sql == "false":
+            return sql
+        each = "false" if arrays is Arrays.NEVER else leaf.any_element(self.build, operand)
+        return f"(CASE WHEN {leaf.type} = 'array' THEN {each} ELSE {sql} END)"
 
 
 def _scalar(value: Any) -> bool:
@@ -125,6 +144,7 @@ LEAVES: dict[str, SqlLeaf] = {
     "SEMVER_EQ": SqlLeaf(semver.semver_comparison("EQ"), 5),
     "SEMVER_GT": SqlLeaf(semver.semver_comparison("GT"), 5),
     "SEMVER_LT": SqlLeaf(semver.semver_comparison("LT"), 5),
+    "PERCENTAGE": SqlLeaf(percentage.percentage, 6),
 }
 if LEAVES.keys() != REGISTRY.keys():
     raise ImportError(
