@@ -16,7 +16,7 @@ from db.members import Definition, count_members, iter_members, member_page
 from db.pool import connect
 from db.profiles import profile_context, upsert_profiles
 from rules.models import LOGICAL_OPS
-from rules.operators import OPERATORS
+from rules.operators import OPERATORS, REGISTRY
 from tests.conftest import make_project
 
 KEYS = [f"user-{n:02d}" for n in range(24)] + ["Z", "a b", "ü", "quote'\\"]
@@ -140,7 +140,22 @@ NUMBERS = [
     9999999999999998.0,
 ]
 
-ATTRIBUTES = ["plan", "age", "user.plan", "user.age", "a.b", "tags", "created", "version", "x"]
+ATTRIBUTES = [
+    "plan",
+    "age",
+    "user.plan",
+    "user.age",
+    "a.b",
+    "tags",
+    "created",
+    "version",
+    "x",
+    "targetingKey",
+]
+# Letters whose lower-casing differs between Unicode and a database collation, or changes
+# the length of a string (caseInsensitive).
+UNICODE_LETTERS = "aAbPRoİiß\u0307SsΣσςǅǆǄ\u212akÜü"
+SALTS = ["checkout", "onboarding", "ünï/cödé", "a'b\\c", "x" * 100]
 
 scalars = (
     st.sampled_from(STRINGS)
@@ -150,6 +165,7 @@ scalars = (
     | st.integers(-10, 10)
     | st.floats(min_value=-1e15, max_value=1e15, allow_nan=False)
     | st.text(alphabet="ab1.-eE+ Tt:Z", max_size=8)
+    | st.text(alphabet=UNICODE_LETTERS, max_size=5)
 )
 arrays = st.lists(
     scalars | st.lists(scalars, max_size=2) | st.dictionaries(st.sampled_from(["k"]), scalars),
@@ -190,12 +206,39 @@ def _condition_value(operator: str) -> st.SearchStrategy[Any]:
     if operator in ("GT", "GTE", "LT", "LTE"):
         return st.sampled_from(NUMBERS) | st.integers(-10, 10) | st.floats(-1e6, 1e6)
     if operator in ("CONTAINS", "NOT_CONTAINS", "STARTS_WITH", "ENDS_WITH"):
-        return st.sampled_from(STRINGS) | st.text(alphabet="ab1.-", max_size=3)
+        return (
+            st.sampled_from(STRINGS)
+            | st.text(alphabet="ab1.-", max_size=3)
+            | st.text(alphabet=UNICODE_LETTERS, max_size=3)
+        )
+    if operator == "PERCENTAGE":
+        return (
+            st.sampled_from([0, 0.001, 12.5, 33.333, 50, 99.999, 100])
+            | st.integers(0, 100)
+            | st.integers(0, 100_000).map(lambda n: n / 1000)
+        )
     if operator in ("EXISTS", "NOT_EXISTS"):
         return st.none()
     if operator == "REGEX":
         return st.sampled_from(
-            ["^pro$", "pro", r"\d", r"^\d+$", "^[a-z]+$", "1e", "e-", r"\.5$", "(?i)TRUE", "^$"]
+            [
+                "^pro$",
+                "pro",
+                r"\d",
+                r"^\d+$",
+                "^[a-z]+$",
+                "1e",
+                "e-",
+                r"\.5$",
+                "(?i)TRUE",
+                "^$",
+                "^P[A-Z]O",
+                "ß|SS",
+                "^ü",
+                r"\W",
+                "[^k]",
+                "E",
+            ]
         )
     if operator in ("BEFORE", "AFTER"):
         return st.sampled_from(
@@ -219,11 +262,14 @@ def _condition_value(operator: str) -> st.SearchStrategy[Any]:
 @st.composite
 def conditions(draw: Any) -> dict[str, Any]:
     operator = draw(st.sampled_from(OPERATORS))
-    return {
+    condition = {
         "attribute": draw(st.sampled_from(ATTRIBUTES)),
         "operator": operator,
         "value": draw(_condition_value(operator)),
     }
+    if REGISTRY[operator].case_insensitive and draw(st.booleans()):
+        condition["caseInsensitive"] = True
+    return condition
 
 
 rule_trees = st.recursive(
@@ -241,6 +287,7 @@ definitions = st.builds(
     force=st.integers(0, 30).map(lambda n: n == 30),
     included=st.lists(st.sampled_from(KEYS), max_size=3),
     excluded=st.lists(st.sampled_from(KEYS), max_size=3),
+    salt=st.sampled_from(SALTS) | st.text(min_size=1, max_size=8),
 )
 
 profile_sets = st.lists(attributes(), min_size=12, max_size=len(KEYS)).map(

@@ -1,8 +1,10 @@
 """The SQL membership compiler, operator by operator, and the member queries built on it."""
 
 import itertools
+import math
 import random
 from collections.abc import AsyncIterator
+from fractions import Fraction
 from typing import Any
 
 import asyncpg
@@ -12,10 +14,11 @@ from db.members import Definition, count_members, iter_members, member_page
 from db.pagination import SqlBuilder
 from db.pool import connect
 from db.profiles import upsert_profiles
-from db.rules_sql import compile_definition, postgres_regex
+from db.rules_sql import compile_definition, percentage, postgres_regex
 from rules.operators import OPERATORS, REGISTRY
 from rules.values import compile_regex, regex_search
 from tests.conftest import Project
+from tests.rules.test_rules_operators import BUCKETS
 from tests.test_members_agreement import NUMBERS, STRINGS
 
 # Stored values beyond the generated ones: arrays of every element type, and floats that
@@ -654,3 +657,69 @@ async def test_translated_regexes_search_like_re2(conn: asyncpg.Connection) -> N
         ("(a{2}){3}", None),
     ]:
         assert postgres_regex(pattern) == expected, pattern
+
+
+# PERCENTAGE in SQL: the same buckets as the evaluator, from PostgreSQL's own sha256.
+
+
+def _percentage_count_sql(sql: SqlBuilder, percent: float, salt: str, keys: int) -> str:
+    """A count over generated contexts {"targetingKey": "user-<n>"} of the real leaf."""
+    rule = when("targetingKey", "PERCENTAGE", percent)
+    predicate = compile_definition(
+        sql,
+        logical_op="AND",
+        rules=[rule],
+        force=False,
+        included=[],
+        excluded=[],
+        salt=salt,
+        context="jsonb_build_object('targetingKey', 'user-' || g.n)",
+        key="('user-' || g.n)",
+    )
+    assert predicate.exact
+    return f"SELECT count(*) FROM generate_series(1, {keys}) AS g(n) WHERE {predicate.expr}"
+
+
+@pytest.mark.parametrize(("salt", "text", "bucket"), BUCKETS)
+async def test_percentage_buckets_in_sql_are_the_known_ones(
+    conn: asyncpg.Connection, salt: str, text: str, bucket: int
+) -> None:
+    assert (
+        await conn.fetchval(f"SELECT {percentage.bucket('$1::text', '$2::text')}", f"{salt}/", text)
+        == bucket
+    )
+    # Through the leaf: just above the bucket's position matches, at or below it does not.
+    position = Fraction(bucket * 100, 2**64)
+    for percent, expected in [
+        (math.floor(position * 1000 + 1) / 1000, True),
+        (math.floor(position * 1000) / 1000, False),
+    ]:
+        value = int(text) if text.isdigit() else text  # integers bucket by their decimals
+        sql = SqlBuilder({"x": value})  # the connection encodes jsonb
+        predicate = compile_definition(
+            sql,
+            logical_op="AND",
+            rules=[when("x", "PERCENTAGE", percent)],
+            force=False,
+            included=[],
+            excluded=[],
+            salt=salt,
+            context="$1::jsonb",
+            key="''",
+        )
+        assert await conn.fetchval(f"SELECT {predicate.expr}", *sql.params) is expected, (
+            percent,
+            sql.params,
+        )
+
+
+@pytest.mark.parametrize("percent", [0, 0.5, 25, 70.125, 100])
+async def test_percentage_splits_keys_in_proportion_in_sql(
+    conn: asyncpg.Connection, percent: float
+) -> None:
+    sql = SqlBuilder()
+    keys = 100_000
+    matched = await conn.fetchval(_percentage_count_sql(sql, percent, "rollout", keys), *sql.params)
+    assert abs(matched / keys * 100 - percent) <= 1
+    if percent in (0, 100):
+        assert matched == keys * percent / 100  # 0 matches no one, 100 everyone
