@@ -58,7 +58,12 @@ def evals_per_second(run: Callable[[], object], seconds: float = 1.0) -> float:
 
 def main() -> None:
     segment = compile_segment(
-        logical_op="AND", rules=RULES, force=False, included=["vip-1"], excluded=["banned-1"]
+        logical_op="AND",
+        rules=RULES,
+        force=False,
+        included=["vip-1"],
+        excluded=["banned-1"],
+        salt="bench",
     )
     evaluation = segment.evaluate(CONTEXT)
     assert evaluation.matched, evaluation

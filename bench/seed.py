@@ -208,6 +208,7 @@ def _segment_rows(project_id: int, count: int, rng: random.Random) -> list[tuple
                 rng.random() < 0.01,
                 included,
                 excluded,
+                derive_key(name),  # the salt: the key, as at creation
                 rng.randint(1, 6),
                 created,
                 updated,
@@ -225,6 +226,7 @@ def _segment_rows(project_id: int, count: int, rng: random.Random) -> list[tuple
             False,
             ["vip-1"],
             ["banned-1"],
+            EVAL_KEY,
             1,
             now - timedelta(days=30),
             now - timedelta(days=1),
@@ -244,6 +246,7 @@ SEGMENT_COPY_COLUMNS = [
     "force",
     "included",
     "excluded",
+    "salt",
     "version",
     "created_at",
     "updated_at",
@@ -364,8 +367,8 @@ async def ensure_reference_segments(conn: asyncpg.Connection, project_id: int) -
             ids.append(
                 await conn.fetchval(
                     """
-                    INSERT INTO segments (project_id, key, name, rules, tags)
-                    VALUES ($1, $2, $2, $3, '{bench}')
+                    INSERT INTO segments (project_id, key, name, rules, tags, salt)
+                    VALUES ($1, $2, $2, $3, '{bench}', $2)
                     RETURNING id
                     """,
                     project_id,
@@ -380,9 +383,9 @@ async def ensure_reference_segments(conn: asyncpg.Connection, project_id: int) -
         ]
         referencing = await conn.fetchval(
             """
-            INSERT INTO segments (project_id, key, name, rules, tags, included, excluded)
+            INSERT INTO segments (project_id, key, name, rules, tags, included, excluded, salt)
             VALUES ($1, $2, 'Bench Eval Segment with references', $3, '{bench}',
-                    '{vip-1}', '{banned-1}')
+                    '{vip-1}', '{banned-1}', $2)
             RETURNING id
             """,
             project_id,

@@ -34,6 +34,7 @@ def compiled_segment(
             force=row["force"],
             included=row["included"],
             excluded=row["excluded"],
+            salt=row["salt"],
             references=references_from_rows(closure),
             key=row["key"],
         ),

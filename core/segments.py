@@ -1,7 +1,7 @@
 """Segment use cases: create, partial update, soft delete, restore, and the reads REST needs.
 
 Fields arrive as plain values under their stored names (`key`, `name`, `description`,
-`tags`, `logical_op`, `rules`, `force`, `included`, `excluded`); `rules` in the shape
+`tags`, `logical_op`, `rules`, `force`, `included`, `excluded`, `salt`); `rules` in the shape
 `rules.validate` checks (`{"condition": {...}}` / `{"group": {"logicalOp", "rules"}}`). A
 field that is absent is left alone by an update. Problem paths use the GraphQL input's
 spelling (("input", "logicalOp")); the REST face translates them.
@@ -26,7 +26,7 @@ from rules.problems import Problem, ProblemCode, Refused
 # The stored fields a segment write may set (db.segments.FIELDS maps them to API names).
 FIELDS = tuple(db_segments.FIELDS)
 # Fields that must not be null when given (the GraphQL inputs are nullable for partial updates).
-_NOT_NULL = ("key", "name", "logical_op", "force")
+_NOT_NULL = ("key", "name", "logical_op", "force", "salt")
 _LISTS = ("tags", "rules", "included", "excluded")
 _CREATE_DEFAULTS: dict[str, Any] = {
     "description": None,
@@ -66,6 +66,9 @@ def check_fields(
     if given.get("name") is not None:
         problems += validate.validate_name(given["name"], _path("name"))
         values["name"] = validate.normalize_name(given["name"])
+    if given.get("salt") is not None:
+        problems += validate.validate_salt(given["salt"], _path("salt"))
+        values["salt"] = given["salt"]
     if "description" in given:
         problems += validate.validate_description(given["description"], _path("description"))
         values["description"] = given["description"]
@@ -141,7 +144,8 @@ async def _checked(
 async def create_segment(
     db: Database, principal: Principal, policy: Policy, project_key: str, fields: dict[str, Any]
 ) -> Row | Refused:
-    """A new segment; a missing key is derived from the name (made unique)."""
+    """A new segment; a missing key is derived from the name (made unique), a missing salt
+    is the key."""
     require_editor(principal)
     project_id = project_id_for(principal, project_key)
     given = {

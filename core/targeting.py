@@ -69,18 +69,22 @@ async def evaluate_targeting(
     segments = {row["id"]: row for row in found}
     references = references_from_rows(segments)
     # A generator: the rules after the match are never compiled.
-    walk = first_match(((rule, _evaluator(rule, segments, references)) for rule in rules), context)
+    walk = first_match(
+        ((rule, _evaluator(rule, flag["key"], segments, references)) for rule in rules), context
+    )
     return DryRun(walk, segments)
 
 
-def _evaluator(rule: Row, segments: dict[int, Row], references: References) -> RuleEvaluator:
+def _evaluator(
+    rule: Row, flag_key: str, segments: dict[int, Row], references: References
+) -> RuleEvaluator:
     """How one stored targeting rule decides a context: a SEGMENT rule as its segment does
-    (force, excluded, included, rules), a CUSTOM rule by its inline rules; both with the
-    segments they reach through references. The foreign key keeps a SEGMENT rule's segment
+    (force, excluded, included, rules), a CUSTOM rule by its inline rules, salted by the
+    flag's key; both with the segments they reach through references. The foreign key keeps a SEGMENT rule's segment
     row (a live flag's segment is never deleted)."""
     if rule["kind"] == "SEGMENT":
         return compiled_segment(segments[rule["segment_id"]], segments).evaluate
-    return compile_custom_rule(rule["logical_op"], rule["rules"], references)
+    return compile_custom_rule(rule["logical_op"], rule["rules"], flag_key, references)
 
 
 def _no_such_flag(project_key: str, flag_key: str) -> Refused:

@@ -263,6 +263,7 @@ def _definition_key(definition: Definition) -> bytes:
             definition.excluded,
             # What the referenced segments are now: a reference changed since is another key.
             sorted(definition.references.items()),
+            definition.salt,
         ],
         option=orjson.OPT_SORT_KEYS,
     )

@@ -39,6 +39,7 @@ class Definition:
     force: bool
     included: list[str]
     excluded: list[str]
+    salt: str  # seeds PERCENTAGE buckets: the segment's, or a preview's
     references: References = field(default_factory=dict)
 
     @classmethod
@@ -49,6 +50,7 @@ class Definition:
             force=bool(row["force"]),
             included=list(row["included"] or []),
             excluded=list(row["excluded"] or []),
+            salt=row["salt"],
             references=references or {},
         )
 
@@ -59,6 +61,7 @@ class Definition:
             force=self.force,
             included=self.included,
             excluded=self.excluded,
+            salt=self.salt,
             references=self.references,
         )
 
@@ -70,6 +73,7 @@ class Definition:
             force=self.force,
             included=self.included,
             excluded=self.excluded,
+            salt=self.salt,
             references=self.references,
         )
 
@@ -84,6 +88,7 @@ def references_from_rows(rows: Mapping[int, Any]) -> References:
             force=bool(row["force"]),
             included=list(row["included"] or []),
             excluded=list(row["excluded"] or []),
+            salt=row["salt"],
         )
         for segment_id, row in rows.items()
     }

@@ -21,7 +21,7 @@ from rules.validate import key_candidates
 
 SEGMENT_COLUMNS = """
     s.project_id, s.id, s.key, s.name, s.description, s.tags, s.logical_op, s.rules,
-    s.force, s.included, s.excluded, s.version, s.created_at, s.updated_at, s.deleted_at
+    s.force, s.included, s.excluded, s.salt, s.version, s.created_at, s.updated_at, s.deleted_at
 """
 
 ORDER_COLUMNS = {
@@ -409,6 +409,7 @@ FIELDS = {
     "force": "force",
     "included": "included",
     "excluded": "excluded",
+    "salt": "salt",
 }
 
 
@@ -468,19 +469,22 @@ async def create_segment(
     max_live: int,
 ) -> asyncpg.Record | Refused:
     """Insert a segment. With `derive_key_from`, values["key"] is ignored and a free key is
-    derived from that base; otherwise a taken key is KEY_TAKEN."""
+    derived from that base; otherwise a taken key is KEY_TAKEN. Without values["salt"] the
+    salt is the final key."""
     if over := await _over_live_limit(conn, project_id, max_live):
         return over
     if derive_key_from is not None:
         values = {**values, "key": await _free_key(conn, project_id, derive_key_from)}
+    if values.get("salt") is None:
+        values = {**values, "salt": values["key"]}
     try:
         async with conn.transaction():
             row = await returning(
                 conn,
                 f"""
                 INSERT INTO segments AS s (project_id, key, name, description, tags, logical_op,
-                                           rules, force, included, excluded)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                           rules, force, included, excluded, salt)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                 RETURNING {SEGMENT_COLUMNS}
                 """,
                 project_id,
@@ -493,6 +497,7 @@ async def create_segment(
                 values["force"],
                 values["included"],
                 values["excluded"],
+                values["salt"],
             )
     except asyncpg.UniqueViolationError:
         return _key_taken(values["key"])

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rules.matchers import Test, never
+from rules.matchers import Operand, Test, never
 from rules.models import (
     LOGICAL_OPS,
     MAX_COMPILE_DEPTH,
@@ -174,30 +174,36 @@ def compile_segment(
     force: bool,
     included: list[str],
     excluded: list[str],
+    salt: str,
     references: References | None = None,
     key: str = "",
 ) -> CompiledSegment:
-    """Compile a segment's stored definition; compile once, evaluate many times.
+    """Compile a segment's stored definition; compile once, evaluate many times. `salt` is
+    the segment's, seeding its PERCENTAGE buckets.
 
     `references` holds the definition of every segment reachable through references (the
     caller loads that closure); a reference to a segment it lacks never matches, negated or
-    not, and so does one more than MAX_REFERENCE_COMPILE_DEPTH references away."""
+    not, and so does one more than MAX_REFERENCE_COMPILE_DEPTH references away. Each
+    referenced segment's PERCENTAGE conditions use that segment's own salt."""
     return _Compilation(references or {}).segment(
-        logical_op, rules, force, included, excluded, key, depth=0
+        logical_op, rules, force, included, excluded, key, salt, depth=0
     )
 
 
 def compile_rules(
-    logical_op: str, rules: list[StoredRule], references: References | None = None
+    logical_op: str, rules: list[StoredRule], salt: str, references: References | None = None
 ) -> Matcher:
-    """A short-circuiting predicate over flattened contexts for a stored rule list."""
-    matches = _matcher(_Compilation(references or {}).group(logical_op, rules, 0, 0))
+    """A short-circuiting predicate over flattened contexts for a stored rule list, whose
+    owner's salt seeds the PERCENTAGE buckets."""
+    matches = _matcher(_Compilation(references or {}).group(logical_op, rules, salt, 0, 0))
     return lambda flat: matches(flat, {})
 
 
-def evaluate_rules(logical_op: str, rules: list[StoredRule], flat: dict[str, Any]) -> bool:
+def evaluate_rules(
+    logical_op: str, rules: list[StoredRule], flat: dict[str, Any], salt: str
+) -> bool:
     """Whether a flattened context matches a stored rule list (compiles each call)."""
-    return compile_rules(logical_op, rules)(flat)
+    return compile_rules(logical_op, rules, salt)(flat)
 
 
 def _targets(targets: object) -> frozenset[str]:
@@ -234,23 +240,28 @@ class _Compilation:
         included: object,
         excluded: object,
         key: object,
+        salt: object,
         depth: int,
     ) -> CompiledSegment:
         return CompiledSegment(
             force=force is True,
             included=_targets(included),
             excluded=_targets(excluded),
-            tree=self.group(logical_op, rules, 0, depth),
+            tree=self.group(logical_op, rules, salt if type(salt) is str else "", 0, depth),
             key=key if type(key) is str else "",
         )
 
-    def group(self, logical_op: object, rules: object, nesting: int, depth: int) -> _Group:
+    def group(
+        self, logical_op: object, rules: object, salt: str, nesting: int, depth: int
+    ) -> _Group:
         if nesting > MAX_COMPILE_DEPTH or logical_op not in LOGICAL_OPS or type(rules) is not list:
             return _Group("AND", ())  # never matches
-        children = tuple(self.rule(rule, nesting, depth) for rule in rules)
+        children = tuple(self.rule(rule, salt, nesting, depth) for rule in rules)
         return _Group(str(logical_op), children)
 
-    def rule(self, rule: object, nesting: int, depth: int) -> _Leaf | _Group | _Reference:
+    def rule(
+        self, rule: object, salt: str, nesting: int, depth: int
+    ) -> _Leaf | _Group | _Reference:
         if type(rule) is not dict:
             return _Group("AND", ())  # never matches, reports nothing
         if is_segment_match(rule):  # type: ignore[arg-type]
@@ -259,10 +270,14 @@ class _Compilation:
                 return _Group("AND", ())
             return _Reference(segment_id, negate, self.reference(segment_id, depth + 1))
         if is_group(rule):  # type: ignore[arg-type]
-            return self.group(rule.get("logicalOp"), rule.get("rules"), nesting + 1, depth)
-        attribute, op, value = rule.get("attribute"), rule.get("operator"), rule.get("value")
+            return self.group(rule.get("logicalOp"), rule.get("rules"), salt, nesting + 1, depth)
+        attribute, op = rule.get("attribute"), rule.get("operator")
         entry = REGISTRY.get(op) if type(op) is str else None
-        test = entry.build(value) if entry is not None and type(attribute) is str else None
+        test = (
+            entry.test(operand(rule, salt))
+            if entry is not None and type(attribute) is str
+            else None
+        )
         return _Leaf(str(attribute), str(op), test or never)
 
     def reference(self, segment_id: int, depth: int) -> CompiledSegment | None:
@@ -278,9 +293,15 @@ class _Compilation:
             found.get("included"),
             found.get("excluded"),
             found.get("key"),
+            found.get("salt"),
             depth,
         )
         return compiled
+
+
+def operand(condition: dict[str, Any], salt: str) -> Operand:
+    """What a stored condition's test is built from, for an owner with this salt."""
+    return Operand(condition.get("value"), condition.get("caseInsensitive") is True, salt)
 
 
 def _never(flat: dict[str, Any], memo: Memo) -> bool:

@@ -2,7 +2,7 @@
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypedDict, TypeGuard
+from typing import Any, NotRequired, TypedDict, TypeGuard
 
 LOGICAL_OPS = ("AND", "OR", "NOT")
 
@@ -18,6 +18,7 @@ class StoredCondition(TypedDict):
     attribute: str
     operator: str
     value: Any
+    caseInsensitive: NotRequired[bool]  # stored only when true, so older rules stay as they were
 
 
 class StoredGroup(TypedDict):
@@ -45,6 +46,7 @@ class StoredDefinition(TypedDict):
     force: bool
     included: list[str]
     excluded: list[str]
+    salt: str
 
 
 # A referenced segment's definition by row id: the closure of a definition's references.

@@ -5,9 +5,11 @@ stored value, or None. `rules.operators` names one check per operator.
 from typing import Any
 
 from rules.values import (
+    PERCENT_DECIMALS,
     compile_regex,
     parse_iso_instant,
     parse_semver,
+    percent_of,
     storable_number,
     storable_text,
 )
@@ -67,3 +69,9 @@ def semver(value: Any) -> str | None:
     if isinstance(value, str) and parse_semver(value) is not None:
         return None
     return "needs a semantic version, e.g. 1.4.0 or v2.0.0-beta.1"
+
+
+def percentage(value: Any) -> str | None:
+    if percent_of(value) is not None:
+        return None
+    return f"needs a number from 0 to 100 with at most {PERCENT_DECIMALS} decimals"

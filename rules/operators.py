@@ -1,8 +1,9 @@
 """The operator registry: every condition operator, defined once (DESIGN §12).
 
 An entry names the operator as it is stored and as GraphQL spells it, its REST name (§16),
-the description the GraphQL enum shows, the check of its value (`rules.operands`) and the
-builder of its Python test (`rules.matchers`). The SQL compiler (`db.rules_sql`) keeps one
+the description the GraphQL enum shows, the check of its value (`rules.operands`), the
+builder of its Python test (`rules.matchers`), how it treats an array attribute, and whether
+it takes `caseInsensitive`. The SQL compiler (`db.rules_sql`) keeps one
 leaf per entry and refuses to import when one is missing; `tests/rules/test_operator_registry.py`
 walks the registry through every layer. Adding an operator is one entry here, its SQL leaf
 and their tests.
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rules import matchers, operands
-from rules.matchers import Builder
+from rules.matchers import Arrays, Builder, Operand, Test
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +24,14 @@ class Operator:
     rest: str  # in the REST face's rules
     description: str  # of the GraphQL enum value
     check: Callable[[Any], str | None]  # what is wrong with a stored value, or None
-    build: Builder  # the Python test of an actual value, for a stored value
+    build: Builder  # the Python test of a scalar actual value, for an operand
+    arrays: Arrays = Arrays.ANY  # how an array attribute is tested
+    case_insensitive: bool = False  # whether the condition may set caseInsensitive
+
+    def test(self, operand: Operand) -> Test | None:
+        """The condition's whole Python test (arrays included), or None when unusable."""
+        test = self.build(operand)
+        return None if test is None else matchers.for_arrays(self.arrays, test)
 
 
 _ENTRIES = (
@@ -33,6 +41,7 @@ _ENTRIES = (
         description='Equal after coercion (numeric strings, "true"/"false").',
         check=operands.scalar,
         build=matchers.equals,
+        case_insensitive=True,
     ),
     Operator(
         name="NEQ",
@@ -40,6 +49,8 @@ _ENTRIES = (
         description="Not equal after coercion; true when the attribute is missing.",
         check=operands.scalar,
         build=matchers.negation(matchers.equals),
+        arrays=Arrays.OWN,
+        case_insensitive=True,
     ),
     Operator(
         name="IN",
@@ -47,6 +58,7 @@ _ENTRIES = (
         description="Equal to one of the listed values.",
         check=operands.scalar_list,
         build=matchers.one_of,
+        case_insensitive=True,
     ),
     Operator(
         name="NIN",
@@ -54,6 +66,8 @@ _ENTRIES = (
         description="Equal to none of the listed values; true when missing.",
         check=operands.scalar_list,
         build=matchers.negation(matchers.one_of),
+        arrays=Arrays.OWN,
+        case_insensitive=True,
     ),
     Operator(
         name="GT",
@@ -89,6 +103,8 @@ _ENTRIES = (
         description="Substring of a string, or element of an array.",
         check=operands.string,
         build=matchers.contains,
+        case_insensitive=True,
+        arrays=Arrays.OWN,
     ),
     Operator(
         name="NOT_CONTAINS",
@@ -96,20 +112,24 @@ _ENTRIES = (
         description="A string or array that does not contain the value.",
         check=operands.string,
         build=matchers.not_contains,
+        arrays=Arrays.OWN,
+        case_insensitive=True,
     ),
     Operator(
         name="STARTS_WITH",
         rest="startsWith",
-        description="String prefix (case-sensitive).",
+        description="String prefix (case-sensitive unless caseInsensitive).",
         check=operands.string,
         build=matchers.string_test(str.startswith),
+        case_insensitive=True,
     ),
     Operator(
         name="ENDS_WITH",
         rest="endsWith",
-        description="String suffix (case-sensitive).",
+        description="String suffix (case-sensitive unless caseInsensitive).",
         check=operands.string,
         build=matchers.string_test(str.endswith),
+        case_insensitive=True,
     ),
     Operator(
         name="EXISTS",
@@ -117,6 +137,7 @@ _ENTRIES = (
         description="Attribute present and not null.",
         check=operands.absent,
         build=lambda _: matchers.present,
+        arrays=Arrays.OWN,
     ),
     Operator(
         name="NOT_EXISTS",
@@ -124,6 +145,7 @@ _ENTRIES = (
         description="Attribute absent or null.",
         check=operands.absent,
         build=lambda _: matchers.absent,
+        arrays=Arrays.OWN,
     ),
     Operator(
         name="REGEX",
@@ -131,6 +153,7 @@ _ENTRIES = (
         description="Regular expression found anywhere in the value.",
         check=operands.regex,
         build=matchers.regex,
+        case_insensitive=True,
     ),
     Operator(
         name="BEFORE",
@@ -166,6 +189,17 @@ _ENTRIES = (
         description="Semantic version less than the value.",
         check=operands.semver,
         build=matchers.semver_comparison(operator.lt),
+    ),
+    Operator(
+        name="PERCENTAGE",
+        rest="percentage",
+        description=(
+            "In the first `value` percent (0-100, at most 3 decimals) of buckets: sha256 of"
+            ' the salt, "/" and the attribute (a string, or an integer in decimal).'
+        ),
+        check=operands.percentage,
+        build=matchers.percentage,
+        arrays=Arrays.NEVER,
     ),
 )
 

@@ -52,16 +52,21 @@ def first_match(rules: Iterable[tuple[R, RuleEvaluator]], context: object) -> Wa
 
 
 def compile_custom_rule(
-    logical_op: str | None, rules: list[StoredRule], references: References | None = None
+    logical_op: str | None,
+    rules: list[StoredRule],
+    flag_key: str,
+    references: References | None = None,
 ) -> RuleEvaluator:
     """A CUSTOM rule's inline conditions, decided like a segment's rules (no force, no
-    targets): RULES_MATCHED or RULES_NOT_MATCHED with every leaf condition's outcome.
-    `references` holds the segments the rules reach through references."""
+    targets): RULES_MATCHED or RULES_NOT_MATCHED with every leaf condition's outcome. The
+    flag's key salts its PERCENTAGE buckets (DESIGN §12); `references` holds the segments
+    the rules reach through references."""
     return compile_segment(
         logical_op=logical_op or "AND",
         rules=rules,
         force=False,
         included=[],
         excluded=[],
+        salt=flag_key,
         references=references,
     ).evaluate

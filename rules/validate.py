@@ -26,6 +26,7 @@ MAX_TAGS = 20
 MAX_TAG_LENGTH = 50
 MAX_TARGET_LENGTH = 256
 MAX_ATTRIBUTE_LENGTH = 200
+MAX_SALT_LENGTH = 100
 
 _KEY = re.compile(r"[a-zA-Z0-9_-]+")
 _NOT_KEY_CHARS = re.compile(r"[^a-z0-9_-]+")
@@ -114,6 +115,11 @@ def key_candidates(base: str) -> Iterator[str]:
     for number in count(2):
         suffix = f"_{number}"
         yield base[: MAX_KEY_LENGTH - len(suffix)] + suffix
+
+
+def validate_salt(salt: str, path: Path) -> list[Problem]:
+    """A segment's or preview's salt, which seeds PERCENTAGE buckets: 1-100 characters."""
+    return _length_problems(salt, path, "salt", 1, MAX_SALT_LENGTH)
 
 
 def normalize_name(name: str) -> str:
@@ -276,12 +282,24 @@ class _RuleWalk:
                 f"attribute must be a dotted path of 1-{MAX_ATTRIBUTE_LENGTH} characters "
                 "with no empty segment",
             )
+        case_insensitive: Any = condition.get("caseInsensitive")
         entry = REGISTRY.get(operator) if isinstance(operator, str) else None
         if entry is None:
             self._invalid((*path, "operator"), f"unknown operator {operator!r}")
         elif (message := entry.check(value)) is not None:
             self._invalid((*path, "value"), f"{operator} {message}")
-        return StoredCondition(attribute=attribute, operator=operator, value=value)
+        if case_insensitive not in (None, False, True):
+            self._invalid((*path, "caseInsensitive"), "caseInsensitive must be a boolean")
+        elif case_insensitive is True and entry is not None and not entry.case_insensitive:
+            allowed = " ".join(name for name, op in REGISTRY.items() if op.case_insensitive)
+            self._invalid(
+                (*path, "caseInsensitive"),
+                f"caseInsensitive applies only to {allowed}, not {operator}",
+            )
+        stored = StoredCondition(attribute=attribute, operator=operator, value=value)
+        if case_insensitive is True:
+            stored["caseInsensitive"] = True
+        return stored
 
     def group(self, group: object, path: Path, depth: int) -> StoredGroup | None:
         if not isinstance(group, dict):

@@ -1,9 +1,12 @@
 """How JSON values read as numbers, booleans, instants, versions and regexes, one way for all."""
 
+import hashlib
 import json
 import math
 import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any, Protocol
 
 import orjson
@@ -47,6 +50,10 @@ class CompiledRegex(Protocol):
 _REGEX_OPTIONS = re2.Options()
 _REGEX_OPTIONS.log_errors = False  # a bad user pattern is a validation problem, not a log line
 _REGEX_OPTIONS.never_capture = True  # only "is there a match" is ever asked
+_FOLDED_REGEX_OPTIONS = re2.Options()
+_FOLDED_REGEX_OPTIONS.log_errors = False
+_FOLDED_REGEX_OPTIONS.never_capture = True
+_FOLDED_REGEX_OPTIONS.case_sensitive = False
 
 
 def is_number(value: object) -> bool:
@@ -243,10 +250,12 @@ def parse_semver(text: str) -> SemverKey | None:
         return None
 
 
-def compile_regex(pattern: str) -> CompiledRegex | None:
-    """The pattern compiled for linear-time matching by RE2, or None when RE2 rejects it."""
+def compile_regex(pattern: str, case_insensitive: bool = False) -> CompiledRegex | None:
+    """The pattern compiled for linear-time matching by RE2 (case-insensitively, as RE2's
+    `(?i)` does, when asked), or None when RE2 rejects it."""
+    options = _FOLDED_REGEX_OPTIONS if case_insensitive else _REGEX_OPTIONS
     try:
-        return re2.compile(pattern, _REGEX_OPTIONS)
+        return re2.compile(pattern, options)
     except (re2.error, UnicodeError):  # UnicodeError: lone surrogates cannot be UTF-8 encoded
         return None
 
@@ -256,3 +265,32 @@ def regex_search(regex: CompiledRegex, text: str) -> bool:
     # Bytes skip the wrapper's str offset bookkeeping; surrogatepass keeps lone surrogates
     # (which json.loads lets through) from raising.
     return regex.search(text.encode("utf-8", "surrogatepass")) is not None
+
+
+# PERCENTAGE (DESIGN §12): a value is a number of percent with at most this many decimals.
+PERCENT_DECIMALS = 3
+_BUCKETS = 2**64
+
+
+def percent_of(value: object) -> Fraction | None:
+    """The exact percentage a stored PERCENTAGE value spells (0-100, at most three decimals,
+    read from its shortest text so 12.345 is exactly 12345/1000), or None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not is_number(value):
+        return None
+    exact = Fraction(Decimal(repr(value))) if isinstance(value, float) else Fraction(value)
+    if not 0 <= exact <= 100 or (exact * 10**PERCENT_DECIMALS).denominator != 1:
+        return None
+    return exact
+
+
+def percent_threshold(percent: Fraction) -> int:
+    """The number of buckets below `percent`: a bucket b (0 <= b < 2^64) matches exactly when
+    b * 100 < percent * 2^64, i.e. when b < this (0 for 0%, 2^64 for 100%)."""
+    return math.ceil(percent * _BUCKETS / 100)
+
+
+def percent_bucket(salt: str, text: str) -> int:
+    """The first 8 bytes of sha256(utf8(salt + "/" + text)) as an unsigned big-endian integer;
+    times 100 / 2^64 it is the context's position in 0-100."""
+    data = f"{salt}/{text}".encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.sha256(data).digest()[:8], "big")

@@ -32,6 +32,7 @@ from schema.rules import SegmentRuleInput, rules_input_to_raw
 PROFILE_CURSOR = "profile"
 MEMBER_CURSOR = "member"
 DEFAULT_SAMPLE_SIZE = 10
+PREVIEW_SALT = "preview"
 MAX_SAMPLE_SIZE = 100
 
 
@@ -82,6 +83,9 @@ class PreviewSegmentInput:
     )
     sample_size: int | None = strawberry.field(
         default=DEFAULT_SAMPLE_SIZE, description="How many members to return in `sample`, 0-100."
+    )
+    salt: str | None = strawberry.field(
+        default=PREVIEW_SALT, description="Seeds PERCENTAGE buckets, 1-100 characters."
     )
 
 
@@ -178,6 +182,8 @@ def _preview_problems(
     problems = validate.validate_targets(
         input.included, input.excluded, ("input", "included"), ("input", "excluded"), limits
     )
+    if input.salt is not None:
+        problems += validate.validate_salt(input.salt, ("input", "salt"))
     size = input.sample_size
     if size is not None and not 0 <= size <= MAX_SAMPLE_SIZE:
         problems.append(
@@ -211,6 +217,7 @@ async def preview_segment(info: AppInfo, input: PreviewSegmentInput) -> SegmentP
         force=bool(input.force),
         included=list(input.included or []),
         excluded=list(input.excluded or []),
+        salt=PREVIEW_SALT if input.salt is None else input.salt,
         references=references,
     )
     size = DEFAULT_SAMPLE_SIZE if input.sample_size is None else input.sample_size

@@ -20,6 +20,10 @@ class Condition:
     )
     operator: ConditionOperator = strawberry.field(description="The comparison applied.")
     value: JSON | None = strawberry.field(description="Operand; null for EXISTS / NOT_EXISTS.")
+    case_insensitive: bool = strawberry.field(
+        default=False,
+        description="Strings compare lower-cased (Unicode) on both sides; false unless set.",
+    )
 
 
 @strawberry.type(description="Nested rules combined with their own logical operator.")
@@ -62,6 +66,11 @@ class ConditionInput:
         default=None,
         description="Operand, shaped as the operator needs; null for EXISTS / NOT_EXISTS.",
     )
+    case_insensitive: bool | None = strawberry.field(
+        default=False,
+        description="Compare strings lower-cased on both sides: EQ NEQ IN NIN CONTAINS "
+        "NOT_CONTAINS STARTS_WITH ENDS_WITH REGEX only.",
+    )
 
 
 @strawberry.input(description="A nested group of rules to store.")
@@ -103,6 +112,7 @@ def rules_input_to_raw(rules: list[SegmentRuleInput]) -> list[dict[str, Any]]:
                 "attribute": r.condition.attribute,
                 "operator": r.condition.operator.value,
                 "value": r.condition.value,
+                "caseInsensitive": r.condition.case_insensitive,
             },
             "group": None
             if r.group is None
@@ -138,6 +148,7 @@ def rules_from_stored(
                     attribute=item["attribute"],
                     operator=item["operator"],
                     value=item.get("value"),
+                    case_insensitive=item.get("caseInsensitive") is True,
                 )
             )
     return out

@@ -121,6 +121,9 @@ class Segment(Node):
     force: bool = strawberry.field(description="When true the segment matches every context.")
     included: list[str] = strawberry.field(description="Targeting keys always in the segment.")
     excluded: list[str] = strawberry.field(description="Targeting keys never matched by the rules.")
+    salt: str = strawberry.field(
+        description="Seeds PERCENTAGE buckets; set once at creation, changed only on request."
+    )
     version: int = strawberry.field(description="Starts at 1, +1 on every change.")
     created_at: datetime = strawberry.field(description="When the segment was created.")
     updated_at: datetime = strawberry.field(description="When the segment last changed.")
@@ -143,6 +146,7 @@ class Segment(Node):
             force=row["force"],
             included=row["included"],
             excluded=row["excluded"],
+            salt=row["salt"],
             version=row["version"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
@@ -217,6 +221,7 @@ class Segment(Node):
                 "force": self.force,
                 "included": self.included,
                 "excluded": self.excluded,
+                "salt": self.salt,
             },
             references_from_rows(closure),
         )

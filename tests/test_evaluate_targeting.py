@@ -4,6 +4,7 @@ The flag of the seed's targeting pipeline: internal users get the feature, EU pr
 who are not internal go through the rollout, everyone else gets the fallthrough.
 """
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -409,3 +410,23 @@ async def test_rules_reach_segments_through_references(gql, project, internal):
     # The VIP is included in "internal", so in "staff" too, through the reference.
     result = await evaluate(gql, project, {"targetingKey": "vip"}, flag="refs")
     assert outcome(result)[:3] == (1, "staff", None)
+
+
+async def test_a_custom_rule_buckets_percentages_by_the_flag_key(gql, project):
+    """DESIGN §12: a CUSTOM rule's PERCENTAGE salt is its flag's key."""
+    flag = await new_flag(gql, project.key, "rollout-flag")
+    rule = condition("targetingKey", "PERCENTAGE", 50)
+    payload = await set_rules(gql, flag["id"], [{"rules": [rule], "variationKey": "half"}])
+    assert payload["userErrors"] == []
+
+    def in_bucket(key: str) -> bool:  # computed here from the definition, not by our code
+        digest = hashlib.sha256(f"rollout-flag/{key}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") * 100 < 50 * 2**64
+
+    keys = [f"user-{n}" for n in range(40)]
+    results = [
+        (await evaluate(gql, project, {"targetingKey": key}, flag="rollout-flag"))["variationKey"]
+        for key in keys
+    ]
+    assert results == ["half" if in_bucket(key) else None for key in keys]
+    assert 5 < results.count("half") < 35

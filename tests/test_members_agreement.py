@@ -20,9 +20,8 @@ from core.references import references_of
 from db.members import Definition, count_members, iter_members, member_page
 from db.pool import connect
 from db.profiles import profile_context, upsert_profiles
-from rules.evaluate import compile_segment
 from rules.models import LOGICAL_OPS, referenced_ids
-from rules.operators import OPERATORS
+from rules.operators import OPERATORS, REGISTRY
 from tests.conftest import make_project
 
 KEYS = [f"user-{n:02d}" for n in range(24)] + ["Z", "a b", "ü", "quote'\\"]
@@ -102,6 +101,21 @@ STRINGS = [
     "01.2.3",
     "abc123",
     "a1b2",
+    # Lower-casing beyond ASCII (caseInsensitive): Python's str.lower() is Unicode's.
+    "PRO",
+    "ÜBER",
+    "über",
+    "İ",
+    "i\u0307",
+    "ß",
+    "SS",
+    "Σ",
+    "ΌΣΟΣ",
+    "όσος",
+    "ǅ",
+    "ǆ",
+    "\u212a",
+    "k",
 ]
 
 NUMBERS = [
@@ -131,7 +145,22 @@ NUMBERS = [
     9999999999999998.0,
 ]
 
-ATTRIBUTES = ["plan", "age", "user.plan", "user.age", "a.b", "tags", "created", "version", "x"]
+ATTRIBUTES = [
+    "plan",
+    "age",
+    "user.plan",
+    "user.age",
+    "a.b",
+    "tags",
+    "created",
+    "version",
+    "x",
+    "targetingKey",
+]
+# Letters whose lower-casing differs between Unicode and a database collation, or changes
+# the length of a string (caseInsensitive).
+UNICODE_LETTERS = "aAbPRoİiß\u0307SsΣσςǅǆǄ\u212akÜü"
+SALTS = ["checkout", "onboarding", "ünï/cödé", "a'b\\c", "x" * 100]
 
 scalars = (
     st.sampled_from(STRINGS)
@@ -141,6 +170,7 @@ scalars = (
     | st.integers(-10, 10)
     | st.floats(min_value=-1e15, max_value=1e15, allow_nan=False)
     | st.text(alphabet="ab1.-eE+ Tt:Z", max_size=8)
+    | st.text(alphabet=UNICODE_LETTERS, max_size=5)
 )
 arrays = st.lists(
     scalars | st.lists(scalars, max_size=2) | st.dictionaries(st.sampled_from(["k"]), scalars),
@@ -181,12 +211,39 @@ def _condition_value(operator: str) -> st.SearchStrategy[Any]:
     if operator in ("GT", "GTE", "LT", "LTE"):
         return st.sampled_from(NUMBERS) | st.integers(-10, 10) | st.floats(-1e6, 1e6)
     if operator in ("CONTAINS", "NOT_CONTAINS", "STARTS_WITH", "ENDS_WITH"):
-        return st.sampled_from(STRINGS) | st.text(alphabet="ab1.-", max_size=3)
+        return (
+            st.sampled_from(STRINGS)
+            | st.text(alphabet="ab1.-", max_size=3)
+            | st.text(alphabet=UNICODE_LETTERS, max_size=3)
+        )
+    if operator == "PERCENTAGE":
+        return (
+            st.sampled_from([0, 0.001, 12.5, 33.333, 50, 99.999, 100])
+            | st.integers(0, 100)
+            | st.integers(0, 100_000).map(lambda n: n / 1000)
+        )
     if operator in ("EXISTS", "NOT_EXISTS"):
         return st.none()
     if operator == "REGEX":
         return st.sampled_from(
-            ["^pro$", "pro", r"\d", r"^\d+$", "^[a-z]+$", "1e", "e-", r"\.5$", "(?i)TRUE", "^$"]
+            [
+                "^pro$",
+                "pro",
+                r"\d",
+                r"^\d+$",
+                "^[a-z]+$",
+                "1e",
+                "e-",
+                r"\.5$",
+                "(?i)TRUE",
+                "^$",
+                "^P[A-Z]O",
+                "ß|SS",
+                "^ü",
+                r"\W",
+                "[^k]",
+                "E",
+            ]
         )
     if operator in ("BEFORE", "AFTER"):
         return st.sampled_from(
@@ -210,11 +267,14 @@ def _condition_value(operator: str) -> st.SearchStrategy[Any]:
 @st.composite
 def conditions(draw: Any) -> dict[str, Any]:
     operator = draw(st.sampled_from(OPERATORS))
-    return {
+    condition = {
         "attribute": draw(st.sampled_from(ATTRIBUTES)),
         "operator": operator,
         "value": draw(_condition_value(operator)),
     }
+    if REGISTRY[operator].case_insensitive and draw(st.booleans()):
+        condition["caseInsensitive"] = True
+    return condition
 
 
 def _placeholder(index: int, negate: bool) -> dict[str, Any]:
@@ -246,6 +306,7 @@ def definitions(stored: int = 0) -> st.SearchStrategy[Definition]:
         force=st.integers(0, 30).map(lambda n: n == 30),
         included=st.lists(st.sampled_from(KEYS), max_size=3),
         excluded=st.lists(st.sampled_from(KEYS), max_size=3),
+        salt=st.sampled_from(SALTS) | st.text(min_size=1, max_size=8),
     )
 
 
@@ -265,14 +326,7 @@ profile_sets = st.lists(attributes(), min_size=12, max_size=len(KEYS)).map(
 
 
 def expected_members(definition: Definition, profiles: dict[str, dict[str, Any]]) -> list[str]:
-    segment = compile_segment(
-        logical_op=definition.logical_op,
-        rules=definition.rules,  # type: ignore[arg-type]
-        force=definition.force,
-        included=definition.included,
-        excluded=definition.excluded,
-        references=definition.references,
-    )
+    segment = definition.compile()
     return sorted(
         key
         for key, attrs in profiles.items()
@@ -301,8 +355,8 @@ async def store_segments(conn: Any, project_id: int, stored: list[Definition]) -
         segment_id = await conn.fetchval(
             """
             INSERT INTO segments (project_id, key, name, logical_op, rules, force, included,
-                                  excluded)
-            VALUES ($1, $2, $2, $3, $4, $5, $6, $7)
+                                  excluded, salt)
+            VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8)
             RETURNING id
             """,
             project_id,
@@ -312,6 +366,7 @@ async def store_segments(conn: Any, project_id: int, stored: list[Definition]) -
             definition.force,
             definition.included,
             definition.excluded,
+            definition.salt,
         )
         await conn.execute(
             """

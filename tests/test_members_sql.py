@@ -1,7 +1,10 @@
 """The SQL membership compiler, operator by operator, and the member queries built on it."""
 
+import itertools
+import math
 import random
 from collections.abc import AsyncIterator
+from fractions import Fraction
 from typing import Any
 
 import asyncpg
@@ -11,11 +14,11 @@ from db.members import Definition, count_members, iter_members, member_page
 from db.pagination import SqlBuilder
 from db.pool import connect
 from db.profiles import upsert_profiles
-from db.rules_sql import compile_definition, postgres_regex
-from rules.evaluate import compile_segment
-from rules.operators import OPERATORS
+from db.rules_sql import compile_definition, percentage, postgres_regex
+from rules.operators import OPERATORS, REGISTRY
 from rules.values import compile_regex, regex_search
 from tests.conftest import Project
+from tests.rules.test_rules_operators import BUCKETS
 from tests.test_members_agreement import NUMBERS, STRINGS
 
 # Stored values beyond the generated ones: arrays of every element type, and floats that
@@ -55,6 +58,16 @@ ODD_VALUES = [
     "1e13",
     "9.3e12",
     "-5e14",
+    # Strings whose lower-casing differs between Unicode and a database's collation.
+    "İstanbul",
+    "STRASSE",
+    "straße",
+    "ΣΊΣΥΦΟΣ",
+    "ǅemal",
+    "K",
+    ["PRO", "Free"],
+    ["ÜBER", 5, None, ["pro"]],
+    ["12", 7, "v1.2.3", "2024-01-15"],
 ]
 
 CONDITION_VALUES: dict[str, list[Any]] = {
@@ -79,6 +92,7 @@ CONDITION_VALUES: dict[str, list[Any]] = {
         "9999-12-31T23:59:59-23:59",
     ],
     "SEMVER_EQ": ["1.2.3", "v1.2.3", "1.2.3-beta.1", "1.2.3-beta.2", "1.10.0", "0.0.1"],
+    "PERCENTAGE": [0, 0.001, 12.5, 50, 99.999, 100],
 }
 for negated, positive in [
     ("NEQ", "EQ"),
@@ -110,6 +124,7 @@ def definition(rules: list[dict[str, Any]], **targets: Any) -> Definition:
         force=targets.pop("force", False),
         included=targets.pop("included", []),
         excluded=targets.pop("excluded", []),
+        salt=targets.pop("salt", "test"),
     )
 
 
@@ -120,13 +135,7 @@ def when(attribute: str, operator: str, value: Any = None) -> dict[str, Any]:
 def evaluate(segment: Definition, key: str, attributes: dict[str, Any]) -> bool:
     from db.profiles import profile_context
 
-    compiled = compile_segment(
-        logical_op=segment.logical_op,
-        rules=segment.rules,  # type: ignore[arg-type]
-        force=segment.force,
-        included=segment.included,
-        excluded=segment.excluded,
-    )
+    compiled = segment.compile()
     return compiled.evaluate(profile_context(key, attributes)).matched
 
 
@@ -152,43 +161,56 @@ async def test_every_operator_agrees_with_the_evaluator_on_every_kind_of_value(
         row["targeting_key"]: row["context"]
         for row in await conn.fetch("SELECT targeting_key, context FROM profiles")
     }
-    undecided: dict[str, int] = {operator: 0 for operator in OPERATORS}
+    undecided = dict.fromkeys(itertools.product(OPERATORS, [False, True]), 0)
+    # Rows whose value holds a string beyond ASCII, which SQL cannot lower-case as Python does.
+    unicode = {key for key, context in contexts.items() if _beyond_ascii(context.get("x"))}
     wrong = []
     for operator in OPERATORS:
+        folds = [False, True] if REGISTRY[operator].case_insensitive else [False]
         for value in CONDITION_VALUES[operator]:
-            rules = [when("x", operator, value)]
-            sql = SqlBuilder(project.id)
-            predicate = compile_definition(
-                sql, logical_op="AND", rules=rules, force=False, included=[], excluded=[]
-            )
-            rows = await conn.fetch(
-                f"SELECT p.targeting_key, {predicate.expr} AS decided"
-                " FROM profiles p WHERE p.project_id = $1",
-                *sql.params,
-            )
-            segment = compile_segment(
-                logical_op="AND",
-                rules=rules,
-                force=False,
-                included=[],
-                excluded=[],  # type: ignore[arg-type]
-            )
-            for row in rows:
-                if row["decided"] is None:
-                    assert not predicate.exact, (operator, value)
-                    undecided[operator] += 1
-                    continue
-                context = contexts[row["targeting_key"]]
-                if row["decided"] != segment.matches_flat(context):
-                    wrong.append((operator, value, context.get("x"), row["decided"]))
+            left: dict[bool, set[str]] = {}
+            for fold in folds:
+                condition = when("x", operator, value)
+                if fold:
+                    condition["caseInsensitive"] = True
+                segment = definition([condition])
+                sql = SqlBuilder(project.id)
+                predicate = segment.predicate(sql)
+                rows = await conn.fetch(
+                    f"SELECT p.targeting_key, {predicate.expr} AS decided"
+                    " FROM profiles p WHERE p.project_id = $1",
+                    *sql.params,
+                )
+                compiled = segment.compile()
+                left[fold] = set()
+                for row in rows:
+                    if row["decided"] is None:
+                        assert not predicate.exact, (operator, value)
+                        undecided[operator, fold] += 1
+                        left[fold].add(row["targeting_key"])
+                        continue
+                    context = contexts[row["targeting_key"]]
+                    if row["decided"] != compiled.matches_flat(context):
+                        wrong.append((operator, value, fold, context.get("x"), row["decided"]))
+            if True in left and operator != "REGEX":
+                # Case-insensitively, SQL leaves only strings beyond ASCII more to Python.
+                assert left[True] - left[False] <= unicode, (operator, value)
     assert wrong == []
     # What SQL decides alone: everything but regexes and a few unusual values.
-    assert undecided["EXISTS"] == undecided["NOT_EXISTS"] == 0
-    assert undecided["STARTS_WITH"] == undecided["ENDS_WITH"] == 0
-    assert undecided["REGEX"] > 0
+    assert undecided["EXISTS", False] == undecided["NOT_EXISTS", False] == 0
+    assert undecided["STARTS_WITH", False] == undecided["ENDS_WITH", False] == 0
+    assert undecided["PERCENTAGE", False] == 0
+    assert undecided["REGEX", False] > 0
     for operator in OPERATORS:
         checked = len(CONDITION_VALUES[operator]) * len(profiles)
-        assert undecided[operator] <= checked * (0.9 if operator == "REGEX" else 0.1), operator
+        limit = 0.9 if operator == "REGEX" else 0.1
+        assert undecided[operator, False] <= checked * limit, operator
+
+
+def _beyond_ascii(value: Any) -> bool:
+    if isinstance(value, str):
+        return not value.isascii()
+    return isinstance(value, list) and any(map(_beyond_ascii, value))
 
 
 # Coercions, end to end through count_members, member_page and iter_members.
@@ -214,7 +236,7 @@ COERCION_CASES = [
     (
         when("n", "NEQ", "x"),
         {"a": {}, "b": {"n": None}, "c": {"n": ["y"]}, "d": {"n": "y"}, "e": {"n": "x"}},
-        ["a", "b", "d"],
+        ["a", "b", "c", "d"],
     ),
     (
         when("n", "IN", ["1", 2, True]),
@@ -224,7 +246,7 @@ COERCION_CASES = [
     (
         when("n", "NIN", ["a"]),
         {"a": {"n": "a"}, "b": {}, "c": {"n": ["b"]}, "d": {"n": "b"}},
-        ["b", "d"],
+        ["b", "c", "d"],
     ),
     (
         when("n", "GT", 10),
@@ -259,7 +281,7 @@ COERCION_CASES = [
     (
         when("s", "STARTS_WITH", "Pr"),
         {"a": {"s": "Pro"}, "b": {"s": "pro"}, "c": {"s": ["Pro"]}},
-        ["a"],
+        ["a", "c"],
     ),
     (
         when("s", "ENDS_WITH", ".io"),
@@ -267,6 +289,59 @@ COERCION_CASES = [
         ["a", "c"],
     ),
     (when("s", "EXISTS"), {"a": {"s": 0}, "b": {"s": None}, "c": {}, "d": {"s": []}}, ["a", "d"]),
+    # List attributes: any element decides; NEQ and NIN are exactly not EQ and not IN.
+    (
+        when("s", "EQ", "a"),
+        {"a": {"s": ["b", "a"]}, "b": {"s": ["b"]}, "c": {"s": [["a"]]}, "d": {"s": []}},
+        ["a"],
+    ),
+    (
+        when("s", "NEQ", "a"),
+        {"a": {"s": ["b", "a"]}, "b": {"s": ["b"]}, "c": {"s": [["a"]]}, "d": {"s": []}},
+        ["b", "c", "d"],
+    ),
+    (
+        when("s", "GT", 10),
+        {"a": {"s": [1, "11"]}, "b": {"s": [1, 2]}, "c": {"s": [{"k": 11}]}, "d": {"s": [None]}},
+        ["a"],
+    ),
+    (
+        when("s", "IN", ["x", 5]),
+        {"a": {"s": ["5.0"]}, "b": {"s": ["y", "x"]}, "c": {"s": ["X"]}},
+        ["a", "b"],
+    ),
+    (
+        when("s", "NIN", ["x", 5]),
+        {"a": {"s": ["5.0"]}, "b": {"s": ["y", "x"]}, "c": {"s": ["X"]}, "d": {}},
+        ["c", "d"],
+    ),
+    (
+        when("s", "SEMVER_GT", "1.2.3"),
+        {"a": {"s": ["1.0.0", "2.0.0"]}, "b": {"s": ["1.0.0", "x"]}},
+        ["a"],
+    ),
+    (when("s", "PERCENTAGE", 100), {"a": {"s": "x"}, "b": {"s": ["x"]}, "c": {"s": 7}}, ["a", "c"]),
+    # caseInsensitive: both strings lower-cased; ASCII in SQL, the rest by the evaluator.
+    (
+        {**when("s", "EQ", "PRO"), "caseInsensitive": True},
+        {"a": {"s": "pro"}, "b": {"s": "Pro"}, "c": {"s": "prö"}, "d": {"s": ["x", "pRo"]}},
+        ["a", "b", "d"],
+    ),
+    (
+        {**when("s", "STARTS_WITH", "ÜB"), "caseInsensitive": True},
+        {"a": {"s": "über"}, "b": {"s": "UBER"}, "c": {"s": "Über"}},
+        ["a", "c"],
+    ),
+    (
+        {**when("s", "IN", ["İ", "SS"]), "caseInsensitive": True},
+        {"a": {"s": "i\u0307"}, "b": {"s": "i"}, "c": {"s": "ß"}, "d": {"s": "ss"}},
+        ["a", "d"],
+    ),
+    (
+        {**when("s", "REGEX", "^P[A-Z]o$"), "caseInsensitive": True},
+        {"a": {"s": "pro"}, "b": {"s": "PRO"}, "c": {"s": "Pöo"}, "d": {"s": "po"}},
+        ["a", "b"],
+    ),
     (when("s", "NOT_EXISTS"), {"a": {"s": 0}, "b": {"s": None}, "c": {}}, ["b", "c"]),
     (
         when("s", "REGEX", r"^\d+$"),
@@ -495,8 +570,11 @@ async def test_definition_reads_a_segment_row() -> None:
         "force": False,
         "included": ["a"],
         "excluded": [],
+        "salt": "s",
     }
-    assert Definition.from_row(row) == Definition("OR", [when("x", "EXISTS")], False, ["a"], [])
+    assert Definition.from_row(row) == Definition(
+        "OR", [when("x", "EXISTS")], False, ["a"], [], "s"
+    )
 
 
 async def test_floats_written_in_exponent_form_come_back_as_integers(
@@ -583,7 +661,7 @@ async def test_translated_regexes_search_like_re2(conn: asyncpg.Connection) -> N
 
 def _stored(rules: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
     return {"key": "ref", "logical_op": "AND", "rules": rules, "force": False,
-            "included": [], "excluded": [], **fields}  # fmt: skip
+            "included": [], "excluded": [], "salt": "ref", **fields}  # fmt: skip
 
 
 async def test_a_reference_is_inlined_as_the_referenced_definition(
@@ -605,7 +683,7 @@ async def test_a_reference_is_inlined_as_the_referenced_definition(
 
     def referencing(*rules: dict[str, Any], logical_op: str = "AND") -> Definition:
         return Definition("AND" if logical_op == "AND" else logical_op, list(rules), False, [], [],
-                          references)  # fmt: skip
+                          "salt", references)  # fmt: skip
 
     def ref(segment_id: int, negate: bool = False) -> dict[str, Any]:
         return {"segmentId": segment_id, "negate": negate}
@@ -635,10 +713,81 @@ def _evaluates(segment: Definition, key: str) -> bool:
 
 
 def test_a_segment_referenced_twice_is_compiled_once() -> None:
-    sql = SqlBuilder(1)
     references = {1: _stored([when("plan", "IN", ["pro", "team"])])}
-    rules = [{"segmentId": 1, "negate": False}, {"segmentId": 1, "negate": True}]
-    predicate = compile_definition(sql, logical_op="OR", rules=rules, force=False,
-                                   included=[], excluded=[], references=references)  # fmt: skip
-    assert sql.params.count(["pro", "team"]) == 1
-    assert "NOT" in predicate.expr
+
+    def compiled(rules: list[dict[str, Any]]) -> tuple[SqlBuilder, str]:
+        sql = SqlBuilder(1)
+        predicate = compile_definition(sql, logical_op="OR", rules=rules, force=False,
+                                       included=[], excluded=[], salt="s", references=references)  # fmt: skip
+        return sql, predicate.expr
+
+    once, _ = compiled([{"segmentId": 1, "negate": False}])
+    twice, expr = compiled([{"segmentId": 1, "negate": False}, {"segmentId": 1, "negate": True}])
+    assert twice.params.count(["pro", "team"]) == once.params.count(["pro", "team"]) > 0
+    assert "NOT" in expr
+
+
+# PERCENTAGE in SQL: the same buckets as the evaluator, from PostgreSQL's own sha256.
+
+
+def _percentage_count_sql(sql: SqlBuilder, percent: float, salt: str, keys: int) -> str:
+    """A count over generated contexts {"targetingKey": "user-<n>"} of the real leaf."""
+    rule = when("targetingKey", "PERCENTAGE", percent)
+    predicate = compile_definition(
+        sql,
+        logical_op="AND",
+        rules=[rule],
+        force=False,
+        included=[],
+        excluded=[],
+        salt=salt,
+        context="jsonb_build_object('targetingKey', 'user-' || g.n)",
+        key="('user-' || g.n)",
+    )
+    assert predicate.exact
+    return f"SELECT count(*) FROM generate_series(1, {keys}) AS g(n) WHERE {predicate.expr}"
+
+
+@pytest.mark.parametrize(("salt", "text", "bucket"), BUCKETS)
+async def test_percentage_buckets_in_sql_are_the_known_ones(
+    conn: asyncpg.Connection, salt: str, text: str, bucket: int
+) -> None:
+    assert (
+        await conn.fetchval(f"SELECT {percentage.bucket('$1::text', '$2::text')}", f"{salt}/", text)
+        == bucket
+    )
+    # Through the leaf: just above the bucket's position matches, at or below it does not.
+    position = Fraction(bucket * 100, 2**64)
+    for percent, expected in [
+        (math.floor(position * 1000 + 1) / 1000, True),
+        (math.floor(position * 1000) / 1000, False),
+    ]:
+        value = int(text) if text.isdigit() else text  # integers bucket by their decimals
+        sql = SqlBuilder({"x": value})  # the connection encodes jsonb
+        predicate = compile_definition(
+            sql,
+            logical_op="AND",
+            rules=[when("x", "PERCENTAGE", percent)],
+            force=False,
+            included=[],
+            excluded=[],
+            salt=salt,
+            context="$1::jsonb",
+            key="''",
+        )
+        assert await conn.fetchval(f"SELECT {predicate.expr}", *sql.params) is expected, (
+            percent,
+            sql.params,
+        )
+
+
+@pytest.mark.parametrize("percent", [0, 0.5, 25, 70.125, 100])
+async def test_percentage_splits_keys_in_proportion_in_sql(
+    conn: asyncpg.Connection, percent: float
+) -> None:
+    sql = SqlBuilder()
+    keys = 100_000
+    matched = await conn.fetchval(_percentage_count_sql(sql, percent, "rollout", keys), *sql.params)
+    assert abs(matched / keys * 100 - percent) <= 1
+    if percent in (0, 100):
+        assert matched == keys * percent / 100  # 0 matches no one, 100 everyone

@@ -32,14 +32,15 @@ async def big(database_url: str, project) -> Any:
     )
     await conn.execute(
         """
-        INSERT INTO segments (project_id, key, name, tags, created_at, updated_at, deleted_at)
+        INSERT INTO segments (project_id, key, name, tags, created_at, updated_at, deleted_at, salt)
         SELECT $1,
                'seg_' || i,
                'Audience ' || md5(i::text),
                ARRAY['tag' || (i % 40)],
                timestamptz '2026-01-01' + (i::bigint * 7919 % $2) * interval '1 second',
                timestamptz '2026-01-01' + (i::bigint * 104729 % $2) * interval '1 millisecond',
-               CASE WHEN i % 100 = 0 THEN timestamptz '2026-06-01' END
+               CASE WHEN i % 100 = 0 THEN timestamptz '2026-06-01' END,
+               'seg_' || i
         FROM generate_series(1, $2) AS i
         """,
         project.id,
@@ -47,8 +48,8 @@ async def big(database_url: str, project) -> Any:
     )
     await conn.execute(
         """
-        INSERT INTO segments (project_id, key, name)
-        SELECT $1, 'other_' || i, 'Other ' || i FROM generate_series(1, 500) AS i
+        INSERT INTO segments (project_id, key, name, salt)
+        SELECT $1, 'other_' || i, 'Other ' || i, 'other_' || i FROM generate_series(1, 500) AS i
         """,
         other,
     )

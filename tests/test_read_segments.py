@@ -73,8 +73,8 @@ async def seed(database_url: str, project_id: int, count: int = 65) -> list[Row]
     try:
         rows = await conn.fetchmany(
             """
-            INSERT INTO segments (project_id, key, name, created_at, updated_at, deleted_at)
-            VALUES ($1, $2, $3, $4, $5, $6)
+            INSERT INTO segments (project_id, key, name, created_at, updated_at, deleted_at, salt)
+            VALUES ($1, $2, $3, $4, $5, $6, $2)
             RETURNING id, key, name, created_at, updated_at, deleted_at IS NOT NULL AS deleted
             """,
             values,

@@ -263,8 +263,8 @@ async def seed_used_segments(database_url: str, project_id: int, count: int) -> 
         async with conn.transaction():
             await conn.execute(
                 """
-                INSERT INTO segments (project_id, key, name)
-                SELECT $1, 'seg' || lpad(i::text, 4, '0'), 'Segment ' || i
+                INSERT INTO segments (project_id, key, name, salt)
+                SELECT $1, 'seg' || lpad(i::text, 4, '0'), 'Segment ' || i, 'seg' || i
                 FROM generate_series(1, $2) AS i
                 """,
                 project_id,

@@ -68,6 +68,18 @@ Tags = Annotated[
         }
     ),
 ]
+Salt = Annotated[
+    str,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": validate.MAX_SALT_LENGTH,
+            "pattern": _NO_NUL,
+            "description": "Seeds percentage buckets.",
+        }
+    ),
+]
 Targets = Annotated[list[str], WithJsonSchema({
     "type": "array",
     "items": {"type": "string", "minLength": 1, "maxLength": validate.MAX_TARGET_LENGTH,
@@ -88,6 +100,11 @@ class RuleCondition(_Strict):
     value: Annotated[
         Any, WithJsonSchema({"type": ["string", "number", "boolean", "array", "null"]})
     ] = Field(default=None, description="Operand; omitted for exists / not_exists.")
+    case_insensitive: bool = Field(
+        default=False,
+        description="Compare strings lower-cased on both sides (eq neq in nin contains "
+        "not_contains startsWith endsWith regex); omitted when false.",
+    )
 
 
 class RuleGroup(_Strict):
@@ -123,6 +140,7 @@ class SegmentCreate(_Strict):
     tags: Tags = []
     included: Targets = Field(default=[], description="Targeting keys always in the segment.")
     excluded: Targets = Field(default=[], description="Targeting keys never in it.")
+    salt: Salt | None = Field(default=None, description="Default: the segment's key.")
 
 
 def _absent_is_not_null(schema: dict[str, Any]) -> None:
@@ -147,6 +165,7 @@ class SegmentUpdate(_Strict):
     tags: Tags | None = None
     included: Targets | None = None
     excluded: Targets | None = None
+    salt: Salt = None  # type: ignore[assignment]
     expected_version: int | None = Field(
         default=None, description="When given, the update applies only at this version (else 409)."
     )
@@ -163,6 +182,7 @@ class SegmentOut(BaseModel):
     tags: list[str]
     included: list[str]
     excluded: list[str]
+    salt: str
     version: int
     created_at: datetime
     updated_at: datetime
@@ -223,6 +243,7 @@ def rules_to_core(rules: list[RuleCondition | RuleGroup | RuleSegment]) -> list[
                 "attribute": rule.attribute,
                 "operator": BY_REST_NAME[rule.operator].name,
                 "value": rule.value,
+                "caseInsensitive": rule.case_insensitive,
             }
             out.append({"condition": condition, "group": None})
         else:
@@ -259,6 +280,8 @@ def rules_from_stored(stored: list[Any], keys: Mapping[int, str]) -> list[dict[s
             }
             if rule.get("value") is not None:
                 condition["value"] = rule["value"]
+            if rule.get("caseInsensitive") is True:
+                condition["case_insensitive"] = True
             out.append(condition)
     return out
 
@@ -276,6 +299,7 @@ def segment_out(row: Mapping[str, Any], keys: Mapping[int, str]) -> dict[str, An
         "tags": list(row["tags"]),
         "included": list(row["included"]),
         "excluded": list(row["excluded"]),
+        "salt": row["salt"],
         "version": row["version"],
         "created_at": row["created_at"].isoformat(),
         "updated_at": row["updated_at"].isoformat(),

@@ -51,6 +51,7 @@ _SNAKE = {
     "logicalOp": "logical_op",
     "expectedVersion": "expected_version",
     "segmentKey": "segment_id",
+    "caseInsensitive": "case_insensitive",
 }
 _SORTS = {"name": "NAME", "key": "KEY", "created_at": "CREATED_AT", "updated_at": "UPDATED_AT"}
 MAX_LIMIT = 100

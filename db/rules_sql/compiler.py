@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from db.pagination import SqlBuilder
-from db.rules_sql import dates, regex, scalars, semver
+from db.rules_sql import dates, percentage, regex, scalars, semver
 from db.rules_sql.fragments import Emitter, Leaf
-from rules.evaluate import evaluate_rules
+from rules.evaluate import evaluate_rules, operand
+from rules.matchers import Arrays, Operand
 from rules.models import LOGICAL_OPS, MAX_COMPILE_DEPTH, MAX_REFERENCE_COMPILE_DEPTH, References
 from rules.operators import REGISTRY
 from rules.values import is_number, storable_text
@@ -30,18 +31,20 @@ def compile_definition(
     force: bool,
     included: list[str],
     excluded: list[str],
+    salt: str,
     references: References | None = None,
     context: str = "p.context",
     key: str = "p.targeting_key",
 ) -> Predicate:
-    """The membership predicate of a stored segment definition (`CompiledSegment.evaluate`).
+    """The membership predicate of a stored segment definition (`CompiledSegment.evaluate`
+    of `compile_segment` with the same arguments, `salt` included).
 
     A reference to another segment is inlined as that segment's own predicate (from
     `references`, the closure the caller loaded; NOT of it when negated, which keeps NULL
     undecided): compiled once, the first time it is met, and reused, exactly as
     `compile_segment` does, so both give up on the same missing or too deep references."""
     compiler = _Compiler(sql, context, key, references or {})
-    expr = compiler.definition(logical_op, rules, force, included, excluded, depth=0)
+    expr = compiler.definition(logical_op, rules, force, included, excluded, salt, depth=0)
     if expr == "true":
         return Predicate("true", True)
     return Predicate(expr, compiler.exact)
@@ -72,11 +75,13 @@ class _Compiler(Emitter):
         force: object,
         included: object,
         excluded: object,
+        salt: object,
         depth: int,
     ) -> str:
         if force is True:
             return "true"
-        expr, _ = self.group(logical_op, rules, nesting=0, depth=depth)
+        owner_salt = salt if type(salt) is str else ""
+        expr, _ = self.group(logical_op, rules, owner_salt, nesting=0, depth=depth)
         included_keys = _targets(included)
         excluded_keys = _targets(excluded)
         if included_keys:
@@ -100,6 +105,7 @@ class _Compiler(Emitter):
                 found.get("force"),
                 found.get("included"),
                 found.get("excluded"),
+                found.get("salt"),
                 depth,
             )
             # A whole segment costs more than any leaf: evaluated after its siblings.
@@ -107,12 +113,15 @@ class _Compiler(Emitter):
         expr, cost = inlined
         return (f"(NOT {expr})" if rule.get("negate") is True else expr), cost
 
-    def group(self, logical_op: object, rules: object, nesting: int, depth: int) -> tuple[str, int]:
-        """`nesting`: groups above this one in its segment; `depth`: references followed."""
+    def group(
+        self, logical_op: object, rules: object, salt: str, nesting: int, depth: int
+    ) -> tuple[str, int]:
+        """`salt`: the owning segment's; `nesting`: groups above this one in its segment;
+        `depth`: references followed."""
         if nesting > MAX_COMPILE_DEPTH or logical_op not in LOGICAL_OPS or type(rules) is not list:
             return "false", 0
         children = sorted(
-            (self.rule(rule, nesting, depth) for rule in rules), key=lambda child: child[1]
+            (self.rule(rule, salt, nesting, depth) for rule in rules), key=lambda child: child[1]
         )
         if not children:
             return "false", 0  # an empty rule list never matches, whatever its operator
@@ -124,32 +133,44 @@ class _Compiler(Emitter):
         sql = "(" + joiner.join(child_sql for child_sql, _ in children) + ")"
         return (f"(NOT {sql})" if logical_op == "NOT" else sql), cost
 
-    def rule(self, rule: object, nesting: int, depth: int) -> tuple[str, int]:
+    def rule(self, rule: object, salt: str, nesting: int, depth: int) -> tuple[str, int]:
         if type(rule) is not dict:
             return "false", 0
         if "segmentId" in rule:
             return self.reference(rule, depth + 1)
         if "logicalOp" in rule:
-            return self.group(rule.get("logicalOp"), rule.get("rules"), nesting + 1, depth)
-        attribute, op, value = rule.get("attribute"), rule.get("operator"), rule.get("value")
+            return self.group(rule.get("logicalOp"), rule.get("rules"), salt, nesting + 1, depth)
+        attribute, op = rule.get("attribute"), rule.get("operator")
         leaf = LEAVES.get(op) if type(op) is str else None
         if leaf is None or type(attribute) is not str:
             return "false", 0
         if not storable_text(attribute):
             # No stored context has such a key: the condition sees an absent attribute.
-            return ("true" if evaluate_rules("AND", [rule], {}) else "false"), 0  # type: ignore[list-item]
-        return leaf.build(Leaf(self, attribute), value), leaf.cost
+            absent = evaluate_rules("AND", [rule], {}, salt)  # type: ignore[list-item]
+            return ("true" if absent else "false"), 0
+        arrays = REGISTRY[str(op)].arrays
+        sql = leaf.compile(Leaf(self, attribute), operand(rule, salt), arrays)
+        return sql, leaf.cost
 
 
 @dataclass(frozen=True, slots=True)
 class SqlLeaf:
-    """An operator in SQL: its leaf builder (the leaf and the stored value → three-valued SQL,
+    """An operator in SQL: its leaf builder (the leaf and the operand → three-valued SQL,
     "false" where the evaluator's builder rejects the value) and a rough relative cost per
     row, by which siblings are ordered: containment tests cheapest, regular expressions
     dearest (REGEX is cheap in SQL but its NULLs settle nothing, so it goes last)."""
 
-    build: Callable[[Leaf, Any], str]
+    build: Callable[[Leaf, Operand], str]
     cost: int
+
+    def compile(self, leaf: Leaf, operand: Operand, arrays: Arrays) -> str:
+        """The leaf, with an array attribute treated as the registry says (the one SQL
+        counterpart of `rules.matchers.for_arrays`)."""
+        sql = self.build(leaf, operand)
+        if arrays is Arrays.OWN or sql == "false":
+            return sql
+        each = "false" if arrays is Arrays.NEVER else leaf.any_element(self.build, operand)
+        return f"(CASE WHEN {leaf.type} = 'array' THEN {each} ELSE {sql} END)"
 
 
 def _scalar(value: Any) -> bool:
@@ -178,6 +199,7 @@ LEAVES: dict[str, SqlLeaf] = {
     "SEMVER_EQ": SqlLeaf(semver.semver_comparison("EQ"), 5),
     "SEMVER_GT": SqlLeaf(semver.semver_comparison("GT"), 5),
     "SEMVER_LT": SqlLeaf(semver.semver_comparison("LT"), 5),
+    "PERCENTAGE": SqlLeaf(percentage.percentage, 6),
 }
 if LEAVES.keys() != REGISTRY.keys():
     raise ImportError(

@@ -2,9 +2,9 @@
 
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 from db.rules_sql.fragments import EXACT_IN_DOUBLE, Leaf
+from rules.matchers import Operand
 from rules.values import ISO_INSTANT_PATTERN, parse_iso_instant
 
 # ISO-8601 instants PostgreSQL parses exactly as datetime.fromisoformat does: a valid
@@ -25,7 +25,8 @@ _DAY = 86_400_000_000  # microseconds
 
 
 def instant_comparison(op: str):
-    def build(leaf: Leaf, expected: Any) -> str:
+    def build(leaf: Leaf, operand: Operand) -> str:
+        expected = operand.value
         bound = parse_iso_instant(expected) if type(expected) is str else None
         if bound is None:
             return "false"

@@ -1,12 +1,15 @@
-"""SQL fragments about one attribute of a profile's context, and the numeric facts every leaf
-shares (see the package docstring for how numbers line up)."""
+"""SQL fragments about one attribute of a profile's context (or one element of an array
+attribute), and the numeric facts every leaf shares (see the package docstring for how
+numbers line up)."""
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
 from db.pagination import SqlBuilder
+from rules.matchers import Operand
 from rules.values import INT64_MIN, NUMERIC_STRING_PATTERN
 
 NUMERIC = f"^{NUMERIC_STRING_PATTERN}$"
@@ -22,6 +25,9 @@ INT_LOW, INT_HIGH = INT64_MIN, 2**64 - 1
 SMALL = 2**62
 # Integers a double holds exactly.
 EXACT_IN_DOUBLE = 2**53
+_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+# The element of an array attribute that an element leaf is about.
+_ELEMENT = "elem.value"
 
 
 def decimal_of(number: float) -> Decimal:
@@ -70,11 +76,18 @@ class Emitter:
 
 
 class Leaf:
-    """SQL fragments about one attribute of the context."""
+    """SQL fragments about one attribute of the context, or (`element()`) about one element
+    of it when it is an array."""
 
-    def __init__(self, compiler: Emitter, attribute: str) -> None:
+    def __init__(self, compiler: Emitter, attribute: str, *, element: bool = False) -> None:
         self.c = compiler
         self.attribute = attribute
+        self.is_element = element
+
+    def element(self) -> "Leaf":
+        """The same fragments about an element `elem.value` of this (array) attribute, for
+        SQL inside `any_element`."""
+        return Leaf(self.c, self.attribute, element=True)
 
     @property
     def name(self) -> str:
@@ -86,10 +99,14 @@ class Leaf:
 
     @property
     def value(self) -> str:
+        if self.is_element:
+            return f"({_ELEMENT})"
         return f"({self.c.context} -> {self.name})"
 
     @property
     def text(self) -> str:
+        if self.is_element:
+            return f"({_ELEMENT} #>> '{{}}')"
         return f"({self.c.context} ->> {self.name})"
 
     @property
@@ -98,9 +115,50 @@ class Leaf:
 
     def has(self, json_value: str) -> str:
         """The attribute equals the JSON text `json_value` (strings by bytes, numbers by value,
-        arrays when they hold every listed element): jsonb containment, cheap per row."""
+        arrays when they hold every listed element): jsonb containment, cheap per row. An
+        element is compared by jsonb equality (containment would look inside arrays)."""
+        if self.is_element:
+            return f"{_ELEMENT} = {self.c.param(json_value, 'text')}::jsonb"
         document = f"{{{json_text(self.attribute)}:{json_value}}}"
         return f"{self.c.context} @> {self.c.param(document, 'text')}::jsonb"
+
+    def any_element(self, build: Callable[["Leaf", Operand], str], operand: Operand) -> str:
+        """For an array attribute: some element matches the leaf `build` makes (three-valued:
+        TRUE when one element is TRUE, NULL when none is but one is NULL, else FALSE)."""
+        outer_exact = self.c.exact
+        self.c.exact = True
+        sql = build(self.element(), operand)
+        exact = self.c.exact
+        self.c.exact = outer_exact and exact
+        if sql == "false":
+            return "false"
+        elements = f"jsonb_array_elements({self.value}) AS elem(value)"
+        if exact:
+            return f"EXISTS (SELECT 1 FROM {elements} WHERE {sql})"
+        return (
+            # every() of no rows is NULL: an empty array is FALSE.
+            "(SELECT CASE WHEN bool_or(m) THEN true"
+            " WHEN every(m IS NOT NULL) IS NOT FALSE THEN false END"
+            f" FROM (SELECT {sql} AS m FROM {elements}) AS elements)"
+        )
+
+    # Strings compared lower-cased (caseInsensitive).
+
+    @property
+    def folded(self) -> str:
+        """The text lower-cased as Python's str.lower() does, when it is ASCII (`if_ascii`):
+        translate() folds exactly A-Z, whatever the database's collation."""
+        return f"translate({self.text}, '{_UPPER}', '{_UPPER.lower()}')"
+
+    def if_ascii(self, sql: str) -> str:
+        """`sql` (written over `folded`) for ASCII text; NULL otherwise, as lower() in
+        PostgreSQL follows the collation where str.lower() follows Unicode (İ, ẞ, Σ, ...),
+        so the evaluator decides."""
+        text = self.text
+        return (
+            f"(CASE WHEN octet_length({text}) = length({text}) THEN {sql}"
+            f" ELSE {self.c.unknown()} END)"
+        )
 
     def by_type(self, branches: dict[str, str], otherwise: str = "false") -> str:
         branches = {kind: sql for kind, sql in branches.items() if sql != otherwise}

@@ -1,33 +1,63 @@
 """REGEX in SQL: the leaf, and the translator of RE2 patterns into PostgreSQL regular
 expressions that search alike."""
 
-from typing import Any
-
 from db.rules_sql.fragments import INT_HIGH, INT_LOW, Leaf
+from rules.matchers import Operand
 from rules.values import compile_regex, storable_text
 
 
-def regex(leaf: Leaf, expected: Any) -> str:
+def regex(leaf: Leaf, operand: Operand) -> str:
+    expected = operand.value
     if type(expected) is not str or compile_regex(expected) is None:
         return "false"
     translated = postgres_regex(expected)
+    if translated is not None and operand.case_insensitive:
+        return _folded_regex(leaf, translated)
     if translated is None:
         # Beyond the common subset PostgreSQL reads alike: the evaluator decides.
         unknown = leaf.c.unknown()
         return leaf.by_type({"string": unknown, "number": unknown})
     pattern = leaf.c.param(translated, "text")
+    return leaf.by_type(
+        {
+            "string": f"{leaf.text} ~ {pattern}",
+            "number": _number_search(leaf, f"{leaf.text} ~ {pattern}"),
+        }
+    )
+
+
+def _folded_regex(leaf: Leaf, translated: str) -> str:
+    """Case-insensitively: the lower-cased text searched with the pattern matched without
+    regard to case. For an ASCII pattern and ASCII text, RE2's case folding and PostgreSQL's
+    `~*` both reduce to A-Z = a-z (RE2's extra folds, K to the Kelvin sign and s to the long
+    s, need non-ASCII text); anything else is left to the evaluator. Numbers' text forms are
+    ASCII, and lower-casing leaves them as they are. The C collation keeps PostgreSQL's
+    case-insensitive matching to ASCII rules (a Turkish locale would pair i with İ)."""
+    if not translated.isascii():
+        unknown = leaf.c.unknown()
+        return leaf.by_type({"string": unknown, "number": unknown})
+    pattern = leaf.c.param(translated, "text")
+    return leaf.by_type(
+        {
+            "string": leaf.if_ascii(f'({leaf.folded} COLLATE "C") ~* {pattern}'),
+            "number": _number_search(leaf, f'({leaf.text} COLLATE "C") ~* {pattern}'),
+        }
+    )
+
+
+def _number_search(leaf: Leaf, search: str) -> str:
+    """`search` (over the attribute's text) for a number, where that text is Python's."""
     # Numbers are searched in their Python text form (repr): integers as PostgreSQL writes
     # them; floats too unless repr would use an exponent (below 1e-4; from 1e16 up they are
     # stored as integers). Integers beyond 64 bits read back as floats: evaluator.
     number = f"{leaf.value}::numeric"
-    number_sql = (
+    return (
         f"(CASE WHEN scale({number}) = 0 AND {number} BETWEEN {INT_LOW} AND {INT_HIGH}"
-        f" THEN {leaf.text} ~ {pattern}"
+        f" THEN {search}"
         f" WHEN scale({number}) > 0 AND (abs({number}) >= 0.0001 OR {number} = 0)"
-        f" THEN {leaf.text} ~ {pattern}"
+        f" THEN {search}"
         f" ELSE {leaf.c.unknown()} END)"
     )
-    return leaf.by_type({"string": f"{leaf.text} ~ {pattern}", "number": number_sql})
 
 
 # RE2 patterns in PostgreSQL: a strict subset of RE2's syntax that PostgreSQL's advanced

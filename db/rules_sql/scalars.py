@@ -12,18 +12,25 @@ from db.rules_sql.fragments import (
     decimal_of,
     json_text,
 )
+from rules.matchers import Operand
 from rules.values import is_number, storable_text, to_bool, to_number
 
-# One builder per operator, mirroring rules/evaluate.py's _TEST_BUILDERS: each takes the leaf
-# and the stored value and returns the leaf's three-valued SQL, "false" where the evaluator's
-# builder rejects the value (the condition then never matches).
+# One builder per operator, mirroring rules/matchers.py: each takes the leaf and the operand
+# and returns the leaf's three-valued SQL, "false" where the evaluator's builder rejects the
+# value (the condition then never matches). Case-insensitively, two strings compare as
+# `Leaf.folded` against the value lower-cased by Python, under `Leaf.if_ascii`.
 
 
-def equals(leaf: Leaf, expected: Any) -> str:
+def equals(leaf: Leaf, operand: Operand) -> str:
+    expected = operand.value
     if type(expected) is str:
         if not storable_text(expected):
             return "false"
-        parts = [leaf.has(json_text(expected))]
+        if operand.case_insensitive:
+            folded = leaf.c.param(expected.lower(), "text")
+            parts = [leaf.by_type({"string": leaf.if_ascii(f"{leaf.folded} = {folded}")})]
+        else:
+            parts = [leaf.has(json_text(expected))]
         as_bool = to_bool(expected)
         if as_bool is not None:
             parts.append(leaf.has(json_text(as_bool)))
@@ -43,7 +50,8 @@ def equals(leaf: Leaf, expected: Any) -> str:
     return "false"
 
 
-def one_of(leaf: Leaf, expected: Any) -> str:
+def one_of(leaf: Leaf, operand: Operand) -> str:
+    expected = operand.value
     if type(expected) is not list:
         return "false"
     strings = sorted({value for value in expected if type(value) is str and storable_text(value)})
@@ -53,7 +61,10 @@ def one_of(leaf: Leaf, expected: Any) -> str:
     number_keys = numbers + [n for n in converted if n is not None and math.isfinite(n)]
     bool_keys = bools | {b for b in map(to_bool, strings) if b is not None}
     string_parts = []
-    if strings:
+    if strings and operand.case_insensitive:
+        folded = leaf.c.param(sorted({value.lower() for value in strings}), "text[]")
+        string_parts.append(leaf.if_ascii(f"{leaf.folded} = ANY({folded})"))
+    elif strings:
         string_parts.append(f"{leaf.text} = ANY({leaf.c.param(strings, 'text[]')})")
     if numbers:
         string_parts.append(leaf.string_in(numbers))
@@ -69,23 +80,26 @@ def one_of(leaf: Leaf, expected: Any) -> str:
     )
 
 
-def negation(build: Callable[[Leaf, Any], str], accepts: Callable[[Any], bool]):
-    """NEQ and NIN: true for a missing or null attribute, false for an array or object."""
+def negation(build: Callable[[Leaf, Operand], str], accepts: Callable[[Any], bool]):
+    """NEQ and NIN: exactly not EQ / not IN, for an array not any element; true for a missing
+    or null attribute."""
 
-    def negation(leaf: Leaf, expected: Any) -> str:
-        if not accepts(expected):
+    def negation(leaf: Leaf, operand: Operand) -> str:
+        if not accepts(operand.value):
             return "false"
         return (
             f"(CASE COALESCE({leaf.type}, 'null') WHEN 'null' THEN true"
-            f" WHEN 'array' THEN false WHEN 'object' THEN false"
-            f" ELSE NOT {build(leaf, expected)} END)"
+            f" WHEN 'array' THEN NOT {leaf.any_element(build, operand)}"
+            " WHEN 'object' THEN false"
+            f" ELSE NOT {build(leaf, operand)} END)"
         )
 
     return negation
 
 
 def comparison(op: str):
-    def build(leaf: Leaf, expected: Any) -> str:
+    def build(leaf: Leaf, operand: Operand) -> str:
+        expected = operand.value
         if not is_number(expected):
             return "false"
         return leaf.by_type(
@@ -114,47 +128,70 @@ def array_holds(leaf: Leaf, expected: str) -> str:
     return any_of(parts)
 
 
-def contains(leaf: Leaf, expected: Any) -> str:
+def _string_test(leaf: Leaf, operand: Operand, test: Callable[[str, str], str]) -> str:
+    """`test(text, value)` of a string attribute, both lower-cased when case-insensitive."""
+    expected: str = operand.value
+    if operand.case_insensitive:
+        return leaf.if_ascii(test(leaf.folded, leaf.c.param(expected.lower(), "text")))
+    return test(leaf.text, leaf.c.param(expected, "text"))
+
+
+def _holds(leaf: Leaf, operand: Operand) -> str:
+    """CONTAINS of an array: an element EQ would match (jsonb containment when it can)."""
+    if operand.case_insensitive:
+        return leaf.any_element(equals, operand)
+    return array_holds(leaf, operand.value)
+
+
+def contains(leaf: Leaf, operand: Operand) -> str:
+    expected = operand.value
     if type(expected) is not str or not storable_text(expected):
         return "false"
     return leaf.by_type(
         {
-            "string": f"strpos({leaf.text}, {leaf.c.param(expected, 'text')}) > 0",
-            "array": array_holds(leaf, expected),
+            "string": _string_test(
+                leaf, operand, lambda text, value: f"strpos({text}, {value}) > 0"
+            ),
+            "array": _holds(leaf, operand),
         }
     )
 
 
-def not_contains(leaf: Leaf, expected: Any) -> str:
+def not_contains(leaf: Leaf, operand: Operand) -> str:
+    expected = operand.value
     if type(expected) is not str:
         return "false"
     if not storable_text(expected):
         return leaf.by_type({"string": "true", "array": "true"})
     return leaf.by_type(
         {
-            "string": f"strpos({leaf.text}, {leaf.c.param(expected, 'text')}) = 0",
-            "array": f"NOT {array_holds(leaf, expected)}",
+            "string": _string_test(
+                leaf, operand, lambda text, value: f"strpos({text}, {value}) = 0"
+            ),
+            "array": f"NOT {_holds(leaf, operand)}",
         }
     )
 
 
-def starts_with(leaf: Leaf, expected: Any) -> str:
-    if type(expected) is not str or not storable_text(expected):
+def starts_with(leaf: Leaf, operand: Operand) -> str:
+    if type(operand.value) is not str or not storable_text(operand.value):
         return "false"
-    prefix = leaf.c.param(expected, "text")
-    return leaf.by_type({"string": f"starts_with({leaf.text}, {prefix})"})
+    test = _string_test(leaf, operand, lambda text, prefix: f"starts_with({text}, {prefix})")
+    return leaf.by_type({"string": test})
 
 
-def ends_with(leaf: Leaf, expected: Any) -> str:
-    if type(expected) is not str or not storable_text(expected):
+def ends_with(leaf: Leaf, operand: Operand) -> str:
+    if type(operand.value) is not str or not storable_text(operand.value):
         return "false"
-    suffix = leaf.c.param(expected, "text")
-    return leaf.by_type({"string": f"right({leaf.text}, length({suffix})) = {suffix}"})
+    test = _string_test(
+        leaf, operand, lambda text, suffix: f"right({text}, length({suffix})) = {suffix}"
+    )
+    return leaf.by_type({"string": test})
 
 
-def exists(leaf: Leaf, _: Any) -> str:
+def exists(leaf: Leaf, _: Operand) -> str:
     return f"COALESCE({leaf.type} <> 'null', false)"
 
 
-def not_exists(leaf: Leaf, _: Any) -> str:
+def not_exists(leaf: Leaf, _: Operand) -> str:
     return f"COALESCE({leaf.type} = 'null', true)"

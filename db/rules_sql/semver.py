@@ -5,6 +5,7 @@ from decimal import Decimal
 from typing import Any
 
 from db.rules_sql.fragments import Leaf
+from rules.matchers import Operand
 from rules.values import parse_semver
 
 _SEMVER_CORE = r"v?(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)"
@@ -20,7 +21,8 @@ _MAX_SEMVER_TEXT = 1000  # far below Python's int-from-str limit for the three n
 
 
 def semver_comparison(kind: str):
-    def build(leaf: Leaf, expected: Any) -> str:
+    def build(leaf: Leaf, operand: Operand) -> str:
+        expected = operand.value
         bound = parse_semver(expected) if type(expected) is str else None
         if bound is None:
             return "false"

@@ -36,6 +36,10 @@ class CreateSegmentInput:
     excluded: list[str] | None = strawberry.field(
         default=None, description="Targeting keys never matched by the rules."
     )
+    salt: str | None = strawberry.field(
+        default=None,
+        description="Seeds PERCENTAGE buckets, 1-100 characters; default: the segment's key.",
+    )
 
 
 @strawberry.input(
@@ -64,6 +68,10 @@ class UpdateSegmentInput:
     )
     excluded: list[str] | None = strawberry.field(
         default=UNSET, description="New excluded targets (replace)."
+    )
+    salt: str | None = strawberry.field(
+        default=UNSET,
+        description="New salt: reshuffles every PERCENTAGE bucket of the segment.",
     )
 
 

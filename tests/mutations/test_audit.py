@@ -62,6 +62,7 @@ async def test_create_records_every_field_with_the_key_name_as_actor(gql, projec
         "force": (None, False),
         "included": (None, ["u1"]),
         "excluded": (None, []),
+        "salt": (None, "beta"),
     }
 
 

@@ -133,7 +133,7 @@ async def test_segment_created_over_graphql_reads_the_same_over_rest(rest, gql, 
             {"type": "group", "logical_op": "NOT",
              "rules": [{"type": "rule", "attribute": "country", "operator": "exists"}]},
         ],
-        "version": segment["version"], "created_at": answer["created_at"],
+        "salt": "grouped", "version": segment["version"], "created_at": answer["created_at"],
         "updated_at": answer["updated_at"],
     }  # fmt: skip
 
@@ -232,6 +232,56 @@ async def test_invalid_bodies_are_400_with_the_field_and_write_nothing(
     error = response.json()["error"]
     assert (error["code"], error["field"]) == (code, field)
     assert (await rest.get()).json()["total"] == 0
+
+
+async def test_salt_case_insensitive_and_percentage_over_rest(rest, gql, project):
+    rules = [
+        {"type": "rule", "attribute": "plan", "operator": "eq", "value": "Pro",
+         "case_insensitive": True},
+        {"type": "rule", "attribute": "targetingKey", "operator": "percentage", "value": 12.5},
+        {"type": "rule", "attribute": "email", "operator": "endsWith", "value": "@acme.com",
+         "case_insensitive": False},
+    ]  # fmt: skip
+    response = await rest.post({"name": "Rollout", "key": "rollout", "rules": rules})
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert created["salt"] == "rollout"  # the key, when not given
+    assert created["rules"] == [
+        rules[0],
+        rules[1],
+        {k: v for k, v in rules[2].items() if k != "case_insensitive"},  # omitted when false
+    ]
+    segment = (await gql(BY_KEY, {"p": project.key, "k": "rollout"}))["segment"]
+    assert [r["operator"] for r in segment["rules"]] == ["EQ", "PERCENTAGE", "ENDS_WITH"]
+
+    changed = await rest.put("rollout", {"salt": "reshuffled", "key": "rollout-2"})
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["salt"], changed.json()["version"]) == ("reshuffled", 2)
+    salted = await rest.post({"name": "Salted", "salt": "given"})
+    assert salted.json()["salt"] == "given"
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"name": "X", "rules": [{"type": "rule", "attribute": "a", "operator": "gt", "value": 1,
+                                  "case_insensitive": True}]}, "rules.0.case_insensitive"),
+        ({"name": "X", "rules": [{"type": "rule", "attribute": "a", "operator": "percentage",
+                                  "value": 100.5}]}, "rules.0.value"),
+    ],
+)  # fmt: skip
+async def test_rules2_mistakes_over_rest_are_400_invalid_rule(rest, body, field):
+    response = await rest.post(body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["field"]) == ("INVALID_RULE", field)
+    assert (await rest.get()).json()["total"] == 0
+
+
+async def test_a_bad_salt_over_rest_is_400(rest):
+    response = await rest.post({"name": "X", "salt": ""})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["field"] == "salt"
 
 
 async def test_conflicts_are_409(rest):

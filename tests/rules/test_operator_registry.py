@@ -34,6 +34,19 @@ SAMPLES = {
     "SEMVER_EQ": ("1.2.3", {"a": "v1.2.3"}, "1.2"),
     "SEMVER_GT": ("1.2.3", {"a": "1.10.0"}, "01.2.3"),
     "SEMVER_LT": ("1.2.3", {"a": "1.2.3-beta"}, 123),
+    "PERCENTAGE": (100, {"a": "user-1"}, 12.3456),
+}
+# The operators that take caseInsensitive (DESIGN §12); every other one refuses it.
+CASE_INSENSITIVE = {
+    "EQ",
+    "NEQ",
+    "IN",
+    "NIN",
+    "CONTAINS",
+    "NOT_CONTAINS",
+    "STARTS_WITH",
+    "ENDS_WITH",
+    "REGEX",
 }
 
 
@@ -59,8 +72,26 @@ def test_validation_reads_the_registry(operator: str) -> None:
 def test_the_evaluator_reads_the_registry(operator: str) -> None:
     value, context, _ = SAMPLES[operator]
     stored, _ = validate_rules(_condition(operator, value), ("rules",), Limits())
-    segment = compile_segment(logical_op="AND", rules=stored, force=False, included=[], excluded=[])
+    segment = compile_segment(
+        salt="test", logical_op="AND", rules=stored, force=False, included=[], excluded=[]
+    )
     assert segment.evaluate(context).matched
+
+
+@pytest.mark.parametrize("operator", OPERATORS)
+def test_case_insensitive_is_accepted_exactly_on_the_string_operators(operator: str) -> None:
+    value, _, _ = SAMPLES[operator]
+    rules = _condition(operator, value)
+    rules[0]["condition"]["caseInsensitive"] = True  # type: ignore[index]
+    stored, problems = validate_rules(rules, ("rules",), Limits())
+    if operator in CASE_INSENSITIVE:
+        assert problems == []
+        assert stored[0]["caseInsensitive"] is True  # type: ignore[typeddict-item]
+    else:
+        assert [(p.field, p.code) for p in problems] == [
+            (("rules", "0", "condition", "caseInsensitive"), "INVALID_RULE")
+        ]
+    assert {name for name, entry in REGISTRY.items() if entry.case_insensitive} == CASE_INSENSITIVE
 
 
 def test_sql_has_a_leaf_per_operator() -> None:

@@ -26,6 +26,7 @@ def segment(
     excluded: list[str] | None = None,
 ) -> Any:
     return compile_segment(
+        salt="test",
         logical_op=logical_op,
         rules=rules if rules is not None else [],
         force=force,
@@ -193,9 +194,9 @@ def test_a_context_that_is_not_an_object_is_an_empty_context() -> None:
 def test_compile_rules_and_evaluate_rules_decide_like_a_segment() -> None:
     rules: list[Any] = [A, group("NOT", B)]
     flat = flatten_context({"a": 1, "b": 2})
-    assert compile_rules("AND", rules)(flat) is True
-    assert evaluate_rules("AND", rules, flat) is True
-    assert evaluate_rules("AND", rules, {"a": 1, "b": 1}) is False
+    assert compile_rules("AND", rules, "test")(flat) is True
+    assert evaluate_rules("AND", rules, flat, "test") is True
+    assert evaluate_rules("AND", rules, {"a": 1, "b": 1}, "test") is False
 
 
 @pytest.mark.parametrize(
@@ -227,5 +228,8 @@ def test_a_broken_top_level_never_matches() -> None:
     assert segment("XOR", [A]).evaluate({"a": 1}).matched is False
     broken: Any = {"rules": "x", "included": None, "excluded": 7}
     assert (
-        compile_segment(logical_op="AND", force=False, **broken).evaluate({"a": 1}).matched is False
+        compile_segment(salt="test", logical_op="AND", force=False, **broken)
+        .evaluate({"a": 1})
+        .matched
+        is False
     )

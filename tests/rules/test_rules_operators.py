@@ -1,20 +1,29 @@
 """Each condition operator of DESIGN §7: coercions, missing and null attributes, wrong types."""
 
+import math
+from fractions import Fraction
 from itertools import pairwise
 from typing import Any
 
 import pytest
 
-from rules.evaluate import compile_segment, flatten_context
+from rules.evaluate import compile_rules, compile_segment, flatten_context
+from rules.values import percent_bucket
 
 MISSING = object()  # the attribute is absent from the context
 
 
-def matches(operator: str, value: Any, actual: Any) -> bool:
+def matches(
+    operator: str, value: Any, actual: Any, *, case_insensitive: bool = False, salt: str = "test"
+) -> bool:
     """Evaluate one condition on attribute "a" and check both evaluation paths agree."""
+    condition: dict[str, Any] = {"attribute": "a", "operator": operator, "value": value}
+    if case_insensitive:
+        condition["caseInsensitive"] = True
     segment = compile_segment(
+        salt=salt,
         logical_op="AND",
-        rules=[{"attribute": "a", "operator": operator, "value": value}],
+        rules=[condition],  # type: ignore[list-item]
         force=False,
         included=[],
         excluded=[],
@@ -60,8 +69,14 @@ EQ = cases(
     (0, False, False),
     ("pro", MISSING, False),
     ("pro", None, False),
-    (1, [1], False),  # arrays are a type mismatch
-    ("pro", ["pro"], False),
+    # An array matches when an element does; nested arrays and objects never do.
+    (1, [1], True),
+    ("pro", ["free", "pro"], True),
+    ("5", [5.0], True),  # with the coercions
+    ("pro", ["Pro"], False),
+    ("pro", [], False),
+    ("pro", [["pro"]], False),
+    ("pro", [{"k": "pro"}], False),
 )
 
 NEQ = cases(
@@ -73,7 +88,12 @@ NEQ = cases(
     (True, 1, True),  # number and boolean are not equal
     ("pro", MISSING, True),
     ("pro", None, True),
-    (1, [2], False),  # a type mismatch matches neither EQ nor NEQ
+    # Exactly not EQ, arrays included: true when no element equals.
+    (1, [2], True),
+    ("a", ["a", "b"], False),
+    ("c", ["a", "b"], True),
+    ("a", [], True),
+    ("a", [["a"]], True),
 )
 
 IN = cases(
@@ -91,7 +111,8 @@ IN = cases(
     ([True], 1, False),
     (["a"], MISSING, False),
     (["a"], None, False),
-    (["a"], ["a"], False),
+    (["a"], ["b", "a"], True),
+    (["a"], ["A", [["a"]]], False),
 )
 
 NIN = cases(
@@ -102,7 +123,9 @@ NIN = cases(
     ([True], 1, True),
     (["a"], MISSING, True),
     (["a"], None, True),
-    (["a"], ["b"], False),
+    (["a"], ["b"], True),
+    (["a"], ["b", "a"], False),
+    (["a"], [], True),
 )
 
 COMPARISONS = (
@@ -117,7 +140,9 @@ COMPARISONS = (
         (10, True, False),
         (10, MISSING, False),
         (10, None, False),
-        (10, [11], False),
+        (10, [11], True),
+        (10, [1, "11"], True),
+        (10, [1, [11]], False),
     )
     + cases(
         "GTE",
@@ -172,7 +197,8 @@ STRINGS = (
         ("He", "hello", False),
         ("lo", "hello", False),
         ("1", 123, False),
-        ("a", ["abc"], False),
+        ("a", ["xyz", "abc"], True),
+        ("a", ["xa"], False),
         ("a", MISSING, False),
     )
     + cases(
@@ -215,7 +241,9 @@ REGEX = cases(
     (r"a", "\ud800a", True),  # a lone surrogate (json.loads allows it) does not raise
     (r"a", MISSING, False),
     (r"a", None, False),
-    (r"a", ["a"], False),
+    (r"a", ["a"], True),
+    (r"\d", ["x", 7], True),
+    (r"a", [["a"]], False),
 )
 
 INSTANTS = cases(
@@ -245,7 +273,8 @@ INSTANTS = cases(
     ("2024-01-01T12:00:00Z", "2024-01-01 12:00:01", True),
     ("2024-01-01", 1704067201, True),
     ("2024-01-01", "1704067200", False),
-    ("2024-01-01", [1704067201], False),
+    ("2024-01-01", [1704067201], True),
+    ("2024-01-01", [1704067199, "2023-12-31"], False),
 )
 
 SEMVERS = (
@@ -284,12 +313,133 @@ SEMVERS = (
 )
 
 
+# Known buckets, computed apart from the code (sha256sum of "salt/text"; the first 16 hex
+# digits as an unsigned integer): see test_percentage_buckets_are_the_sha256_of_salt_and_text.
+BUCKETS = [
+    ("checkout", "user-1", 0x71121377F83468FD),
+    ("checkout", "user-2", 0xF42B81166DBF589A),
+    ("onboarding", "user-1", 0xC4FED2FCCBA84D96),
+    ("checkout", "42", 0x4C4C01724C985923),
+]
+
+PERCENTAGES = cases(
+    "PERCENTAGE",
+    (100, "anyone", True),  # 100 matches everyone with the attribute
+    (100, 0, True),  # integers bucket by their decimal text
+    (0, "anyone", False),  # 0 matches no one
+    (100, 1.5, False),  # other types never match
+    (100, 1.0, False),
+    (100, True, False),
+    (100, MISSING, False),
+    (100, None, False),
+    (100, ["anyone"], False),  # arrays never match
+)
+
+CASE_INSENSITIVE = [
+    pytest.param(operator, value, actual, expected, id=f"ci-{operator}-{value!r}-{actual!r}")
+    for operator, value, actual, expected in [
+        ("EQ", "Pro", "pRO", True),
+        ("EQ", "ÜBER", "über", True),  # Unicode lower-casing
+        ("EQ", "STRASSE", "straße", False),  # lower-cased, not case-folded
+        ("EQ", "İ", "i\u0307", True),  # "İ".lower() is "i" + combining dot
+        ("EQ", "İ", "i", False),
+        ("EQ", "ΌΣΟΣ", "όσος", True),  # str.lower() spells a final sigma ς
+        ("EQ", "ΌΣΟΣ", "όσοσ", False),
+        ("EQ", "ΌΣΟΣ", "ΌσοΣ", True),
+        ("EQ", "ǅ", "ǆ", True),
+        ("EQ", "\u212a", "k", True),  # the Kelvin sign lower-cases to k
+        ("EQ", "5", 5, True),  # not two strings: the usual coercions
+        ("EQ", "TRUE", True, True),
+        ("EQ", "pro", ["Free", "PRO"], True),
+        ("NEQ", "Pro", "pro", False),
+        ("NEQ", "Pro", ["PRO"], False),
+        ("NEQ", "Pro", "basic", True),
+        ("IN", ["Pro", "Team"], "TEAM", True),
+        ("IN", ["Pro"], "free", False),
+        ("NIN", ["Pro", "Team"], "TEAM", False),
+        ("CONTAINS", "ROC", "Procedure", True),
+        ("CONTAINS", "PRO", ["x", "pro"], True),  # elements compared as EQ does
+        ("CONTAINS", "PRO", ["xpro"], False),
+        ("NOT_CONTAINS", "ROC", "Procedure", False),
+        ("NOT_CONTAINS", "PRO", ["x", "pro"], False),
+        ("STARTS_WITH", "HE", "hello", True),
+        ("ENDS_WITH", "LO", "HELLO", True),
+        ("ENDS_WITH", "ß", "STRASSE", False),
+        ("REGEX", "^PRO$", "pro", True),
+        ("REGEX", "^pro$", "PRO", True),
+        ("REGEX", "^[A-Z]+$", "Pro", True),
+        ("REGEX", "^ü", "Über", True),
+        ("REGEX", "E", 1e-7, True),  # numbers in their text form, "1e-07"
+    ]
+]
+
+
 @pytest.mark.parametrize(
     ("operator", "value", "actual", "expected"),
-    EQ + NEQ + IN + NIN + COMPARISONS + STRINGS + PRESENCE + REGEX + INSTANTS + SEMVERS,
+    EQ
+    + NEQ
+    + IN
+    + NIN
+    + COMPARISONS
+    + STRINGS
+    + PRESENCE
+    + REGEX
+    + INSTANTS
+    + SEMVERS
+    + PERCENTAGES,
 )
 def test_operator(operator: str, value: Any, actual: Any, expected: bool) -> None:
     assert matches(operator, value, actual) is expected
+
+
+@pytest.mark.parametrize(("operator", "value", "actual", "expected"), CASE_INSENSITIVE)
+def test_case_insensitive_lower_cases_both_strings(
+    operator: str, value: Any, actual: Any, expected: bool
+) -> None:
+    assert matches(operator, value, actual, case_insensitive=True) is expected
+
+
+def test_case_insensitive_false_is_the_case_sensitive_operator() -> None:
+    assert matches("EQ", "Pro", "pro") is False
+    assert matches("EQ", "Pro", "pro", case_insensitive=True) is True
+
+
+@pytest.mark.parametrize(("salt", "text", "bucket"), BUCKETS)
+def test_percentage_buckets_are_the_sha256_of_salt_and_text(
+    salt: str, text: str, bucket: int
+) -> None:
+    assert percent_bucket(salt, text) == bucket
+    # The bucket as a percentage is bucket * 100 / 2^64: a value just above it matches, one
+    # at or below it does not (values have at most three decimals).
+    position = Fraction(bucket * 100, 2**64)
+    above = math.floor(position * 1000 + 1) / 1000
+    below = math.floor(position * 1000) / 1000
+    assert matches("PERCENTAGE", above, text, salt=salt)
+    assert not matches("PERCENTAGE", below, text, salt=salt)
+
+
+def test_percentage_buckets_integers_by_their_decimal_text() -> None:
+    salt, text, bucket = BUCKETS[3]
+    position = Fraction(bucket * 100, 2**64)
+    assert matches("PERCENTAGE", math.floor(position * 1000 + 1) / 1000, 42, salt=salt)
+    assert not matches("PERCENTAGE", math.floor(position * 1000) / 1000, 42, salt=salt)
+
+
+@pytest.mark.parametrize("percent", [0.5, 25, 70.125])
+def test_percentage_splits_keys_in_proportion(percent: float) -> None:
+    rule = {"attribute": "targetingKey", "operator": "PERCENTAGE", "value": percent}
+    test = compile_rules("AND", [rule], "rollout")  # type: ignore[list-item]
+    keys = 100_000
+    matched = sum(test({"targetingKey": f"user-{n}"}) for n in range(keys))
+    assert abs(matched / keys * 100 - percent) <= 1
+
+
+def test_percentage_depends_on_the_salt() -> None:
+    keys = [f"user-{n}" for n in range(1000)]
+    first = {key for key in keys if matches("PERCENTAGE", 50, key, salt="a")}
+    second = {key for key in keys if matches("PERCENTAGE", 50, key, salt="b")}
+    assert first != second
+    assert 400 < len(first & second) + len(set(keys) - first - second) < 600
 
 
 def test_semver_precedence_follows_the_spec_example() -> None:
@@ -346,6 +496,7 @@ def test_an_object_value_is_a_type_mismatch(operator: str, expected: bool) -> No
         "SEMVER_EQ": "1.0.0",
     }.get(operator)
     segment = compile_segment(
+        salt="test",
         logical_op="AND",
         rules=[{"attribute": "a", "operator": operator, "value": value}],
         force=False,

@@ -98,6 +98,7 @@ VALUES = {
     "SEMVER_EQ": st.sampled_from(["1.2.3", "v1.2.3+b", "1.0.0-rc.1"]),
     "SEMVER_GT": st.sampled_from(["1.0.0", "0.0.1-alpha"]),
     "SEMVER_LT": st.sampled_from(["2.0.0", "1.0.0-rc.1"]),
+    "PERCENTAGE": st.sampled_from([0, 33.333, 50, 100]),
 }
 
 conditions = st.sampled_from(OPERATORS).flatmap(
@@ -122,7 +123,7 @@ logical_ops = st.sampled_from(LOGICAL_OPS)
 
 def matches(logical_op: str, rules: list[Any], context: Any) -> bool:
     segment = compile_segment(
-        logical_op=logical_op, rules=rules, force=False, included=[], excluded=[]
+        salt="test", logical_op=logical_op, rules=rules, force=False, included=[], excluded=[]
     )
     return segment.evaluate(context).matched
 
@@ -181,7 +182,12 @@ def test_evaluate_never_raises_and_agrees_with_matches_flat(
     excluded: list[str],
 ) -> None:
     segment = compile_segment(
-        logical_op=logical_op, rules=rules, force=force, included=included, excluded=excluded
+        salt="test",
+        logical_op=logical_op,
+        rules=rules,
+        force=force,
+        included=included,
+        excluded=excluded,
     )
     evaluation = segment.evaluate(context)
     flat = flatten_context(context)
@@ -210,6 +216,6 @@ def test_arbitrary_stored_data_never_raises(logical_op: Any, rules: Any, context
     trees: list[Any] = [rules, [rules], [{"logicalOp": "OR", "rules": [rules]}]]
     for tree in trees:
         segment = compile_segment(
-            logical_op=logical_op, rules=tree, force=False, included=rules, excluded=[]
+            salt="test", logical_op=logical_op, rules=tree, force=False, included=rules, excluded=[]
         )
         assert segment.matches_flat(flatten_context(context)) is segment.evaluate(context).matched

@@ -54,9 +54,9 @@ ADULT = {"attribute": "age", "operator": "GTE", "value": 18}
 
 def test_a_reference_matches_when_the_referenced_segment_does_and_negate_inverts_it():
     references = {2: _definition([PRO], key="pro", excluded=["banned"])}
-    inside = compile_segment(logical_op="AND", rules=[{"segmentId": 2, "negate": False}],
+    inside = compile_segment(salt="s", logical_op="AND", rules=[{"segmentId": 2, "negate": False}],
                              force=False, included=[], excluded=[], references=references)  # fmt: skip
-    outside = compile_segment(logical_op="AND", rules=[{"segmentId": 2, "negate": True}],
+    outside = compile_segment(salt="s", logical_op="AND", rules=[{"segmentId": 2, "negate": True}],
                               force=False, included=[], excluded=[], references=references)  # fmt: skip
     for context, member in [
         ({"plan": "pro"}, True),
@@ -72,7 +72,7 @@ def test_a_reference_matches_when_the_referenced_segment_does_and_negate_inverts
 
 def test_an_unknown_reference_never_matches_negated_or_not():
     for negate in (False, True):
-        segment = compile_segment(logical_op="OR", rules=[{"segmentId": 5, "negate": negate}],
+        segment = compile_segment(salt="s", logical_op="OR", rules=[{"segmentId": 5, "negate": negate}],
                                   force=False, included=[], excluded=[], references={})  # fmt: skip
         assert segment.evaluate({}).matched is False
         assert segment.evaluate({}).segment_matches == []
@@ -87,7 +87,7 @@ def test_segment_matches_explain_every_reference_depth_first_with_its_own_evalua
         {"logicalOp": "OR", "rules": [{"segmentId": 3, "negate": True}]},
         {"segmentId": 2, "negate": False},
     ]
-    segment = compile_segment(logical_op="OR", rules=rules, force=False, included=[],
+    segment = compile_segment(salt="s", logical_op="OR", rules=rules, force=False, included=[],
                               excluded=[], references=references, key="top")  # fmt: skip
     result = segment.evaluate({"plan": "pro", "age": 20})
     assert result.matched is True
@@ -105,7 +105,7 @@ def test_segment_matches_explain_every_reference_depth_first_with_its_own_evalua
 def test_a_corrupt_cycle_of_references_ends_instead_of_recursing_forever():
     references = {1: _definition([{"segmentId": 2, "negate": False}]),
                   2: _definition([{"segmentId": 1, "negate": False}])}  # fmt: skip
-    segment = compile_segment(logical_op="AND", rules=[{"segmentId": 1, "negate": False}],
+    segment = compile_segment(salt="s", logical_op="AND", rules=[{"segmentId": 1, "negate": False}],
                               force=False, included=[], excluded=[], references=references)  # fmt: skip
     assert segment.evaluate({}).matched is False
     assert segment.matches_flat({}) is False

@@ -40,7 +40,7 @@ def test_no_rules_is_the_fallthrough_with_nothing_evaluated() -> None:
 
 
 def test_a_custom_rule_decides_by_its_rules_and_reports_every_condition() -> None:
-    evaluate = compile_custom_rule("AND", PREMIUM)
+    evaluate = compile_custom_rule("AND", PREMIUM, "flag")
     yes, no = evaluate({"plan": "premium"}), evaluate({"plan": "free"})
     assert (yes.matched, yes.reason) == (True, "RULES_MATCHED")
     assert (no.matched, no.reason) == (False, "RULES_NOT_MATCHED")
@@ -49,6 +49,6 @@ def test_a_custom_rule_decides_by_its_rules_and_reports_every_condition() -> Non
 
 def test_a_custom_rule_without_an_operator_combines_with_and() -> None:
     rules = [*PREMIUM, {"attribute": "country", "operator": "EXISTS", "value": None}]
-    evaluate = compile_custom_rule(None, rules)
+    evaluate = compile_custom_rule(None, rules, "flag")
     assert evaluate({"plan": "premium"}).matched is False
     assert evaluate({"plan": "premium", "country": "DE"}).matched is True

@@ -34,8 +34,9 @@ def problems(rules: list[Any], limits: Limits = DEFAULT_LIMITS) -> list[Problem]
     return validate_rules(rules, PATH, limits)[1]
 
 
-def test_operators_are_the_contracts_twenty() -> None:
-    assert len(set(OPERATORS)) == 20
+def test_operators_are_the_contracts_twenty_and_percentage() -> None:
+    assert len(set(OPERATORS)) == 21
+    assert OPERATORS[-1] == "PERCENTAGE"
 
 
 def test_valid_input_becomes_the_stored_shape() -> None:
