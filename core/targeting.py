@@ -8,6 +8,8 @@ its rules in order, and the segments its SEGMENT rules name.
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
+
 from core.access import project_id_for
 from core.evaluation import compiled_segment, context_problems
 from db import flags as db_flags
@@ -42,28 +44,37 @@ async def evaluate_targeting(
     project_id = project_id_for(principal, project_key)
     if project_id is None:  # reads exactly like a flag that does not exist
         return _no_such_flag(project_key, flag_key)
-    async with db.connection() as conn:
-        flag = await db_flags.flag_by_key(conn, project_id, flag_key)
-        if flag is None:
-            return _no_such_flag(project_key, flag_key)
-        if flag["archived_at"] is not None:
-            return Refused.one(
-                ProblemCode.NOT_FOUND, f"The flag {flag_key!r} is archived.", ("flagKey",)
-            )
-        environment = await db_projects.environment_by_key(conn, project_id, environment_key)
-        if environment is None:
-            return Refused.one(
-                ProblemCode.NOT_FOUND,
-                f"No environment with key {environment_key!r} in project {project_key!r}.",
-                ("environmentKey",),
-            )
-        rules = await db_flags.rules_of_flags(conn, project_id, [(flag["id"], environment_key)])
-        wanted = sorted({rule["segment_id"] for rule in rules if rule["segment_id"] is not None})
-        found = await db_segments.segments_by_id(conn, project_id, wanted) if wanted else []
-    segments = {row["id"]: row for row in found}
+    found = await db.run(_read, project_id, project_key, flag_key, environment_key)
+    if isinstance(found, Refused):
+        return found
+    rules, segments = found
     # A generator: the rules after the match are never compiled.
     walk = first_match(((rule, _evaluator(rule, segments)) for rule in rules), context)
     return DryRun(walk, segments)
+
+
+async def _read(
+    conn: asyncpg.Connection, project_id: int, project_key: str, flag_key: str, environment_key: str
+) -> tuple[list[Row], dict[int, Row]] | Refused:
+    """The flag's rules in the environment and the segments they name, or why not."""
+    flag = await db_flags.flag_by_key(conn, project_id, flag_key)
+    if flag is None:
+        return _no_such_flag(project_key, flag_key)
+    if flag["archived_at"] is not None:
+        return Refused.one(
+            ProblemCode.NOT_FOUND, f"The flag {flag_key!r} is archived.", ("flagKey",)
+        )
+    environment = await db_projects.environment_by_key(conn, project_id, environment_key)
+    if environment is None:
+        return Refused.one(
+            ProblemCode.NOT_FOUND,
+            f"No environment with key {environment_key!r} in project {project_key!r}.",
+            ("environmentKey",),
+        )
+    rules = await db_flags.rules_of_flags(conn, project_id, [(flag["id"], environment_key)])
+    wanted = sorted({rule["segment_id"] for rule in rules if rule["segment_id"] is not None})
+    found = await db_segments.segments_by_id(conn, project_id, wanted) if wanted else []
+    return rules, {row["id"]: row for row in found}
 
 
 def _evaluator(rule: Row, segments: dict[int, Row]) -> RuleEvaluator:
