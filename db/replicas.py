@@ -161,7 +161,8 @@ class Replica:
         self.healthy = lag_s <= max_lag_s
         self.status = "ok" if self.healthy else "lagging"
         if self.status != was:
-            log.warning("replica %s is %s (lag %.1f s)", self.name, self.status, lag_s)
+            level = logging.INFO if self.healthy else logging.WARNING
+            log.log(level, "replica %s is %s (lag %.1f s)", self.name, self.status, lag_s)
 
     async def lost(self, reason: object) -> None:
         """Out of rotation until a check finds it fine; its pooled connections are replaced."""
