@@ -69,8 +69,11 @@ def primary_url(pair: StandbyPair) -> str:
         conn = await asyncpg.connect(pair.primary_url("segments"))
         try:
             await migrate(conn)
+            written = await conn.fetchval("SELECT pg_current_wal_insert_lsn()")
         finally:
             await conn.close()
+        while (await _standby(pair, "SELECT pg_last_wal_replay_lsn()")) < written:
+            await asyncio.sleep(0.01)
 
     asyncio.run(create())
     return pair.primary_url("segments")
@@ -124,7 +127,9 @@ async def serving(pair: StandbyPair, primary_url: str, **settings: Any) -> Async
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield Api(app, http)
+            api = Api(app, http)
+            await api.until(lambda: api.replica.healthy)
+            yield api
 
 
 class Api:
@@ -182,7 +187,6 @@ def _create(project: Project, key: str) -> dict:
 
 async def test_reads_land_on_the_replica_and_writes_on_the_primary(pair, primary_url, tenant):
     async with serving(pair, primary_url) as api:
-        assert api.replica.healthy
         await api.warm(tenant)
 
         wrote, primary, replica = await api.counted(
