@@ -6,11 +6,14 @@ initdb makes the primary; `pg_basebackup -R` copies it into a standby that follo
 through a replication slot (so a stopped standby catches up when it starts again).
 """
 
+import asyncio
 import os
 import shutil
 import socket
 import subprocess
 from pathlib import Path
+
+import asyncpg
 
 from api.embedded import binaries
 
@@ -106,3 +109,17 @@ class StandbyPair:
         for data in (self.standby_data, self.primary_data):
             if (data / "postmaster.pid").exists():
                 self._ctl(data, "-m", "immediate", "stop")
+
+    async def replayed(self) -> None:
+        """Return once the standby has replayed everything the primary wrote until now."""
+        primary = await asyncpg.connect(self.primary_url())
+        standby = await asyncpg.connect(self.standby_url())
+        try:
+            written = await primary.fetchval("SELECT pg_current_wal_insert_lsn()")
+            while True:
+                if await standby.fetchval("SELECT pg_last_wal_replay_lsn()") >= written:
+                    return
+                await asyncio.sleep(0.02)
+        finally:
+            await primary.close()
+            await standby.close()

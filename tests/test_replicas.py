@@ -69,11 +69,9 @@ def primary_url(pair: StandbyPair) -> str:
         conn = await asyncpg.connect(pair.primary_url("segments"))
         try:
             await migrate(conn)
-            written = await conn.fetchval("SELECT pg_current_wal_insert_lsn()")
         finally:
             await conn.close()
-        while (await _standby(pair, "SELECT pg_last_wal_replay_lsn()")) < written:
-            await asyncio.sleep(0.01)
+        await pair.replayed()
 
     asyncio.run(create())
     return pair.primary_url("segments")
