@@ -15,6 +15,7 @@ from starlette.routing import Route
 from api import health
 from api.assets import PREFIX, asset_route
 from api.auth import Authenticator
+from api.consistency import LSN_HEADER
 from api.graphql_http import GraphQLEndpoint, graphql_route
 from api.rest.openapi import openapi_document
 from api.rest.routes import routes as rest_routes
@@ -40,6 +41,8 @@ def create_app(settings: Settings) -> Starlette:
             statement_timeout_ms=settings.statement_timeout_ms,
             connect_timeout=settings.connect_timeout_s,
             member_connections=settings.member_connections,
+            replica_dsns=settings.database_replica_urls,
+            replica_policy=settings.replica_policy,
         )
         app.state.db = db
         app.state.settings = settings
@@ -84,7 +87,8 @@ def _cors(origins: list[str], methods: list[str]) -> Middleware:
         PreflightNoContent,
         allow_origins=origins,
         allow_methods=methods,
-        allow_headers=["Authorization", "Content-Type"],
+        allow_headers=["Authorization", "Content-Type", LSN_HEADER],
+        expose_headers=[LSN_HEADER],
         max_age=600,
     )
 

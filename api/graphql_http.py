@@ -17,6 +17,7 @@ from strawberry import Schema
 from api.assets import graphiql_page
 from api.auth import Authenticator
 from api.bodies import JSON, read_json_body
+from api.consistency import request_database, tell_position
 from api.errors import RETRY_AFTER, RequestError, typed_error
 from api.settings import Settings
 from rules.values import loads_json
@@ -208,8 +209,14 @@ class GraphQLEndpoint:
                 "Mutations need POST.", "METHOD_NOT_ALLOWED", 405, media_type, {"allow": "POST"}
             )
 
+        try:
+            db = request_database(
+                self.authenticator.db, request, writes=operation is OperationType.MUTATION
+            )
+        except RequestError as exc:
+            return _error(str(exc), exc.code, exc.status, media_type, exc.headers)
         context = Context(
-            db=self.authenticator.db,
+            db=db,
             settings=self.settings,
             principal=principal,
             request_id=request_id,
@@ -230,7 +237,7 @@ class GraphQLEndpoint:
             body["errors"] = errors
             if any((e.get("extensions") or {}).get("code") == "SERVER_BUSY" for e in errors):
                 status, headers = 503, RETRY_AFTER
-        response = _json(body, status, media_type, headers)
+        response = tell_position(_json(body, status, media_type, headers), db)
         response.operation_name = params.operation_name  # type: ignore[attr-defined]
         return response
 

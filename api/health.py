@@ -18,4 +18,9 @@ async def ready(request: Request) -> JSONResponse:
                 await conn.fetchval("SELECT 1")
     except Exception:  # any failure means "not ready"; the reason goes to the log, not the client
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
-    return JSONResponse({"status": "ok", "database": "ok"})
+    body: dict[str, object] = {"status": "ok", "database": "ok"}
+    replicas = db.report()
+    if replicas is not None:
+        # A replica that is down or lagging only sends its reads to the primary: still ready.
+        body["replicas"] = replicas
+    return JSONResponse(body)

@@ -8,6 +8,7 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.policy import Policy
+from db.replicas import ReplicaPolicy
 from rules.models import Limits
 
 
@@ -19,6 +20,19 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("DATABASE_URL", "SEGMENTS_DATABASE_URL")
     )
     data_dir: Path = Path(".data")
+    # Streaming replicas of DATABASE_URL, comma-separated: reads that need no transaction go
+    # to them (db/pool.py); empty: everything on the primary.
+    database_replica_urls: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        validation_alias=AliasChoices("DATABASE_REPLICA_URLS", "SEGMENTS_DATABASE_REPLICA_URLS"),
+    )
+    # A replica further behind than this is out of rotation until it catches up.
+    replica_max_lag_s: float = 5.0
+    # How long a read sent with x-segments-lsn waits for a replica to replay that write
+    # before it reads the primary instead.
+    replica_wait_s: float = 0.25
+    # How often replicas are checked (reachable, still standbys, lag).
+    replica_check_s: float = 1.0
 
     pool_min_size: int = 2
     pool_max_size: int = 10
@@ -58,6 +72,22 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
         return value
+
+    @field_validator("database_replica_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [url.strip() for url in value.split(",") if url.strip()]
+        return value
+
+    @property
+    def replica_policy(self) -> ReplicaPolicy:
+        return ReplicaPolicy(
+            max_lag_s=self.replica_max_lag_s,
+            wait_s=self.replica_wait_s,
+            check_s=self.replica_check_s,
+            connect_timeout_s=self.connect_timeout_s,
+        )
 
     @field_validator("cors_origins")
     @classmethod

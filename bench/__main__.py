@@ -72,6 +72,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the compiled query executor (SEGMENTS_FAST_PATH); off: graphql-core runs all",
     )
     parser.add_argument(
+        "--replica",
+        action="store_true",
+        help="build a primary and a streaming replica, run list and member_count against the "
+        "primary alone and then with the replica, and report both servers' CPU",
+    )
+    parser.add_argument(
         "--generator",
         choices=["auto", "wrk", "asyncio"],
         default="auto",
@@ -573,6 +579,121 @@ def run(args: argparse.Namespace, servers: Servers) -> int:
     return 1 if failed else 0
 
 
+def cpu_seconds(data_dir: Path) -> float:
+    """CPU time (user and system) of a PostgreSQL server's processes so far: its postmaster
+    and every backend, walsender and walreceiver under it."""
+    import psutil
+
+    pid = int((data_dir / "postmaster.pid").read_text().split()[0])
+    total = 0.0
+    root = psutil.Process(pid)
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def run_replica(args: argparse.Namespace, servers: Servers) -> int:
+    """--replica: the list (under load) and member_count (sequential) scenarios, first with
+    the primary alone, then with one streaming replica beside it (DATABASE_REPLICA_URLS),
+    each with the CPU seconds both PostgreSQL servers spent on it."""
+    from bench.replica import StandbyPair
+    from bench.seed import DATABASE_NAME
+
+    folder = Path(tempfile.mkdtemp(prefix="segments-bench-replica-"))
+    pair = StandbyPair(folder)
+    log(f"building a primary and a hot standby under {folder}")
+    pair.start()
+    try:
+        seeded = asyncio.run(
+            prepare(
+                pair.primary_url(),
+                segments=args.segments,
+                flags=args.flags,
+                rules=args.rules,
+                reuse=False,
+            )
+        )
+        count = args.profiles or 100_000
+        log(f"seeded {seeded.live_segments} segments; seeding {count} profiles")
+        asyncio.run(profiles.prepare(seeded.dsn, seeded.project_id, count, False))
+        asyncio.run(pair.replayed())
+        listing = build(seeded)["list"]
+        rows: dict[str, dict[str, Any]] = {}
+        for mode, replicas in (("primary", ""), ("replica", pair.standby_url(DATABASE_NAME))):
+            env = {
+                **os.environ,
+                "DATABASE_URL": seeded.dsn,
+                "DATABASE_REPLICA_URLS": replicas,
+                "SEGMENTS_MAX_SEGMENTS_PER_PROJECT": str(MAX_SEGMENTS),
+                "PYTHONUNBUFFERED": "1",
+            }
+            port = free_port()
+            log(f"{mode}: starting segments serve on port {port}")
+            command = [sys.executable, "-m", "api.cli", "serve", "--port", str(port)]
+            servers.start("serve", [*command, "--workers", str(args.workers)], env, port)
+            problem, _ = check(listing, port, seeded)
+            if args.warmup:
+                drive(listing, port, seeded, args, args.warmup, "warmup")
+            for name in ("list", "member_count"):
+                before = cpu_seconds(pair.primary_data), cpu_seconds(pair.standby_data)
+                if name == "list":
+                    log(f"{mode} list: {args.duration:g} s at concurrency {args.concurrency}")
+                    result = drive(listing, port, seeded, args, args.duration, "load")
+                    row: dict[str, Any] = {
+                        "rps": result.rps,
+                        "p50_ms": result.p50_ms,
+                        "p99_ms": result.p99_ms,
+                        "errors": result.errors,
+                        "problem": problem,
+                    }
+                else:
+                    log(f"{mode} member_count: {args.profile_runs} sequential requests")
+                    measured = profiles.measure(port, seeded.token, args.profile_runs, [name])
+                    row = {k: measured[name][k] for k in ("rps", "p50_ms", "p99_ms", "errors")}
+                    row["problem"] = measured[name]["problem"]
+                after = cpu_seconds(pair.primary_data), cpu_seconds(pair.standby_data)
+                row["primary_cpu_s"] = after[0] - before[0]
+                row["replica_cpu_s"] = after[1] - before[1]
+                rows[f"{name} ({mode})"] = row
+            servers.stop_all()
+    finally:
+        servers.stop_all()
+        pair.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    header = (
+        f"{'scenario':<24} {'rps':>9} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7} "
+        f"{'primary CPU s':>14} {'replica CPU s':>14}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, row in rows.items():
+        print(
+            f"{name:<24} {_fmt(row['rps']):>9} {_fmt(row['p50_ms'], 2):>9} "
+            f"{_fmt(row['p99_ms'], 2):>9} {row['errors']:>7} {_fmt(row['primary_cpu_s'], 2):>14} "
+            f"{_fmt(row['replica_cpu_s'], 2):>14}"
+            + (f"  !! {row['problem']}" if row["problem"] else "")
+        )
+    summary = {
+        "segments": seeded.live_segments,
+        "profiles": count,
+        "duration_s": args.duration,
+        "concurrency": args.concurrency,
+        "workers": args.workers,
+        "rows": {
+            name: {k: _round(v, 3) if isinstance(v, float) else v for k, v in row.items()}
+            for name, row in rows.items()
+        },
+    }
+    print(json.dumps(summary, separators=(", ", ": ")))
+    failed = any(row["problem"] or row["errors"] for row in rows.values())
+    servers.keep_logs = servers.keep_logs or failed
+    return 1 if failed else 0
+
+
 def _round(value: float | None, digits: int = 1) -> float | None:
     return None if value is None else round(value, digits)
 
@@ -610,7 +731,7 @@ def main(argv: list[str] | None = None) -> int:
     atexit.register(servers.close)
     with interruptible():
         try:
-            return run(args, servers)
+            return run_replica(args, servers) if args.replica else run(args, servers)
         except KeyboardInterrupt:
             log("interrupted; stopping servers")
             return 130

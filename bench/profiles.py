@@ -252,15 +252,22 @@ def _problem(name: str, document: Any, counted: dict[str, int]) -> str | None:
     return None
 
 
-def measure(port: int, token: str, runs: int) -> dict[str, dict[str, Any]]:
-    """Each scenario `runs` times, one request at a time, after one unmeasured request."""
-    return asyncio.run(_measure(port, token, runs))
+def measure(
+    port: int, token: str, runs: int, names: list[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Each scenario (or those `names`) `runs` times, one request at a time, after one
+    unmeasured request."""
+    return asyncio.run(_measure(port, token, runs, names))
 
 
-async def _measure(port: int, token: str, runs: int) -> dict[str, dict[str, Any]]:
+async def _measure(
+    port: int, token: str, runs: int, names: list[str] | None = None
+) -> dict[str, dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     counted: dict[str, int] = {}
     for name, (body, note) in requests().items():
+        if names is not None and name not in names:
+            continue
         request = load.http_request("POST", "/graphql", port, body, token)
         latencies: list[float] = []
         errors = 0

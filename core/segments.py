@@ -296,10 +296,15 @@ async def segment_page(
     project_id = project_id_for(principal, project_key)
     if project_id is None:
         return None
-    async with db.connection() as conn:
-        return await db_segments.numbered_page(
-            conn, project_id, SegmentFilter(search=search), order, descending, offset, limit
-        )
+    return await db.run(
+        db_segments.numbered_page,
+        project_id,
+        SegmentFilter(search=search),
+        order,
+        descending,
+        offset,
+        limit,
+    )
 
 
 async def usage(db: Database, principal: Principal, segment_id: int) -> db_segments.Usage:

@@ -8,6 +8,8 @@ its rules in order, and the segments its SEGMENT rules name.
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
+
 from core.access import project_id_for
 from core.evaluation import compiled_segment, context_problems
 from db import flags as db_flags
@@ -44,29 +46,10 @@ async def evaluate_targeting(
     project_id = project_id_for(principal, project_key)
     if project_id is None:  # reads exactly like a flag that does not exist
         return _no_such_flag(project_key, flag_key)
-    async with db.connection() as conn:
-        flag = await db_flags.flag_by_key(conn, project_id, flag_key)
-        if flag is None:
-            return _no_such_flag(project_key, flag_key)
-        if flag["archived_at"] is not None:
-            return Refused.one(
-                ProblemCode.NOT_FOUND, f"The flag {flag_key!r} is archived.", ("flagKey",)
-            )
-        environment = await db_projects.environment_by_key(conn, project_id, environment_key)
-        if environment is None:
-            return Refused.one(
-                ProblemCode.NOT_FOUND,
-                f"No environment with key {environment_key!r} in project {project_key!r}.",
-                ("environmentKey",),
-            )
-        rules = await db_flags.rules_of_flags(conn, project_id, [(flag["id"], environment_key)])
-        # The SEGMENT rules' segments and every segment any rule reaches through references.
-        wanted = {rule["segment_id"] for rule in rules if rule["segment_id"] is not None}
-        wanted.update(i for rule in rules for i in referenced_ids(rule["rules"] or []))
-        found = (
-            await db_segments.reference_closure(conn, project_id, sorted(wanted)) if wanted else []
-        )
-    segments = {row["id"]: row for row in found}
+    found = await db.run(_read, project_id, project_key, flag_key, environment_key)
+    if isinstance(found, Refused):
+        return found
+    flag, rules, segments = found
     references = references_from_rows(segments)
     # A generator: the rules after the match are never compiled.
     walk = first_match(
@@ -75,13 +58,39 @@ async def evaluate_targeting(
     return DryRun(walk, segments)
 
 
+async def _read(
+    conn: asyncpg.Connection, project_id: int, project_key: str, flag_key: str, environment_key: str
+) -> tuple[Row, list[Row], dict[int, Row]] | Refused:
+    """The flag, its rules in the environment, and the SEGMENT rules' segments with every
+    segment any rule reaches through references (by id) — or why not."""
+    flag = await db_flags.flag_by_key(conn, project_id, flag_key)
+    if flag is None:
+        return _no_such_flag(project_key, flag_key)
+    if flag["archived_at"] is not None:
+        return Refused.one(
+            ProblemCode.NOT_FOUND, f"The flag {flag_key!r} is archived.", ("flagKey",)
+        )
+    environment = await db_projects.environment_by_key(conn, project_id, environment_key)
+    if environment is None:
+        return Refused.one(
+            ProblemCode.NOT_FOUND,
+            f"No environment with key {environment_key!r} in project {project_key!r}.",
+            ("environmentKey",),
+        )
+    rules = await db_flags.rules_of_flags(conn, project_id, [(flag["id"], environment_key)])
+    wanted = {rule["segment_id"] for rule in rules if rule["segment_id"] is not None}
+    wanted.update(i for rule in rules for i in referenced_ids(rule["rules"] or []))
+    found = await db_segments.reference_closure(conn, project_id, sorted(wanted)) if wanted else []
+    return flag, rules, {row["id"]: row for row in found}
+
+
 def _evaluator(
     rule: Row, flag_key: str, segments: dict[int, Row], references: References
 ) -> RuleEvaluator:
     """How one stored targeting rule decides a context: a SEGMENT rule as its segment does
     (force, excluded, included, rules), a CUSTOM rule by its inline rules, salted by the
-    flag's key; both with the segments they reach through references. The foreign key keeps a SEGMENT rule's segment
-    row (a live flag's segment is never deleted)."""
+    flag's key; both with the segments they reach through references. The foreign key
+    keeps a SEGMENT rule's segment row (a live flag's segment is never deleted)."""
     if rule["kind"] == "SEGMENT":
         return compiled_segment(segments[rule["segment_id"]], segments).evaluate
     return compile_custom_rule(rule["logical_op"], rule["rules"], flag_key, references)

@@ -14,6 +14,7 @@ from strawberry.dataloader import DataLoader
 from db import audit, flags, members, profiles, projects, segments
 from db.members import Definition
 from db.pool import Database, Row
+from db.replicas import REPLICA_LOST
 from rules.models import MAX_REFERENCE_COMPILE_DEPTH, referenced_ids
 
 # A page of members: (definition, targetingKey to start after or None, page size).
@@ -129,8 +130,7 @@ class Loaders:
     async def _projects(self, ids: list[int]) -> list[Row | None]:
         # Only the caller's own project is ever visible.
         wanted = [pid for pid in ids if pid == self.project_id]
-        async with self.db.connection() as conn:
-            rows = await projects.projects_by_id(conn, wanted) if wanted else []
+        rows = await self.db.run(projects.projects_by_id, wanted) if wanted else []
         return _by_id(rows, ids)
 
     async def _audit_events(self, ids: list[int]) -> list[Row | None]:
@@ -148,8 +148,7 @@ class Loaders:
     async def _project_environments(self, project_ids: list[int]) -> list[list[Row]]:
         # Only the caller's own project is ever visible.
         wanted = [pid for pid in project_ids if pid == self.project_id]
-        async with self.db.connection() as conn:
-            rows = await projects.environments_of_projects(conn, wanted) if wanted else []
+        rows = await self.db.run(projects.environments_of_projects, wanted) if wanted else []
         grouped: dict[int, list[Row]] = defaultdict(list)
         for row in rows:
             grouped[row["project_id"]].append(row)
@@ -182,14 +181,16 @@ class Loaders:
         return _by_id(await self._run(profiles.profiles_by_id, ids), ids)
 
     async def _member_counts(self, definitions: list[Definition]) -> list[int | BaseException]:
-        async with self.db.member_connection(self.member_deadline) as conn:
+        async def counts(conn: asyncpg.Connection) -> list[int | BaseException]:
             return [
                 await self._bounded(conn, members.count_members(conn, self.project_id, definition))
                 for definition in definitions
             ]
 
+        return await self.db.member_run(self.member_deadline, counts)
+
     async def _member_pages(self, keys: list[MemberPageKey]) -> list[list[Row] | BaseException]:
-        async with self.db.member_connection(self.member_deadline) as conn:
+        async def pages(conn: asyncpg.Connection) -> list[list[Row] | BaseException]:
             return [
                 await self._bounded(
                     conn, members.member_page(conn, self.project_id, definition, after_key, limit)
@@ -197,11 +198,14 @@ class Loaders:
                 for definition, after_key, limit in keys
             ]
 
+        return await self.db.member_run(self.member_deadline, pages)
+
     async def _bounded(self, conn: asyncpg.Connection, work: Coroutine[Any, Any, Any]) -> Any:
         """The result, or the exception for the loader to fail this one key with: work still
         running at the request's member deadline is cancelled (and `conn` reset before
         reuse), and work asked for after it never starts; both are reported like a
-        statement timeout."""
+        statement timeout. A lost replica fails the whole batch, which is then run again on
+        the primary (Database.member_run)."""
         remaining = (
             None if self.member_deadline is None else self.member_deadline - time.monotonic()
         )
@@ -214,6 +218,8 @@ class Loaders:
         except TimeoutError:
             self.db.interrupted(conn)
             return _out_of_budget()
+        except REPLICA_LOST:
+            raise
         except Exception as error:  # noqa: BLE001 - handed to the caller through its future
             return error
 

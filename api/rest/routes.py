@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api.bodies import JSON, read_json_body
+from api.consistency import request_database, tell_position
 from api.errors import RETRY_AFTER, RequestError, typed_error
 from api.rest import models
 from api.settings import Settings
@@ -131,7 +132,9 @@ def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             principal = await request.app.state.authenticator.require(
                 request.headers.get("authorization")
             )
-            return await handler(request, principal, settings)
+            db = request_database(request.app.state.db, request, writes=request.method != "GET")
+            request.state.db = db
+            return tell_position(await handler(request, principal, settings), db)
         except RequestError as failed:
             response = _error(failed.status, failed.code, str(failed))
             response.headers.update(failed.headers)
@@ -164,7 +167,7 @@ async def _segment_or_404(request: Request, principal: Principal) -> Any:
     if project_id_for(principal, params["projectId"]) is None:
         raise _Answer(_no_project())
     row = await core_segments.find_segment(
-        request.app.state.db, principal, params["projectId"], params["segmentId"]
+        request.state.db, principal, params["projectId"], params["segmentId"]
     )
     if row is None:
         raise _Answer(_no_segment(params["segmentId"]))
@@ -173,7 +176,7 @@ async def _segment_or_404(request: Request, principal: Principal) -> Any:
 
 async def _segments_out(request: Request, principal: Principal, rows: list[Any]) -> list[Any]:
     """Segment rows in the REST shape, referenced segments named by key (one read)."""
-    keys = await core_segments.referenced_keys(request.app.state.db, principal, rows)
+    keys = await core_segments.referenced_keys(request.state.db, principal, rows)
     return [models.segment_out(row, keys) for row in rows]
 
 
@@ -194,7 +197,7 @@ async def create_segment(request: Request, principal: Principal, settings: Setti
     fields = body.model_dump(exclude={"rules"})
     fields["rules"] = models.rules_to_core(body.rules)
     result = await core_segments.create_segment(
-        request.app.state.db, principal, settings.policy, project, fields
+        request.state.db, principal, settings.policy, project, fields
     )
     return await _written(request, principal, result, 201)
 
@@ -224,7 +227,7 @@ async def list_segments(request: Request, principal: Principal, settings: Settin
     if search is not None and len(search) > 200:
         return _error(400, "INVALID_INPUT", "search is at most 200 characters.", "search")
     found = await core_segments.segment_page(
-        request.app.state.db,
+        request.state.db,
         principal,
         request.path_params["projectId"],
         search=search,
@@ -260,7 +263,7 @@ async def update_segment(request: Request, principal: Principal, settings: Setti
     if "rules" in given:
         fields["rules"] = None if body.rules is None else models.rules_to_core(body.rules)
     result = await core_segments.update_segment(
-        request.app.state.db,
+        request.state.db,
         principal,
         settings.policy,
         row["id"],
@@ -272,7 +275,7 @@ async def update_segment(request: Request, principal: Principal, settings: Setti
 
 async def segment_usage(request: Request, principal: Principal, _settings: Settings) -> Response:
     row = await _segment_or_404(request, principal)
-    usage = await core_segments.usage(request.app.state.db, principal, row["id"])
+    usage = await core_segments.usage(request.state.db, principal, row["id"])
     return _json(
         {
             "usage_count": len(usage.flags),
@@ -284,7 +287,7 @@ async def segment_usage(request: Request, principal: Principal, _settings: Setti
 
 async def delete_segment(request: Request, principal: Principal, _settings: Settings) -> Response:
     row = await _segment_or_404(request, principal)
-    result = await core_segments.delete_segment(request.app.state.db, principal, row["id"])
+    result = await core_segments.delete_segment(request.state.db, principal, row["id"])
     if isinstance(result, Refused):
         return _refused(result)
     return Response(status_code=204)
