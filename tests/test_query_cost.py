@@ -114,13 +114,18 @@ def _fastest(work, tries: int = 3) -> float:
 
 def test_doubling_fragments_are_refused_in_linear_time():
     schema = build_schema()
+    timings = {}
     for n in (20, 30, 60):
         # A new executor each time: nothing cached.
         prepared = Executor(schema, QueryLimits()).prepare(doubling_fragments(n))
         assert prepared.document is None
         assert prepared.errors[0].extensions == {"code": "BAD_USER_INPUT"}
-        elapsed = _fastest(lambda: Executor(schema, QueryLimits()).prepare(doubling_fragments(n)))  # noqa: B023
-        assert elapsed < 0.05, (n, elapsed)
+        query = doubling_fragments(n)
+        timings[n] = _fastest(lambda: Executor(schema, QueryLimits()).prepare(query))  # noqa: B023
+    # Exponential work would take minutes at 30 and forever at 60. The bound is loose enough
+    # for a loaded machine; the ratio shows the growth is (about) linear in n.
+    assert max(timings.values()) < 0.25, timings
+    assert timings[60] < 6 * timings[20] + 0.01, timings
 
 
 def test_the_fast_path_collects_each_fragment_once():
@@ -147,7 +152,7 @@ async def test_a_fragment_bomb_is_a_bad_user_input_request_error(gql, client, pr
         assert "data" not in body
         assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
         assert "1073741824 fields" in body["errors"][0]["message"]
-        assert elapsed < 0.05, elapsed
+        assert elapsed < 0.25, elapsed  # exponential work would take minutes
 
 
 async def test_introspection_with_every_option_still_runs(gql):
