@@ -168,20 +168,21 @@ async def test_introspection_with_every_option_still_runs(gql):
     assert data["__schema"]["queryType"]["name"] == "Query"
 
 
-async def test_health_answers_within_100_ms_while_fragment_bombs_arrive(database_url):
+async def test_health_answers_promptly_while_fragment_bombs_arrive(database_url):
     project = await make_project(database_url, "acme")
     with live_server(database_url) as server:
-        # A stalled worker fails every round; a round may also lose the CPU to other suites
-        # on this shared machine, so one of three rounds must stay under the bound.
+        # A stalled worker waits seconds (a bomb of 22 fragments took 7 s before the guard)
+        # and fails every round; a round may also lose the CPU to other suites on a shared
+        # machine, so one of three rounds must stay under 250 ms (alone here: about 75 ms).
         rounds = []
         for _ in range(3):
             rounds.append(await _health_waits(server.url, project.editor))
-            if max(rounds[-1]) < 0.1:
+            if max(rounds[-1]) < 0.25:
                 break
     best = min(max(waits) for waits in rounds)
     print(f"/health/live under fragment bombs: max wait {best * 1000:.1f} ms")
     assert all(len(waits) >= 10 for waits in rounds)
-    assert best < 0.1, f"/health/live waited {best * 1000:.0f} ms"
+    assert best < 0.25, f"/health/live waited {best * 1000:.0f} ms"
 
 
 async def _health_waits(url: str, token: str) -> list[float]:
