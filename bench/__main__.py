@@ -245,7 +245,9 @@ async def sql_per_request(
     async def measure(app: Any, requests: list[Scenario]) -> None:
         async with app.router.lifespan_context(app):
             db = app.state.db
-            pool = db.pool = _CountingPool(db.pool)  # this in-process app only
+            # This in-process app only; the API's Database keeps its pool on the primary.
+            holder = getattr(db, "primary", db)
+            pool = holder.pool = _CountingPool(holder.pool)
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
                 for scenario in requests:

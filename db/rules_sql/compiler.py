@@ -170,7 +170,7 @@ class SqlLeaf:
         if arrays is Arrays.OWN or sql == "false":
             return sql
         each = "false" if arrays is Arrays.NEVER else leaf.any_element(self.build, operand)
-        return f"(CASE WHEN {leaf.type} = 'array' THEN {each} ELSE {sql} END)"
+        return leaf.with_array_branch(sql, each)
 
 
 def _scalar(value: Any) -> bool:

@@ -83,6 +83,8 @@ class Leaf:
         self.c = compiler
         self.attribute = attribute
         self.is_element = element
+        # The last CASE `by_type` wrote, with its branches: (sql, whens, otherwise).
+        self.last_case: tuple[str, str, str] | None = None
 
     def element(self) -> "Leaf":
         """The same fragments about an element `elem.value` of this (array) attribute, for
@@ -165,7 +167,18 @@ class Leaf:
         if not branches:
             return otherwise
         whens = " ".join(f"WHEN '{kind}' THEN {sql}" for kind, sql in branches.items())
-        return f"(CASE {self.type} {whens} ELSE {otherwise} END)"
+        case = f"(CASE {self.type} {whens} ELSE {otherwise} END)"
+        self.last_case = (case, whens, otherwise)
+        return case
+
+    def with_array_branch(self, sql: str, each: str) -> str:
+        """`sql` (this attribute's leaf for scalars) deciding an array by `each`. When `sql`
+        is one CASE over the attribute's JSON type, the array becomes one more branch of it,
+        so each row reads the attribute's type once; otherwise a CASE goes around it."""
+        if self.last_case is not None and self.last_case[0] == sql and "'array'" not in sql:
+            _, whens, otherwise = self.last_case
+            return f"(CASE {self.type} {whens} WHEN 'array' THEN {each} ELSE {otherwise} END)"
+        return f"(CASE WHEN {self.type} = 'array' THEN {each} ELSE {sql} END)"
 
     # Numbers.
 
