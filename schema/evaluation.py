@@ -7,10 +7,8 @@ import strawberry
 from strawberry.scalars import JSON
 
 from core.evaluation import compiled_segment, context_problems
-from core.references import load_closure
 from db import segments as db_segments
 from rules.evaluate import Evaluation
-from rules.models import referenced_ids
 from rules.problems import Refused
 from schema.context import AppInfo
 from schema.enums import ConditionOperator
@@ -94,12 +92,9 @@ async def evaluate_segment(
     if problems:
         raise query_error(Refused(problems))
     ctx = info.context
-    row = await ctx.db.run(db_segments.segment_by_key, ctx.project_id_for(project_key), key)
+    row, closure = await ctx.db.run(
+        db_segments.segment_and_closure_by_key, ctx.project_id_for(project_key), key
+    )
     if row is None:
         raise not_found(f"No segment with key {key!r} in project {project_key!r}.")
-    closure = (
-        await ctx.db.run(load_closure, row["project_id"], row["rules"])
-        if any(referenced_ids(row["rules"]))
-        else {}
-    )
     return segment_evaluation(compiled_segment(row, closure).evaluate(context))

@@ -257,3 +257,21 @@ async def test_a_change_of_a_referenced_segment_is_seen_by_the_next_evaluation(g
     assert changed["updateSegment"]["userErrors"] == []
     # uses-pro itself did not change; its compiled form must not keep the old "pro".
     assert (await gql(EVALUATE, variables))["evaluateSegment"]["matched"] is True
+
+
+async def test_one_statement_evaluates_a_segment_with_or_without_references(
+    gql, project, statements
+):
+    """The segment and every segment it reaches come back from one statement."""
+    await _create(gql, project, "base", [_condition("plan", "EQ", "pro")])
+    await _create(gql, project, "middle", [{"segment": {"segmentKey": "base"}}])
+    await _create(gql, project, "top", [{"segment": {"segmentKey": "middle", "negate": True}}])
+    context = {"targetingKey": "u1", "plan": "pro"}
+    await gql(EVALUATE, {"p": project.key, "k": "base", "c": context})  # token cached
+    counts = {}
+    for key, matched in (("base", True), ("middle", True), ("top", False)):
+        async with statements.block() as counted:
+            data = await gql(EVALUATE, {"p": project.key, "k": key, "c": context})
+        assert data["evaluateSegment"]["matched"] is matched
+        counts[key] = counted.count
+    assert counts == {"base": 1, "middle": 1, "top": 1}
