@@ -381,6 +381,150 @@ def cmd_profiles_export(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
 
+def cmd_targets_import(settings: Settings, args: argparse.Namespace) -> int:
+    if args.file != "-":
+        return _import_targets(settings, args, Path(args.file))
+    # Read twice (check, then COPY): standard input is spooled to a temporary file first.
+    with tempfile.NamedTemporaryFile(prefix="segments-targets-", suffix=".stdin") as spool:
+        shutil.copyfileobj(sys.stdin.buffer, spool)
+        spool.flush()
+        return _import_targets(settings, args, Path(spool.name))
+
+
+def _import_targets(settings: Settings, args: argparse.Namespace, path: Path) -> int:
+    from tqdm import tqdm
+
+    from api.profile_files import FileProblem, TargetFile, TargetLine
+    from core.targets import import_targets
+
+    started = time.monotonic()
+    if not path.is_file():
+        print(f"error: no file {str(path)!r}", file=sys.stderr)
+        return 1
+    target_file = TargetFile(path, args.format)
+    quiet = not sys.stderr.isatty()
+    bad: list[TargetLine] = []
+    counts = {"valid": 0, "invalid": 0}
+
+    def check() -> None:
+        """The first, read-only pass: is every line a valid key?"""
+        with tqdm(
+            total=target_file.size,
+            desc="checking",
+            unit="B",
+            unit_scale=True,
+            disable=quiet,
+            file=sys.stderr,
+        ) as bar:
+            for index, line in enumerate(target_file.targets()):
+                if line.problem is None:
+                    counts["valid"] += 1
+                else:
+                    counts["invalid"] += 1
+                    if len(bad) < _SHOWN_BAD_LINES:
+                        bad.append(line)
+                if index % 4096 == 0:
+                    bar.update(target_file.position - bar.n)
+            bar.update(target_file.size - bar.n)
+
+    def keys(bar: Any) -> Iterator[str]:
+        for line in target_file.targets():
+            if line.key is None:
+                raise _ImportAborted(
+                    f"line {line.number} changed while importing; nothing imported"
+                )
+            bar.update()
+            yield line.key
+
+    async def work(conn: asyncpg.Connection) -> int:
+        project = await _project_named(conn, args.project)
+        if project is None:
+            return 1
+        try:
+            check()
+            if counts["invalid"]:
+                _print_bad_lines(bad)
+                print(
+                    f"error: {counts['invalid']} invalid line(s); nothing imported",
+                    file=sys.stderr,
+                )
+                return 1
+            with tqdm(
+                total=counts["valid"],
+                desc="importing",
+                unit=" keys",
+                disable=quiet,
+                file=sys.stderr,
+            ) as bar:
+                async with conn.transaction():
+                    result = await import_targets(
+                        conn,
+                        project["id"],
+                        args.segment,
+                        args.kind,
+                        keys(bar),
+                        replace=args.replace,
+                        policy=settings.policy,
+                        actor="cli",
+                    )
+                    if isinstance(result, Refused):
+                        raise _ImportAborted(f"{result.problems[0].message}; nothing imported")
+        except (FileProblem, _ImportAborted) as problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 1
+        elapsed = time.monotonic() - started
+        segment = result.segment
+        print(
+            f"{'replaced' if args.replace else 'imported'} {args.kind} of {args.segment}: "
+            f"{counts['valid']} keys read, {result.added} added, {result.removed} removed; "
+            f"now {segment['included_count']} included, {segment['excluded_count']} excluded, "
+            f"generation {segment['generation']}, in {elapsed:.1f} s"
+        )
+        return 0
+
+    return _migrated(_database_url(settings), work)
+
+
+def cmd_targets_export(settings: Settings, args: argparse.Namespace) -> int:
+    from db import segment_targets, segments
+
+    started = time.monotonic()
+
+    async def work(conn: asyncpg.Connection) -> int:
+        project = await _project_named(conn, args.project)
+        if project is None:
+            return 1
+        out = sys.stdout.buffer
+        exported = 0
+        # One snapshot: a replace committed meanwhile is not half seen.
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            segment = await segments.segment_by_key(conn, project["id"], args.segment)
+            if segment is None:
+                print(
+                    f"error: no live segment {args.segment!r} in project {project['key']!r}",
+                    file=sys.stderr,
+                )
+                return 1
+            async for key in segment_targets.iter_targets(
+                conn, project["id"], segment["id"], args.kind, unbounded=segment["unbounded"]
+            ):
+                out.write(key.encode() + b"\n")
+                exported += 1
+        out.flush()
+        elapsed = time.monotonic() - started
+        print(
+            f"exported {exported} {args.kind} keys of segment {args.segment} in {elapsed:.1f} s",
+            file=sys.stderr,
+        )
+        return 0
+
+    try:
+        return _migrated(_database_url(settings), work)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
 def cmd_export_schema(_settings: Settings, _args: argparse.Namespace) -> int:
     from schema.build import export_sdl
 
@@ -534,6 +678,33 @@ def build_parser() -> argparse.ArgumentParser:
     profiles_export.add_argument("--segment", required=True, help="segment key")
     profiles_export.add_argument("--project", help="project key (default: the only project)")
     profiles_export.set_defaults(func=cmd_profiles_export)
+
+    targets_cmd = sub.add_parser(
+        "targets", help="import and export the target lists of big segments"
+    ).add_subparsers(dest="action", required=True)
+    targets_import = targets_cmd.add_parser(
+        "import",
+        help="add the keys of a file (one per line, or a CSV with a targetingKey column) to a "
+        "big segment's list, all or nothing; --replace swaps the whole list",
+    )
+    targets_import.add_argument("file", help="the keys; - reads standard input")
+    targets_import.add_argument("--segment", required=True, help="segment key")
+    targets_import.add_argument("--project", help="project key (default: the only project)")
+    targets_import.add_argument("--kind", choices=["included", "excluded"], default="included")
+    targets_import.add_argument(
+        "--replace", action="store_true", help="the file becomes the whole list (atomic)"
+    )
+    targets_import.add_argument(
+        "--format", choices=["lines", "csv"], help="default: csv for .csv files, else lines"
+    )
+    targets_import.set_defaults(func=cmd_targets_import)
+    targets_export = targets_cmd.add_parser(
+        "export", help="write one list of a segment to stdout, one key per line"
+    )
+    targets_export.add_argument("--segment", required=True, help="segment key")
+    targets_export.add_argument("--project", help="project key (default: the only project)")
+    targets_export.add_argument("--kind", choices=["included", "excluded"], default="included")
+    targets_export.set_defaults(func=cmd_targets_export)
 
     sub.add_parser("export-schema", help="print the GraphQL SDL").set_defaults(
         func=cmd_export_schema

@@ -1,4 +1,5 @@
-"""Profile files for `segments profiles import`: NDJSON or CSV, read as a stream of checked lines.
+"""Profile and target files for `segments profiles import` and `segments targets import`: NDJSON
+or CSV (or one key per line), read as a stream of checked lines.
 
 NDJSON: one {"targetingKey": ..., "attributes": {...}} object per line. CSV: a header with a
 `targetingKey` column; every other column becomes an attribute of that name, typed like JSON
@@ -19,6 +20,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from rules.profiles import validate_profile
+from rules.validate import target_key_problem
 from rules.values import loads_json
 
 NDJSON = "ndjson"
@@ -154,3 +156,73 @@ def _checked(number: int, targeting_key: Any, attributes: Any) -> Line:
     if problems:
         return Line(number, None, "; ".join(problem.message for problem in problems))
     return Line(number, (targeting_key, attributes), None)
+
+
+# Target files for `segments targets import`: one key per line, or a CSV with a targetingKey
+# column (other columns ignored). Every key is checked as updateSegmentTargets checks it.
+LINES = "lines"
+
+
+@dataclass(frozen=True, slots=True)
+class TargetLine:
+    """One data line: a valid key, or why it is not one."""
+
+    number: int
+    key: str | None
+    problem: str | None
+
+
+class TargetFile(ProfileFile):
+    """A file of target keys, read again from the start by each call of `targets`."""
+
+    def __init__(self, path: Path, file_format: str | None = None) -> None:
+        super().__init__(path, file_format or (CSV if path.suffix.lower() == ".csv" else LINES))
+
+    def targets(self) -> Iterator[TargetLine]:
+        with self.path.open("rb") as raw:
+            self._raw = raw
+            try:
+                yield from (_key_lines(raw) if self.format == LINES else _csv_keys(raw))
+            except UnicodeDecodeError as error:
+                raise FileProblem(
+                    f"the file is not UTF-8 text (byte {error.start} of a line)"
+                ) from None
+
+
+def _target_line(number: int, key: str) -> TargetLine:
+    problem = target_key_problem(key)
+    return TargetLine(number, None if problem else key, problem)
+
+
+def _key_lines(raw: BinaryIO) -> Iterator[TargetLine]:
+    for number, data in enumerate(raw, start=1):
+        if number == 1 and data.startswith(b"\xef\xbb\xbf"):
+            data = data[3:]
+        text = data.decode("utf-8").rstrip("\r\n")
+        if text.strip():
+            yield _target_line(number, text)
+
+
+def _csv_keys(raw: BinaryIO) -> Iterator[TargetLine]:
+    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+    try:
+        reader = csv.reader(text)
+        header = next(reader, None)
+        if header is None:
+            return
+        if header.count(_KEY_COLUMN) != 1:
+            raise FileProblem(f"the CSV header needs exactly one {_KEY_COLUMN!r} column")
+        key_index = header.index(_KEY_COLUMN)
+        start = reader.line_num + 1
+        for row in reader:
+            number, start = start, reader.line_num + 1
+            if not row:
+                continue
+            if len(row) != len(header):
+                yield TargetLine(
+                    number, None, f"{len(row)} fields where the header has {len(header)}"
+                )
+                continue
+            yield _target_line(number, row[key_index])
+    finally:
+        text.detach()  # the caller closes the file

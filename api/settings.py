@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     max_conditions: int = 50
     max_depth: int = 5
     max_targets: int = 15000
+    # Included + excluded keys of one big (unbounded) segment (DESIGN §13).
+    max_big_segment_targets: int = 10_000_000
     max_segments_per_project: int = 10000
     max_profiles_per_project: int = 10_000_000
     max_targeting_rules: int = 200  # per flag and environment
@@ -113,4 +115,5 @@ class Settings(BaseSettings):
             max_live_segments=self.max_segments_per_project,
             max_targeting_rules=self.max_targeting_rules,
             max_profiles=self.max_profiles_per_project,
+            max_big_segment_targets=self.max_big_segment_targets,
         )

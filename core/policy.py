@@ -11,3 +11,4 @@ class Policy:
     max_live_segments: int = 10_000
     max_targeting_rules: int = 200  # per flag and environment
     max_profiles: int = 10_000_000  # stored per project
+    max_big_segment_targets: int = 10_000_000  # included + excluded of one big segment

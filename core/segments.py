@@ -145,19 +145,29 @@ async def create_segment(
     db: Database, principal: Principal, policy: Policy, project_key: str, fields: dict[str, Any]
 ) -> Row | Refused:
     """A new segment; a missing key is derived from the name (made unique), a missing salt
-    is the key."""
+    is the key. `unbounded` (fixed at creation) makes a big segment, whose target lists are
+    rows (`update_targets`) and whose `included`/`excluded` fields must stay empty."""
     require_editor(principal)
     project_id = project_id_for(principal, project_key)
     given = {
         **_CREATE_DEFAULTS,
         **{name: value for name, value in fields.items() if value is not None or name == "name"},
     }
+    unbounded = given.pop("unbounded", False)
+    if unbounded not in (True, False):
+        return Refused.one(
+            ProblemCode.INVALID_INPUT, "unbounded must be a boolean", ("input", "unbounded")
+        )
+    big_problems = db_segments.big_list_problems(given) if unbounded else []
     if project_id is None:
-        return Refused(project_problems(project_id) + check_fields(given, policy.rules)[1])
+        return Refused(
+            project_problems(project_id) + check_fields(given, policy.rules)[1] + big_problems
+        )
     async with db.transaction() as conn:
         values, problems = await _checked(conn, project_id, None, given, policy.rules)
-        if problems:
-            return Refused(problems)
+        if problems or big_problems:
+            return Refused(problems + big_problems)
+        values["unbounded"] = unbounded
         derive_from = None if "key" in values else validate.derive_key(values["name"])
         return await db_segments.create_segment(
             conn,

@@ -2,7 +2,8 @@
 context meets, first match wins, and why each rule evaluated did or did not match.
 
 It reads at most four statements whatever the number of rules: the flag, the environment,
-its rules in order, and the segments its SEGMENT rules name.
+its rules in order, and the segments its SEGMENT rules name — and a fifth, one probe per
+list, when some of those segments are big.
 """
 
 from dataclasses import dataclass
@@ -11,7 +12,13 @@ from typing import Any
 import asyncpg
 
 from core.access import project_id_for
-from core.evaluation import compiled_segment, context_problems
+from core.evaluation import (
+    Hits,
+    big_list_hits,
+    closure_with_hits,
+    compiled_segment,
+    context_problems,
+)
 from db import flags as db_flags
 from db import projects as db_projects
 from db import segments as db_segments
@@ -46,23 +53,33 @@ async def evaluate_targeting(
     project_id = project_id_for(principal, project_key)
     if project_id is None:  # reads exactly like a flag that does not exist
         return _no_such_flag(project_key, flag_key)
-    found = await db.run(_read, project_id, project_key, flag_key, environment_key)
+    found = await db.run(_read, project_id, project_key, flag_key, environment_key, context)
     if isinstance(found, Refused):
         return found
-    flag, rules, segments = found
-    references = references_from_rows(segments)
+    flag, rules, segments, hits, targeting_key = found
+    references = references_from_rows(closure_with_hits(segments, hits, targeting_key))
     # A generator: the rules after the match are never compiled.
     walk = first_match(
-        ((rule, _evaluator(rule, flag["key"], segments, references)) for rule in rules), context
+        (
+            (rule, _evaluator(rule, flag["key"], segments, references, hits, targeting_key))
+            for rule in rules
+        ),
+        context,
     )
     return DryRun(walk, segments)
 
 
 async def _read(
-    conn: asyncpg.Connection, project_id: int, project_key: str, flag_key: str, environment_key: str
-) -> tuple[Row, list[Row], dict[int, Row]] | Refused:
-    """The flag, its rules in the environment, and the SEGMENT rules' segments with every
-    segment any rule reaches through references (by id) — or why not."""
+    conn: asyncpg.Connection,
+    project_id: int,
+    project_key: str,
+    flag_key: str,
+    environment_key: str,
+    context: object,
+) -> tuple[Row, list[Row], dict[int, Row], Hits, str | None] | Refused:
+    """The flag, its rules in the environment, the SEGMENT rules' segments with every
+    segment any rule reaches through references (by id), and which lists of the big ones
+    among them hold the context's key — or why not."""
     flag = await db_flags.flag_by_key(conn, project_id, flag_key)
     if flag is None:
         return _no_such_flag(project_key, flag_key)
@@ -81,18 +98,25 @@ async def _read(
     wanted = {rule["segment_id"] for rule in rules if rule["segment_id"] is not None}
     wanted.update(i for rule in rules for i in referenced_ids(rule["rules"] or []))
     found = await db_segments.reference_closure(conn, project_id, sorted(wanted)) if wanted else []
-    return flag, rules, {row["id"]: row for row in found}
+    hits, targeting_key = await big_list_hits(conn, project_id, found, context)
+    return flag, rules, {row["id"]: row for row in found}, hits, targeting_key
 
 
 def _evaluator(
-    rule: Row, flag_key: str, segments: dict[int, Row], references: References
+    rule: Row,
+    flag_key: str,
+    segments: dict[int, Row],
+    references: References,
+    hits: Hits,
+    targeting_key: str | None,
 ) -> RuleEvaluator:
     """How one stored targeting rule decides a context: a SEGMENT rule as its segment does
     (force, excluded, included, rules), a CUSTOM rule by its inline rules, salted by the
     flag's key; both with the segments they reach through references. The foreign key
     keeps a SEGMENT rule's segment row (a live flag's segment is never deleted)."""
     if rule["kind"] == "SEGMENT":
-        return compiled_segment(segments[rule["segment_id"]], segments).evaluate
+        segment = segments[rule["segment_id"]]
+        return compiled_segment(segment, segments, hits, targeting_key).evaluate
     return compile_custom_rule(rule["logical_op"], rule["rules"], flag_key, references)
 
 

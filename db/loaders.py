@@ -270,6 +270,7 @@ def _definition_key(definition: Definition) -> bytes:
             # What the referenced segments are now: a reference changed since is another key.
             sorted(definition.references.items()),
             definition.salt,
+            definition.big_segment_id,
         ],
         option=orjson.OPT_SORT_KEYS,
     )

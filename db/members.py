@@ -7,7 +7,7 @@ answer here is exactly what `compile_segment(...).evaluate` says of each profile
 """
 
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import asyncpg
@@ -15,6 +15,7 @@ import asyncpg
 from db.pagination import SqlBuilder
 from db.profiles import PROFILE_COLUMNS
 from db.rules_sql import Predicate, compile_definition
+from db.segment_targets import KINDS as TARGET_KINDS
 from rules.evaluate import CompiledSegment, compile_segment
 from rules.models import References, StoredDefinition
 
@@ -41,6 +42,8 @@ class Definition:
     excluded: list[str]
     salt: str  # seeds PERCENTAGE buckets: the segment's, or a preview's
     references: References = field(default_factory=dict)
+    # A big segment's id: its lists are rows of segment_targets, probed by primary key.
+    big_segment_id: int | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], references: References | None = None) -> "Definition":
@@ -52,6 +55,32 @@ class Definition:
             excluded=list(row["excluded"] or []),
             salt=row["salt"],
             references=references or {},
+            big_segment_id=row["id"] if row.get("unbounded") else None,
+        )
+
+    def big_segment_ids(self) -> list[int]:
+        """The big segments whose lists decide membership: this one and referenced ones."""
+        ids = {i for i, found in self.references.items() if found.get("unbounded")}
+        if self.big_segment_id is not None:
+            ids.add(self.big_segment_id)
+        return sorted(ids)
+
+    def with_hits(self, hits: set[tuple[int, str]], key: str) -> "Definition":
+        """This definition for one profile whose key the lists `hits` ((segment id, kind))
+        of its big segments hold: those lists as [key], the others empty."""
+
+        def lists(segment_id: int) -> dict[str, list[str]]:
+            return {kind: [key] if (segment_id, kind) in hits else [] for kind in TARGET_KINDS}
+
+        references = {
+            i: StoredDefinition(**{**found, **lists(i)}) if found.get("unbounded") else found  # type: ignore[typeddict-item]
+            for i, found in self.references.items()
+        }
+        if self.big_segment_id is None:
+            return replace(self, references=references)
+        own = lists(self.big_segment_id)
+        return replace(
+            self, references=references, included=own["included"], excluded=own["excluded"]
         )
 
     def compile(self) -> CompiledSegment:
@@ -75,7 +104,35 @@ class Definition:
             excluded=self.excluded,
             salt=self.salt,
             references=self.references,
+            big_segment_id=self.big_segment_id,
         )
+
+    def decide(self, row: asyncpg.Record, compiled: CompiledSegment) -> bool:
+        """The evaluator's answer for a streamed candidate row (`context`, `targeting_key`
+        and `hits`, see `hits_column`); `compiled` is this definition's for no hits."""
+        hits = row["hits"]
+        if not hits:
+            return compiled.matches_flat(row["context"])
+        found = {(int(i), kind) for i, kind in (hit.split(" ", 1) for hit in hits)}
+        return self.with_hits(found, row["targeting_key"]).compile().matches_flat(row["context"])
+
+
+def hits_column(definition: Definition, sql: SqlBuilder, alias: str) -> str:
+    """An SQL array of the lists ("<segment id> <kind>") of the definition's big segments
+    that hold the key of the profile row `alias`: one primary-key probe per list."""
+    ids = definition.big_segment_ids()
+    if not ids:
+        return "NULL::text[]"
+    return f"""
+        ARRAY(
+            SELECT st.segment_id::text || ' ' || st.kind
+            FROM segment_targets st
+            WHERE st.project_id = {alias}.project_id
+              AND st.segment_id = ANY({sql.param(ids)}::bigint[])
+              AND st.kind = ANY({sql.param(list(TARGET_KINDS))}::text[])
+              AND st.targeting_key = {alias}.targeting_key COLLATE "C"
+        )
+    """
 
 
 def references_from_rows(rows: Mapping[int, Any]) -> References:
@@ -89,6 +146,7 @@ def references_from_rows(rows: Mapping[int, Any]) -> References:
             included=list(row["included"] or []),
             excluded=list(row["excluded"] or []),
             salt=row["salt"],
+            unbounded=bool(row.get("unbounded")),
         )
         for segment_id, row in rows.items()
     }
@@ -136,18 +194,20 @@ async def count_members(conn: asyncpg.Connection, project_id: int, definition: D
         if not counts.get(None):
             return members
         compiled = definition.compile()
+        candidates = SqlBuilder(*sql.params)
+        hits = hits_column(definition, candidates, "p")
         cursor = conn.cursor(
             f"""
-            SELECT p.context
+            SELECT p.context, p.targeting_key, {hits} AS hits
             FROM profiles p
             WHERE p.project_id = $1
               AND ({predicate.expr}) IS NULL
             """,
-            *sql.params,
+            *candidates.params,
             prefetch=_CANDIDATE_PREFETCH,
         )
         async for row in cursor:
-            if compiled.matches_flat(row["context"]):
+            if definition.decide(row, compiled):
                 members += 1
     return members
 
@@ -205,10 +265,12 @@ async def _scan(
     # Every key is at least one character, so "" sorts before all of them.
     sql = SqlBuilder(project_id, after_key or "", window, limit)
     predicate = definition.predicate(sql)
+    hits = hits_column(definition, sql, "w")
     query = f"""
         SELECT w.project_id, w.id, w.targeting_key, w.attributes, w.updated_at,
                w.decided, w.position,
-               CASE WHEN w.decided THEN NULL ELSE w.context END AS context
+               CASE WHEN w.decided THEN NULL ELSE w.context END AS context,
+               CASE WHEN w.decided IS NULL THEN {hits} END AS hits
         FROM (
             SELECT p.project_id, p.id, p.targeting_key, p.attributes, p.updated_at, p.context,
                    {predicate.expr} AS decided,
@@ -234,7 +296,7 @@ async def _scan(
         for row in rows:
             if row["decided"] is None:
                 compiled = compiled or definition.compile()
-                if compiled.matches_flat(row["context"]):
+                if definition.decide(row, compiled):
                     yield row
             elif row["decided"]:
                 yield row

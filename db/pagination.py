@@ -13,6 +13,8 @@ class PageRequest:
 
     `after`/`before` are (sort value, id) pairs taken from cursors; `limit` rows are wanted
     from the start of the window, or from its end when `from_end` (Relay's `last`).
+    `tiebreak` is the column that breaks ties of `column`; None when `column` is unique in
+    the list (then a cursor's id is ignored).
     """
 
     column: str
@@ -21,11 +23,25 @@ class PageRequest:
     from_end: bool = False
     after: tuple[Any, int] | None = None
     before: tuple[Any, int] | None = None
+    tiebreak: str | None = "id"
 
 
 def escape_like(text: str) -> str:
     """`text` with LIKE's wildcards escaped, to match literally inside a pattern."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def prefix_bounds(prefix: str) -> tuple[str, str | None]:
+    """[low, high) holding exactly the strings that start with `prefix` in code point order
+    (a "C" collation), so a prefix search is a range of a btree index; high None: no end."""
+    chars = list(prefix)
+    while chars:
+        point = ord(chars.pop()) + 1
+        if 0xD800 <= point <= 0xDFFF:
+            point = 0xE000  # surrogates are no characters of a stored string
+        if point <= 0x10FFFF:
+            return prefix, "".join(chars) + chr(point)
+    return prefix, None
 
 
 def contains_pattern(text: str) -> str:
@@ -52,22 +68,35 @@ class SqlBuilder:
         return " AND ".join(self.conditions) if self.conditions else "true"
 
 
+def _bound(sql: SqlBuilder, alias: str, page: PageRequest, op: str, bound: tuple[Any, int]) -> str:
+    """The keyset condition `(column, tiebreak) op bound`."""
+    col = f"{alias}.{page.column}"
+    if page.tiebreak is None:
+        return f"{col} {op} {sql.param(bound[0])}"
+    tie = f"{alias}.{page.tiebreak}"
+    return f"({col}, {tie}) {op} ({sql.param(bound[0])}, {sql.param(bound[1])})"
+
+
+def _order(alias: str, page: PageRequest, direction: str) -> str:
+    col = f"{alias}.{page.column} {direction}"
+    return col if page.tiebreak is None else f"{col}, {alias}.{page.tiebreak} {direction}"
+
+
 def keyset(sql: SqlBuilder, alias: str, page: PageRequest) -> str:
     """Add the cursor bounds to `sql` and return the ORDER BY ... LIMIT tail.
 
     Rows come back in the direction they are read; `from_end` pages must be reversed
     by the caller. One row more than `limit` is fetched to tell whether more exist.
     """
-    col = f"{alias}.{page.column}"
     for bound, is_after in ((page.after, True), (page.before, False)):
         if bound is None:
             continue
         # "after" means later in the requested order, which is smaller when descending.
         op = ">" if is_after != page.descending else "<"
-        sql.where(f"({col}, {alias}.id) {op} ({sql.param(bound[0])}, {sql.param(bound[1])})")
+        sql.where(_bound(sql, alias, page, op, bound))
     backwards = page.descending != page.from_end
     direction = "DESC" if backwards else "ASC"
-    return f"ORDER BY {col} {direction}, {alias}.id {direction} LIMIT {sql.param(page.limit + 1)}"
+    return f"ORDER BY {_order(alias, page, direction)} LIMIT {sql.param(page.limit + 1)}"
 
 
 async def exists_outside(
@@ -83,9 +112,8 @@ async def exists_outside(
     if bound is None:
         return False
     alias = table.split()[-1]
-    col = f"{alias}.{page.column}"
     op = "<=" if before != page.descending else ">="
-    sql.where(f"({col}, {alias}.id) {op} ({sql.param(bound[0])}, {sql.param(bound[1])})")
+    sql.where(_bound(sql, alias, page, op, bound))
     # Walk the keyset index away from the cursor: the first row found answers. Not
     # EXISTS (...), which drops ORDER BY/LIMIT and lets the planner pick a sequential scan
     # that reads the whole table when the matching rows sit at its end.
@@ -95,7 +123,7 @@ async def exists_outside(
         SELECT 1
         FROM {table}
         WHERE {sql.where_sql}
-        ORDER BY {col} {direction}, {alias}.id {direction}
+        ORDER BY {_order(alias, page, direction)}
         LIMIT 1
         """,
         *sql.params,

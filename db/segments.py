@@ -16,12 +16,13 @@ from db.pagination import (
 )
 from db.pool import returning
 from rules.models import MAX_REFERENCE_COMPILE_DEPTH, referenced_ids
-from rules.problems import ProblemCode, Refused
+from rules.problems import Problem, ProblemCode, Refused
 from rules.validate import key_candidates
 
 SEGMENT_COLUMNS = """
     s.project_id, s.id, s.key, s.name, s.description, s.tags, s.logical_op, s.rules,
-    s.force, s.included, s.excluded, s.salt, s.version, s.created_at, s.updated_at, s.deleted_at
+    s.force, s.included, s.excluded, s.salt, s.version, s.created_at, s.updated_at, s.deleted_at,
+    s.unbounded, s.generation, s.included_count, s.excluded_count
 """
 
 ORDER_COLUMNS = {
@@ -85,6 +86,7 @@ class SegmentFilter:
     tags: list[str] | None = None
     in_use: bool | None = None
     include_deleted: bool = False
+    unbounded: bool | None = None
 
 
 def _filtered(project_id: int, flt: SegmentFilter) -> SqlBuilder:
@@ -99,6 +101,8 @@ def _filtered(project_id: int, flt: SegmentFilter) -> SqlBuilder:
         sql.where(f"s.tags && {sql.param(flt.tags)}::text[]")
     if flt.in_use is not None:
         sql.where(_LIVE_USAGE if flt.in_use else f"NOT {_LIVE_USAGE}")
+    if flt.unbounded is not None:
+        sql.where(f"s.unbounded = {sql.param(flt.unbounded)}")
     return sql
 
 
@@ -519,8 +523,8 @@ async def create_segment(
                 conn,
                 f"""
                 INSERT INTO segments AS s (project_id, key, name, description, tags, logical_op,
-                                           rules, force, included, excluded, salt)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                                           rules, force, included, excluded, salt, unbounded)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
                 RETURNING {SEGMENT_COLUMNS}
                 """,
                 project_id,
@@ -534,6 +538,7 @@ async def create_segment(
                 values["included"],
                 values["excluded"],
                 values["salt"],
+                bool(values.get("unbounded")),
             )
     except asyncpg.UniqueViolationError:
         return _key_taken(values["key"])
@@ -546,15 +551,43 @@ async def create_segment(
         entity_id=row["id"],
         action="CREATED",
         actor=actor,
-        changes=_changes(None, row),
+        changes=_changes(None, row)
+        + ([{"field": "unbounded", "before": None, "after": True}] if row["unbounded"] else []),
     )
     return row
+
+
+def big_list_problems(fields: Mapping[str, Any]) -> list[Problem]:
+    """INVALID_INPUT for keys given in `included`/`excluded` of a big segment, whose lists
+    are rows edited by updateSegmentTargets or imported by the CLI (DESIGN §13)."""
+    return [
+        Problem(
+            ("input", name),
+            ProblemCode.INVALID_INPUT,
+            f"A big (unbounded) segment keeps its {name} keys as rows: change them with "
+            "updateSegmentTargets or `segments targets import`.",
+        )
+        for name in ("included", "excluded")
+        if fields.get(name)
+    ]
 
 
 def _key_taken(key: str) -> Refused:
     return Refused.one(
         ProblemCode.KEY_TAKEN, f"Another live segment uses the key {key!r}.", ("input", "key")
     )
+
+
+async def segment_for_update(
+    conn: asyncpg.Connection, project_id: int, segment_id: int
+) -> asyncpg.Record | Refused:
+    """The live segment row, locked until the transaction ends (NOT_FOUND, SEGMENT_DELETED)."""
+    row = await _locked(conn, project_id, segment_id, None)
+    if not isinstance(row, Refused) and row["deleted_at"] is not None:
+        return Refused.one(
+            ProblemCode.SEGMENT_DELETED, "A deleted segment cannot be updated.", ("input", "id")
+        )
+    return row
 
 
 async def _locked(
@@ -595,6 +628,8 @@ async def update_segment(
         return Refused.one(
             ProblemCode.SEGMENT_DELETED, "A deleted segment cannot be updated.", ("input", "id")
         )
+    if before["unbounded"] and (problems := big_list_problems(changes)):
+        return Refused(problems)
     after = {**before, **changes}
     if len(after["included"]) + len(after["excluded"]) > max_targets:
         return Refused.one(

@@ -212,6 +212,12 @@ def _targets(targets: object) -> frozenset[str]:
     return frozenset(target for target in targets if type(target) is str)
 
 
+def targeting_key_of(context: object) -> str | None:
+    """The key a raw context's targetingKey names, as the evaluator compares it with target
+    lists (a number in its decimal text): what a caller looks big segments' lists up by."""
+    return _targeting_key(flatten_context(context))
+
+
 def _targeting_key(flat: dict[str, Any]) -> str | None:
     key = flat.get("targetingKey")
     if isinstance(key, str):

@@ -47,6 +47,9 @@ class StoredDefinition(TypedDict):
     included: list[str]
     excluded: list[str]
     salt: str
+    # A big segment (DESIGN §13): its lists are rows, so `included`/`excluded` hold only
+    # what a caller looked up; SQL compilers probe the rows instead.
+    unbounded: NotRequired[bool]
 
 
 # A referenced segment's definition by row id: the closure of a definition's references.

@@ -193,6 +193,55 @@ def validate_targets(
     return problems
 
 
+# Keys one updateSegmentTargets call may name, over its four lists together (DESIGN §13).
+MAX_TARGET_CHANGES = 10_000
+
+
+def target_key_problem(key: object) -> str | None:
+    """Why `key` cannot be a target (1-256 characters, no NUL), or None: the one check of
+    the API's target lists and of imported files."""
+    if storable_text(key) and 1 <= len(key) <= MAX_TARGET_LENGTH:  # type: ignore[arg-type]
+        return None
+    return f"a target must be a string of 1-{MAX_TARGET_LENGTH} characters (no NUL characters)"
+
+
+def validate_target_changes(lists: dict[str, list[str]], path: Path) -> list[Problem]:
+    """The lists of an updateSegmentTargets call (`addIncluded`, `removeIncluded`,
+    `addExcluded`, `removeExcluded`; absent ones empty): every key valid, 1-10,000 keys in
+    all, and no key both added to and removed from one list."""
+    problems = [
+        Problem((*path, name, str(index)), ProblemCode.INVALID_INPUT, message)
+        for name, keys in lists.items()
+        for index, key in enumerate(keys)
+        if (message := target_key_problem(key)) is not None
+    ]
+    total = sum(len(keys) for keys in lists.values())
+    if total == 0:
+        problems.append(
+            Problem(path, ProblemCode.INVALID_INPUT, "Name at least one key to add or remove.")
+        )
+    elif total > MAX_TARGET_CHANGES:
+        problems.append(
+            Problem(
+                path,
+                ProblemCode.LIMIT_EXCEEDED,
+                f"{total} keys in one call; at most {MAX_TARGET_CHANGES} are allowed",
+            )
+        )
+    for kind in ("Included", "Excluded"):
+        added = set(lists.get(f"add{kind}", []))
+        for index, key in enumerate(lists.get(f"remove{kind}", [])):
+            if key in added:
+                problems.append(
+                    Problem(
+                        (*path, f"remove{kind}", str(index)),
+                        ProblemCode.INVALID_INPUT,
+                        "A key may not be both added and removed in one call.",
+                    )
+                )
+    return problems
+
+
 def _length_problems(text: object, path: Path, what: str, low: int, high: int) -> list[Problem]:
     if storable_text(text) and low <= len(text) <= high:  # type: ignore[arg-type]
         return []

@@ -44,3 +44,9 @@ class SegmentOrderField(Enum):
 class OrderDirection(Enum):
     ASC = strawberry.enum_value("ASC", description="Ascending.")
     DESC = strawberry.enum_value("DESC", description="Descending.")
+
+
+@strawberry.enum(description="One of a segment's two target lists.")
+class TargetKind(Enum):
+    INCLUDED = strawberry.enum_value("included", description="Keys always in the segment.")
+    EXCLUDED = strawberry.enum_value("excluded", description="Keys never in it (unless forced).")

@@ -6,7 +6,7 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
-from core.evaluation import compiled_segment, context_problems
+from core.evaluation import NO_HITS, big_list_hits, compiled_segment, context_problems
 from db import segments as db_segments
 from rules.evaluate import Evaluation
 from rules.problems import Refused
@@ -97,4 +97,10 @@ async def evaluate_segment(
     )
     if row is None:
         raise not_found(f"No segment with key {key!r} in project {project_key!r}.")
-    return segment_evaluation(compiled_segment(row, closure).evaluate(context))
+    hits, targeting_key = NO_HITS, None
+    if row["unbounded"] or any(found["unbounded"] for found in closure.values()):
+        hits, targeting_key = await ctx.db.run(
+            big_list_hits, row["project_id"], [row, *closure.values()], context
+        )
+    compiled = compiled_segment(row, closure, hits, targeting_key)
+    return segment_evaluation(compiled.evaluate(context))

@@ -88,6 +88,7 @@ def page_request(
     before: tuple[Any, int] | None,
     column: str,
     descending: bool = False,
+    tiebreak: str | None = "id",
 ) -> PageRequest:
     for name, size in (("first", first), ("last", last)):
         if size is not None and not 0 <= size <= MAX_PAGE_SIZE:
@@ -103,6 +104,7 @@ def page_request(
         from_end=from_end,
         after=after,
         before=before,
+        tiebreak=tiebreak,
     )
 
 
@@ -199,16 +201,18 @@ async def listing_connection(
     *,
     cursor: Callable[[Any], str],
     node: Callable[[Any], Any],
+    count: Callable[[], Awaitable[int]] | None = None,
 ) -> C:
     """A connection of `kind` over a db listing: the page now, the count and the rows
-    outside the window only if a client asks for totalCount or hasPrevious/NextPage."""
+    outside the window only if a client asks for totalCount or hasPrevious/NextPage.
+    `count`, when the caller knows the total otherwise (a stored count)."""
     rows = await db.run(listing.page, page)
     return connection(
         kind,
         page,
         rows,
         outside=lambda before: db.run(listing.outside, page, before),
-        count=lambda: db.run(listing.count),
+        count=count or (lambda: db.run(listing.count)),
         cursor=cursor,
         node=node,
     )

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Self
 import strawberry
 
 from core.versioned import PerVersion
+from db import segment_targets as db_targets
 from db import segments as db_segments
 from db.members import Definition, references_from_rows
 from db.segments import ORDER_COLUMNS
@@ -15,7 +16,7 @@ from db.segments import SegmentFilter as DbSegmentFilter
 from rules.models import referenced_ids
 from schema.audit import AuditEventConnection, history_of
 from schema.context import AppInfo, mapped
-from schema.enums import LogicalOperator, OrderDirection, SegmentOrderField
+from schema.enums import LogicalOperator, OrderDirection, SegmentOrderField, TargetKind
 from schema.ids import encode_id
 from schema.node import Node
 from schema.pagination import (
@@ -106,6 +107,25 @@ def flag_usages(rows: list[Mapping[str, Any]]) -> list[FlagUsage]:
     ]
 
 
+@strawberry.type(description="A key in a segment's included or excluded list.")
+class Target:
+    targeting_key: str = strawberry.field(description="The context's targetingKey it names.")
+    added_at: datetime = strawberry.field(
+        description="When it was added (a standard segment's keys: its last change)."
+    )
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Self:
+        return cls(targeting_key=row["targeting_key"], added_at=row["added_at"])
+
+
+@strawberry.type(description="A page of a segment's targets, targetingKey ascending.")
+class TargetConnection(Connection[Target]):
+    pass
+
+
+TARGET_CURSOR = "target"
+
 _rules: PerVersion[list[Condition | ConditionGroup | SegmentMatch]] = PerVersion()
 
 
@@ -124,7 +144,18 @@ class Segment(Node):
     salt: str = strawberry.field(
         description="Seeds PERCENTAGE buckets; set once at creation, changed only on request."
     )
-    version: int = strawberry.field(description="Starts at 1, +1 on every change.")
+    version: int = strawberry.field(
+        description="Starts at 1, +1 on every change (a big segment's target edits are data)."
+    )
+    unbounded: bool = strawberry.field(
+        description="A big segment: targets in their own table, up to 10,000,000; "
+        "included and excluded read as empty lists."
+    )
+    generation: int = strawberry.field(
+        description="+1 each time the target list is replaced whole; 0 until then."
+    )
+    included_count: int = strawberry.field(description="Keys in the included list.")
+    excluded_count: int = strawberry.field(description="Keys in the excluded list.")
     created_at: datetime = strawberry.field(description="When the segment was created.")
     updated_at: datetime = strawberry.field(description="When the segment last changed.")
     deleted_at: datetime | None = strawberry.field(
@@ -148,6 +179,10 @@ class Segment(Node):
             excluded=row["excluded"],
             salt=row["salt"],
             version=row["version"],
+            unbounded=row["unbounded"],
+            generation=row["generation"],
+            included_count=row["included_count"] if row["unbounded"] else len(row["included"]),
+            excluded_count=row["excluded_count"] if row["unbounded"] else len(row["excluded"]),
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             deleted_at=row["deleted_at"],
@@ -205,6 +240,51 @@ class Segment(Node):
     ) -> ProfileConnection:
         return await member_connection(info, await self.definition(info), first, after)
 
+    @strawberry.field(
+        description="One target list, targetingKey ascending (code point order); `search` "
+        "is a case-sensitive prefix."
+    )
+    async def targets(
+        self,
+        info: AppInfo,
+        kind: Annotated[TargetKind, strawberry.argument(description="Which list.")],
+        first: Annotated[
+            int | None, strawberry.argument(description="Page size, 0-100 (default 50).")
+        ] = None,
+        after: Annotated[
+            str | None, strawberry.argument(description="Cursor to continue after.")
+        ] = None,
+        search: Annotated[
+            str | None, strawberry.argument(description="Only keys starting with this.")
+        ] = None,
+    ) -> TargetConnection:
+        page = page_request(
+            first=first,
+            after=decode_cursor(after, TARGET_CURSOR) if after else None,
+            last=None,
+            before=None,
+            column="targeting_key",
+            tiebreak=None,
+        )
+        listing = db_targets.target_listing(
+            self.project_id, self.db_id, kind.value, unbounded=self.unbounded, search=search
+        )
+        stored = self.included_count if kind is TargetKind.INCLUDED else self.excluded_count
+
+        async def stored_count() -> int:
+            return stored
+
+        return await listing_connection(
+            TargetConnection,
+            info.context.db,
+            listing,
+            page,
+            cursor=lambda row: encode_cursor(TARGET_CURSOR, row["targeting_key"], 0),
+            node=Target.from_row,
+            # Without a search, the stored count, not a count of millions of rows.
+            count=None if search else stored_count,
+        )
+
     @strawberry.field(description="Exact number of stored profiles the segment matches now.")
     async def member_count(self, info: AppInfo) -> int:
         return await info.context.loaders.member_count.load(await self.definition(info))
@@ -222,6 +302,8 @@ class Segment(Node):
                 "included": self.included,
                 "excluded": self.excluded,
                 "salt": self.salt,
+                "id": self.db_id,
+                "unbounded": self.unbounded,
             },
             references_from_rows(closure),
         )
@@ -253,6 +335,9 @@ class SegmentFilter:
     )
     include_deleted: bool | None = strawberry.field(
         default=False, description="Also list soft-deleted segments."
+    )
+    unbounded: bool | None = strawberry.field(
+        default=None, description="true: only big segments; false: only standard ones."
     )
 
 
@@ -295,6 +380,7 @@ async def list_segments(
         tags=flt.tags,
         in_use=flt.in_use,
         include_deleted=bool(flt.include_deleted),
+        unbounded=flt.unbounded,
     )
     return await listing_connection(
         SegmentConnection,

@@ -6,6 +6,8 @@ profile's context, whatever mix of types, coercions and operators the data and r
 Generated segments may reference other generated segments (stored in the same project, some
 referencing each other in turn), negated or not, at any nesting (DESIGN §12): SQL inlines
 them, the evaluator evaluates them, both from the closure `core.references` loads.
+Some segments, stored or checked, are big (DESIGN §13): their lists are stored as rows of
+segment_targets, which SQL probes, and the evaluator is given the lists whole.
 """
 
 import asyncio
@@ -22,6 +24,7 @@ from db.pool import connect
 from db.profiles import profile_context, upsert_profiles
 from rules.models import LOGICAL_OPS, referenced_ids
 from rules.operators import OPERATORS, REGISTRY
+from rules.values import storable_text
 from tests.conftest import make_project
 
 KEYS = [f"user-{n:02d}" for n in range(24)] + ["Z", "a b", "ü", "quote'\\"]
@@ -306,8 +309,13 @@ def definitions(stored: int = 0) -> st.SearchStrategy[Definition]:
         force=st.integers(0, 30).map(lambda n: n == 30),
         included=st.lists(st.sampled_from(KEYS), max_size=3),
         excluded=st.lists(st.sampled_from(KEYS), max_size=3),
-        salt=st.sampled_from(SALTS) | st.text(min_size=1, max_size=8),
+        salt=st.sampled_from(SALTS) | st.text(min_size=1, max_size=8).filter(storable_text),
+        # BIG marks a segment to store as a big one.
+        big_segment_id=st.integers(0, 3).map(lambda n: BIG if n == 0 else None),
     )
+
+
+BIG = -1
 
 
 @st.composite
@@ -345,29 +353,53 @@ def _resolved(rules: Any, ids: list[int]) -> Any:
     return rules
 
 
+async def store_segment(
+    conn: Any, project_id: int, key: str, definition: Definition, rules: Any
+) -> int:
+    """Store one segment as a write would; a big one keeps its lists as segment_targets rows."""
+    big = definition.big_segment_id == BIG
+    segment_id = await conn.fetchval(
+        """
+        INSERT INTO segments (project_id, key, name, logical_op, rules, force, included,
+                              excluded, salt, unbounded)
+        VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8, $9)
+        RETURNING id
+        """,
+        project_id,
+        key,
+        definition.logical_op,
+        rules,
+        definition.force,
+        [] if big else definition.included,
+        [] if big else definition.excluded,
+        definition.salt,
+        big,
+    )
+    if big:
+        for kind in ("included", "excluded"):
+            await conn.execute(
+                """
+                INSERT INTO segment_targets (project_id, segment_id, kind, targeting_key)
+                SELECT $1, $2, $3, unnest($4::text[])
+                ON CONFLICT DO NOTHING
+                """,
+                project_id,
+                segment_id,
+                kind,
+                getattr(definition, kind),
+            )
+    return segment_id
+
+
 async def store_segments(conn: Any, project_id: int, stored: list[Definition]) -> list[int]:
     """Store the example's referenced segments (and their references) as a write would."""
     await conn.execute("DELETE FROM segment_references WHERE project_id = $1", project_id)
+    await conn.execute("DELETE FROM segment_targets WHERE project_id = $1", project_id)
     await conn.execute("DELETE FROM segments WHERE project_id = $1", project_id)
     ids: list[int] = []
     for index, definition in enumerate(stored):
         rules = _resolved(definition.rules, ids)
-        segment_id = await conn.fetchval(
-            """
-            INSERT INTO segments (project_id, key, name, logical_op, rules, force, included,
-                                  excluded, salt)
-            VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8)
-            RETURNING id
-            """,
-            project_id,
-            f"stored-{index}",
-            definition.logical_op,
-            rules,
-            definition.force,
-            definition.included,
-            definition.excluded,
-            definition.salt,
-        )
+        segment_id = await store_segment(conn, project_id, f"stored-{index}", definition, rules)
         await conn.execute(
             """
             INSERT INTO segment_references (project_id, segment_id, referenced_id)
@@ -388,16 +420,39 @@ async def check(
     await upsert_profiles(conn, project_id, list(profiles.items()))
     stored, checked = segments
     ids = await store_segments(conn, project_id, stored)
-    for definition in checked:
+    # The evaluator's reference: every segment with its lists whole.
+    whole = {
+        segment_id: {"included": definition.included, "excluded": definition.excluded}
+        for segment_id, definition in zip(ids, stored, strict=True)
+    }
+    for index, definition in enumerate(checked):
         rules = _resolved(definition.rules, ids)
-        definition = replace(
-            definition, rules=rules, references=await references_of(conn, project_id, rules)
+        references = await references_of(conn, project_id, rules)
+        reference = replace(
+            definition,
+            rules=rules,
+            big_segment_id=None,
+            references={i: {**found, **whole[i]} for i, found in references.items()},  # type: ignore[typeddict-item]
         )
-        await check_segment(conn, project_id, definition, profiles)
+        definition = replace(definition, rules=rules, references=references, big_segment_id=None)
+        if definition.big_segment_id is None and checked[index].big_segment_id == BIG:
+            segment_id = await store_segment(
+                conn, project_id, f"checked-{index}", checked[index], rules
+            )
+            definition = replace(definition, included=[], excluded=[], big_segment_id=segment_id)
+        await check_segment(conn, project_id, definition, profiles, reference)
 
 
-async def check_segment(conn: Any, project_id: int, definition: Definition, profiles: dict) -> None:
-    expected = expected_members(definition, profiles)
+async def check_segment(
+    conn: Any,
+    project_id: int,
+    definition: Definition,
+    profiles: dict,
+    reference: Definition | None = None,
+) -> None:
+    """SQL's members of `definition` are the evaluator's members of `reference` (the same
+    segment with every list whole; by default `definition` itself)."""
+    expected = expected_members(reference or definition, profiles)
     assert await count_members(conn, project_id, definition) == len(expected)
     streamed = [row["targeting_key"] async for row in iter_members(conn, project_id, definition, 7)]
     assert streamed == expected

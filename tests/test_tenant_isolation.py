@@ -164,6 +164,13 @@ MUTATION_CASES = {
             _not_found("deleteSegment"),
         ),
     ],
+    "updateSegmentTargets": [
+        (
+            'mutation($id: ID!) { updateSegmentTargets(input: {segmentId: $id, addIncluded: ["me"]}) { segment { id } addedCount userErrors { code } } }',
+            {"id": "segment"},
+            _not_found("updateSegmentTargets"),
+        ),
+    ],
     "restoreSegment": [
         (
             "mutation($id: ID!) { restoreSegment(input: {id: $id}) { segment { id } userErrors { code } } }",

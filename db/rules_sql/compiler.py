@@ -33,8 +33,10 @@ def compile_definition(
     excluded: list[str],
     salt: str,
     references: References | None = None,
+    big_segment_id: int | None = None,
     context: str = "p.context",
     key: str = "p.targeting_key",
+    project: str = "p.project_id",
 ) -> Predicate:
     """The membership predicate of a stored segment definition (`CompiledSegment.evaluate`
     of `compile_segment` with the same arguments, `salt` included).
@@ -42,9 +44,15 @@ def compile_definition(
     A reference to another segment is inlined as that segment's own predicate (from
     `references`, the closure the caller loaded; NOT of it when negated, which keeps NULL
     undecided): compiled once, the first time it is met, and reused, exactly as
-    `compile_segment` does, so both give up on the same missing or too deep references."""
-    compiler = _Compiler(sql, context, key, references or {})
-    expr = compiler.definition(logical_op, rules, force, included, excluded, salt, depth=0)
+    `compile_segment` does, so both give up on the same missing or too deep references.
+
+    A big segment's lists (`big_segment_id`, or a reference whose definition is
+    `unbounded`) are rows of segment_targets: probed by primary key with `key`, an EXISTS
+    that is never NULL, in place of the lists the definition holds."""
+    compiler = _Compiler(sql, context, key, project, references or {})
+    expr = compiler.definition(
+        logical_op, rules, force, included, excluded, salt, big_segment_id, depth=0
+    )
     if expr == "true":
         return Predicate("true", True)
     return Predicate(expr, compiler.exact)
@@ -62,9 +70,12 @@ class _Compiler(Emitter):
     # evaluates a boolean expression's arguments left to right, stopping at the first that
     # settles it).
 
-    def __init__(self, sql: SqlBuilder, context: str, key: str, references: References) -> None:
+    def __init__(
+        self, sql: SqlBuilder, context: str, key: str, project: str, references: References
+    ) -> None:
         super().__init__(sql, context)
         self.key = key
+        self.project = project
         self.references = references
         self.inlined: dict[int, tuple[str, int]] = {}
 
@@ -76,12 +87,18 @@ class _Compiler(Emitter):
         included: object,
         excluded: object,
         salt: object,
+        big_segment_id: int | None,
         depth: int,
     ) -> str:
         if force is True:
             return "true"
         owner_salt = salt if type(salt) is str else ""
         expr, _ = self.group(logical_op, rules, owner_salt, nesting=0, depth=depth)
+        if big_segment_id is not None:
+            return (
+                f"(NOT {self.big_list(big_segment_id, 'excluded')} "
+                f"AND ({self.big_list(big_segment_id, 'included')} OR {expr}))"
+            )
         included_keys = _targets(included)
         excluded_keys = _targets(excluded)
         if included_keys:
@@ -89,6 +106,17 @@ class _Compiler(Emitter):
         if excluded_keys:
             expr = f"(NOT {self.key} = ANY({self.sql.param(excluded_keys)}::text[]) AND {expr})"
         return expr
+
+    def big_list(self, segment_id: int, kind: str) -> str:
+        """Whether one list of a big segment holds the row's key: one primary-key probe."""
+        return f"""EXISTS (
+            SELECT 1
+            FROM segment_targets st
+            WHERE st.project_id = {self.project}
+              AND st.segment_id = {self.sql.param(segment_id)}::bigint
+              AND st.kind = {self.sql.param(kind)}::text
+              AND st.targeting_key = {self.key} COLLATE "C"
+        )"""
 
     def reference(self, rule: dict[str, Any], depth: int) -> tuple[str, int]:
         segment_id = rule.get("segmentId")
@@ -106,6 +134,7 @@ class _Compiler(Emitter):
                 found.get("included"),
                 found.get("excluded"),
                 found.get("salt"),
+                segment_id if found.get("unbounded") else None,
                 depth,
             )
             # A whole segment costs more than any leaf: evaluated after its siblings.

@@ -5,8 +5,9 @@ import strawberry
 from schema.mutations.flags import FlagMutations
 from schema.mutations.profiles import ProfileMutations
 from schema.mutations.segments import SegmentMutations
+from schema.mutations.targets import TargetMutations
 
 
 @strawberry.type(description="The write side of the segments API; every field needs an editor key.")
-class Mutation(SegmentMutations, FlagMutations, ProfileMutations):
+class Mutation(SegmentMutations, TargetMutations, FlagMutations, ProfileMutations):
     pass

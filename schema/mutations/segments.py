@@ -40,6 +40,11 @@ class CreateSegmentInput:
         default=None,
         description="Seeds PERCENTAGE buckets, 1-100 characters; default: the segment's key.",
     )
+    unbounded: bool | None = strawberry.field(
+        default=False,
+        description="A big segment, fixed at creation: its targets are rows, up to "
+        "10,000,000, changed by updateSegmentTargets.",
+    )
 
 
 @strawberry.input(
@@ -141,7 +146,7 @@ class SegmentMutations:
         input: Annotated[CreateSegmentInput, strawberry.argument(description="The new segment.")],
     ) -> SegmentPayload:
         ctx = info.context
-        fields = _fields(input, core_segments.FIELDS)
+        fields = {**_fields(input, core_segments.FIELDS), "unbounded": input.unbounded}
         return _payload(
             await core_segments.create_segment(
                 ctx.db, ctx.principal, ctx.settings.policy, input.project_key, fields

@@ -357,3 +357,21 @@ async def test_a_reference_reads_and_writes_in_the_seed_reserved_type_form(rest)
     cycle = await rest.put("pro-plan", {"rules": [{"type": "segment", "segment_id": "not-pro"}]})
     assert cycle.status_code == 400
     assert cycle.json()["error"]["code"] == "SEGMENT_CYCLE"
+
+
+async def test_put_of_targets_on_a_big_segment_is_400_pointing_at_update_segment_targets(
+    rest, gql, project
+):
+    from tests.mutations.test_big_segments import new_big
+
+    await new_big(gql, project.key, name="Customers")
+    refused = await rest.put("customers", {"included": ["u1"]})
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert (error["code"], error["field"]) == ("INVALID_INPUT", "included")
+    assert "updateSegmentTargets" in error["message"]
+    # The seed's round trip of a GET body (empty lists) is no change of targets.
+    body = (await rest.get("/customers")).json()
+    assert (body["included"], body["excluded"]) == ([], [])
+    kept = await rest.put("customers", {"name": "Customers 2", "included": [], "excluded": []})
+    assert kept.status_code == 200, kept.json()

@@ -1,0 +1,283 @@
+"""`segments targets import` and `segments targets export`, run as a user would: a separate
+process per command, files on disk, results read back over GraphQL (DESIGN §13)."""
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import pty
+import re
+import struct
+import subprocess
+import termios
+
+from db.pool import connect
+from tests.mutations.test_big_segments import all_targets, new_big, update_targets
+from tests.test_cli import ROOT, SEGMENTS, run
+
+SUMMARY = re.compile(
+    r"(imported|replaced) (included|excluded) of (\S+): (\d+) keys read, (\d+) added, "
+    r"(\d+) removed; now (\d+) included, (\d+) excluded, generation (\d+), in \d+\.\d s"
+)
+COUNTS = """
+query($id: ID!) { node(id: $id) { ... on Segment { includedCount excludedCount generation version } } }
+"""
+
+
+def summary(stdout: str) -> tuple[str, ...]:
+    match = SUMMARY.search(stdout)
+    assert match, stdout
+    return match.groups()
+
+
+def import_file(database_url: str, project_key: str, file: object, *args: str):
+    return run(
+        "targets",
+        "import",
+        "--project",
+        project_key,
+        "--segment",
+        "customers",
+        *args,
+        str(file),
+        database_url=database_url,
+    )
+
+
+async def test_import_adds_keys_and_prints_a_summary(database_url, project, gql, tmp_path):
+    big = await new_big(gql, project.key)
+    await update_targets(gql, big["id"], addIncluded=["already"])
+    file = tmp_path / "keys.txt"
+    file.write_text("u2\nu1\n\nalready\nwith space \r\n")
+    result = import_file(database_url, project.key, file)
+    assert result.returncode == 0, result.stderr
+    assert summary(result.stdout) == (
+        "imported",
+        "included",
+        "customers",
+        "4",
+        "3",
+        "0",
+        "4",
+        "0",
+        "0",
+    )
+    assert result.stderr == ""  # no progress bar without a terminal
+    assert await all_targets(gql, big["id"], "INCLUDED") == ["already", "u1", "u2", "with space "]
+    counts = (await gql(COUNTS, {"id": big["id"]}))["node"]
+    assert counts == {"includedCount": 4, "excludedCount": 0, "generation": 0, "version": 1}
+
+
+async def test_import_csv_into_excluded(database_url, project, gql, tmp_path):
+    big = await new_big(gql, project.key)
+    file = tmp_path / "keys.csv"
+    file.write_text('name,targetingKey\nAda,"a,1"\nBob,b2\n')
+    result = import_file(database_url, project.key, file, "--kind", "excluded")
+    assert result.returncode == 0, result.stderr
+    assert await all_targets(gql, big["id"], "EXCLUDED") == ["a,1", "b2"]
+
+
+async def test_bad_lines_import_nothing_and_are_named(database_url, project, gql, tmp_path):
+    big = await new_big(gql, project.key)
+    file = tmp_path / "keys.txt"
+    file.write_text("ok\n" + "x" * 257 + "\nfine\nnul\x00here\n")
+    result = import_file(database_url, project.key, file)
+    assert result.returncode == 1
+    assert re.findall(r"^line (\d+): ", result.stderr, re.MULTILINE) == ["2", "4"]
+    assert "nothing imported" in result.stderr
+    assert await all_targets(gql, big["id"], "INCLUDED") == []
+
+
+async def test_replace_swaps_the_whole_list_and_counts_a_generation(
+    database_url, project, gql, tmp_path
+):
+    big = await new_big(gql, project.key)
+    await update_targets(gql, big["id"], addIncluded=["old1", "old2", "keep"], addExcluded=["x"])
+    file = tmp_path / "keys.txt"
+    file.write_text("keep\nnew1\n")
+    result = import_file(database_url, project.key, file, "--replace")
+    assert result.returncode == 0, result.stderr
+    assert summary(result.stdout)[0] == "replaced"
+    assert await all_targets(gql, big["id"], "INCLUDED") == ["keep", "new1"]
+    assert await all_targets(gql, big["id"], "EXCLUDED") == ["x"]
+    counts = (await gql(COUNTS, {"id": big["id"]}))["node"]
+    assert counts == {"includedCount": 2, "excludedCount": 1, "generation": 1, "version": 1}
+
+
+async def test_readers_see_the_old_list_or_the_new_one_while_a_replace_runs(
+    database_url, project, gql, tmp_path
+):
+    big = await new_big(gql, project.key)
+    old = [f"old-{i:06d}" for i in range(5_000)]
+    for start in range(0, len(old), 5_000):
+        await update_targets(gql, big["id"], addIncluded=old[start : start + 5_000])
+    new = [f"new-{i:06d}" for i in range(120_000)]
+    file = tmp_path / "keys.txt"
+    file.write_text("\n".join(new) + "\n")
+    process = await asyncio.create_subprocess_exec(
+        *SEGMENTS,
+        "targets",
+        "import",
+        "--project",
+        project.key,
+        "--segment",
+        "customers",
+        "--replace",
+        str(file),
+        cwd=ROOT,
+        env={
+            **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+            "DATABASE_URL": database_url,
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    conn = await connect(database_url)
+    seen = set()
+    try:
+        while process.returncode is None:
+            count, first = await conn.fetchrow(
+                """
+                SELECT count(*), min(targeting_key)
+                FROM segment_targets
+                WHERE project_id = $1 AND kind = 'included'
+                """,
+                project.id,
+            )
+            seen.add(count)
+            # One statement reads one snapshot: all old keys or all new ones.
+            assert (count, first[:3]) in {(len(old), "old"), (len(new), "new")}
+            await asyncio.sleep(0.01)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), 0.001)
+    finally:
+        await conn.close()
+    _stdout, stderr = await process.communicate()
+    assert process.returncode == 0, stderr
+    assert len(old) in seen  # the reader did read while the replace ran
+    counts = (await gql(COUNTS, {"id": big["id"]}))["node"]
+    assert counts["includedCount"] == len(new)
+
+
+async def test_import_refuses_a_standard_segment_and_an_unknown_one(
+    database_url, project, gql, tmp_path
+):
+    file = tmp_path / "keys.txt"
+    file.write_text("u1\n")
+    result = import_file(database_url, project.key, file)
+    assert result.returncode == 1
+    assert "No live segment 'customers'" in result.stderr
+    await gql(
+        'mutation($p: String!) { createSegment(input: {projectKey: $p, name: "Customers"}) { segment { id } } }',
+        {"p": project.key},
+    )
+    result = import_file(database_url, project.key, file)
+    assert result.returncode == 1
+    assert "standard segment" in result.stderr
+
+
+async def test_import_over_the_limit_imports_nothing(database_url, project, gql, tmp_path):
+    big = await new_big(gql, project.key)
+    await update_targets(gql, big["id"], addIncluded=["a", "b"])
+    file = tmp_path / "keys.txt"
+    file.write_text("c\nd\n")
+    result = run(
+        "targets",
+        "import",
+        "--project",
+        project.key,
+        "--segment",
+        "customers",
+        str(file),
+        database_url=database_url,
+        env={"SEGMENTS_MAX_BIG_SEGMENT_TARGETS": "3"},
+    )
+    assert result.returncode == 1
+    assert "at most 3 targets" in result.stderr
+    assert await all_targets(gql, big["id"], "INCLUDED") == ["a", "b"]
+
+
+async def test_export_writes_one_key_per_line(database_url, project, gql):
+    big = await new_big(gql, project.key)
+    await update_targets(gql, big["id"], addIncluded=["b", "a", "c"], addExcluded=["z"])
+    result = run(
+        "targets",
+        "export",
+        "--project",
+        project.key,
+        "--segment",
+        "customers",
+        database_url=database_url,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "a\nb\nc\n"
+    result = run(
+        "targets",
+        "export",
+        "--project",
+        project.key,
+        "--segment",
+        "customers",
+        "--kind",
+        "excluded",
+        database_url=database_url,
+    )
+    assert result.stdout == "z\n"
+
+
+def test_import_shows_a_progress_bar_on_a_terminal(database_url, project, tmp_path):
+    asyncio.run(_big_without_app(database_url, project.id))
+    file = tmp_path / "keys.txt"
+    file.write_text("u1\nu2\n")
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    try:
+        environ = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        process = subprocess.run(
+            [
+                *SEGMENTS,
+                "targets",
+                "import",
+                "--project",
+                project.key,
+                "--segment",
+                "customers",
+                str(file),
+            ],
+            cwd=ROOT,
+            env={**environ, "DATABASE_URL": database_url},
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        os.close(terminal)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(controller)
+    assert process.returncode == 0
+    assert b"checking" in shown and b"importing" in shown
+    assert summary(process.stdout)[3:5] == ("2", "2")
+
+
+async def _big_without_app(database_url: str, project_id: int) -> None:
+    conn = await connect(database_url)
+    try:
+        await conn.execute(
+            """
+            INSERT INTO segments (project_id, key, name, salt, unbounded)
+            VALUES ($1, 'customers', 'Customers', 'customers', true)
+            """,
+            project_id,
+        )
+    finally:
+        await conn.close()
