@@ -186,20 +186,80 @@ async def update_segment(
     if segment_id is None:
         return _no_such_segment()
     async with db.transaction() as conn:
-        values, problems = await _checked(
-            conn, principal.project_id, segment_id, fields, policy.rules
+        return await _update(conn, principal, policy, segment_id, fields, expected_version)
+
+
+async def _update(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    policy: Policy,
+    segment_id: int,
+    fields: dict[str, Any],
+    expected_version: int | None,
+) -> Row | Refused:
+    values, problems = await _checked(conn, principal.project_id, segment_id, fields, policy.rules)
+    if problems:
+        return Refused(problems)
+    return await db_segments.update_segment(
+        conn,
+        principal.project_id,
+        segment_id,
+        values,
+        actor=principal.name,
+        expected_version=expected_version,
+        max_targets=policy.rules.max_targets,
+    )
+
+
+# Snapshot field (API spelling) -> the stored name a write takes.
+_SNAPSHOT_TO_FIELD = {api_name: column for column, api_name in db_segments.FIELDS.items()}
+
+
+async def revert_segment(
+    db: Database,
+    principal: Principal,
+    policy: Policy,
+    segment_id: int | None,
+    to_version: int,
+    expected_version: int | None = None,
+) -> Row | Refused:
+    """A new version equal to the snapshot of `to_version`: an ordinary update, validated
+    against today's state (a reference to a segment deleted since is NOT_FOUND, a key taken
+    since KEY_TAKEN). Whether the segment is deleted is not part of it (restoreSegment)."""
+    require_editor(principal)
+    if segment_id is None:
+        return _no_such_segment()
+    async with db.transaction() as conn:
+        revision = await db_segments.revision(conn, principal.project_id, segment_id, to_version)
+        if revision is None:
+            if not await db_segments.segments_by_id(conn, principal.project_id, [segment_id]):
+                return _no_such_segment()
+            return Refused.one(
+                ProblemCode.NOT_FOUND,
+                f"The segment has no revision {to_version}.",
+                ("input", "toVersion"),
+            )
+        fields = {
+            column: revision["snapshot"][api_name]
+            for api_name, column in _SNAPSHOT_TO_FIELD.items()
+        }
+        result = await _update(conn, principal, policy, segment_id, fields, expected_version)
+    if isinstance(result, Refused):
+        return Refused(
+            [_at_to_version(problem) for problem in result.problems], result.blocking_usage
         )
-        if problems:
-            return Refused(problems)
-        return await db_segments.update_segment(
-            conn,
-            principal.project_id,
-            segment_id,
-            values,
-            actor=principal.name,
-            expected_version=expected_version,
-            max_targets=policy.rules.max_targets,
-        )
+    return result
+
+
+def _at_to_version(problem: Problem) -> Problem:
+    """A problem of the reverted-to snapshot, pointed at the input that chose it."""
+    if problem.field is None or problem.field[:2] in (
+        ("input", "id"),
+        ("input", "expectedVersion"),
+    ):
+        return problem
+    where = ".".join(problem.field[1:])
+    return Problem(("input", "toVersion"), problem.code, f"{where}: {problem.message}")
 
 
 async def delete_segment(

@@ -171,6 +171,13 @@ MUTATION_CASES = {
             _not_found("restoreSegment"),
         ),
     ],
+    "revertSegment": [
+        (
+            "mutation($id: ID!) { revertSegment(input: {id: $id, toVersion: 1}) { segment { id } userErrors { code } } }",
+            {"id": "segment"},
+            _not_found("revertSegment"),
+        ),
+    ],
     "createEnvironment": [
         (
             'mutation($k: String!) { createEnvironment(input: {projectKey: $k, key: "qa", name: "QA"}) { environment { id } userErrors { code } } }',
