@@ -4,9 +4,10 @@ import strawberry
 
 from schema.mutations.flags import FlagMutations
 from schema.mutations.profiles import ProfileMutations
+from schema.mutations.projects import ProjectMutations
 from schema.mutations.segments import SegmentMutations
 
 
 @strawberry.type(description="The write side of the segments API; every field needs an editor key.")
-class Mutation(SegmentMutations, FlagMutations, ProfileMutations):
+class Mutation(SegmentMutations, FlagMutations, ProfileMutations, ProjectMutations):
     pass
