@@ -507,6 +507,10 @@ async def create_segment(
     return row
 
 
+# How an audit event records a write an admin made past the project's approval gate.
+BYPASSED_APPROVAL = {"field": "approval", "before": "required", "after": "bypassed"}
+
+
 # Revisions (DESIGN §14). Snapshot fields, in the contract's input spelling.
 SNAPSHOT_FIELDS = (*FIELDS.values(), "deleted")
 REVISION_COLUMNS = """
@@ -546,9 +550,13 @@ async def _record_write(
     action: str,
     actor: str,
     changes: list[dict[str, Any]],
+    bypassed_approval: bool = False,
 ) -> None:
     """What every write that bumps a segment's version records in its transaction: the
-    audit event and the revision of the version it leaves."""
+    audit event and the revision of the version it leaves. An admin's write past the
+    project's approval gate says so in the event's changes."""
+    if bypassed_approval:
+        changes = [*changes, BYPASSED_APPROVAL]
     await record_event(
         conn,
         row["project_id"],
@@ -637,6 +645,7 @@ async def update_segment(
     actor: str,
     expected_version: int | None,
     max_targets: int,
+    bypassed_approval: bool = False,
 ) -> asyncpg.Record | Refused:
     """Apply the given columns; a change that changes nothing writes nothing."""
     before = await _locked(conn, project_id, segment_id, expected_version)
@@ -675,7 +684,14 @@ async def update_segment(
         return _key_taken(after["key"])
     if before["rules"] != row["rules"]:
         await _set_references(conn, project_id, segment_id, row["rules"])
-    await _record_write(conn, row, action="UPDATED", actor=actor, changes=diff)
+    await _record_write(
+        conn,
+        row,
+        action="UPDATED",
+        actor=actor,
+        changes=diff,
+        bypassed_approval=bypassed_approval,
+    )
     return row
 
 
@@ -686,6 +702,7 @@ async def delete_segment(
     *,
     actor: str,
     expected_version: int | None,
+    bypassed_approval: bool = False,
 ) -> asyncpg.Record | Refused:
     """Soft-delete unless a live flag or segment uses it. The row lock taken first is the one
     setTargetingRules takes to attach and a segment write takes to reference it
@@ -716,12 +733,19 @@ async def delete_segment(
         action="DELETED",
         actor=actor,
         changes=[{"field": "deleted", "before": False, "after": True}],
+        bypassed_approval=bypassed_approval,
     )
     return deleted
 
 
 async def restore_segment(
-    conn: asyncpg.Connection, project_id: int, segment_id: int, *, actor: str, max_live: int
+    conn: asyncpg.Connection,
+    project_id: int,
+    segment_id: int,
+    *,
+    actor: str,
+    max_live: int,
+    bypassed_approval: bool = False,
 ) -> asyncpg.Record | Refused:
     row = await _locked(conn, project_id, segment_id, None)
     if isinstance(row, Refused) or row["deleted_at"] is None:
@@ -739,6 +763,7 @@ async def restore_segment(
         action="RESTORED",
         actor=actor,
         changes=[{"field": "deleted", "before": True, "after": False}],
+        bypassed_approval=bypassed_approval,
     )
     return restored
 
