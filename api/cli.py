@@ -642,7 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     key_create = api_key.add_parser("create", help="create a key; prints the token last")
     key_create.add_argument("--project", required=True)
-    key_create.add_argument("--role", required=True, choices=["viewer", "editor"])
+    key_create.add_argument("--role", required=True, choices=list(api_keys.ROLES))
     key_create.add_argument("--name")
     key_create.set_defaults(func=cmd_api_key_create)
     key_list = api_key.add_parser("list", help="list a project's keys (never their tokens)")

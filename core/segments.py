@@ -15,6 +15,7 @@ import asyncpg
 from core import references
 from core.access import project_id_for, project_problems, require_editor
 from core.policy import Policy
+from db import projects as db_projects
 from db import segments as db_segments
 from db.api_keys import Principal
 from db.pool import Database, Row
@@ -179,6 +180,22 @@ async def create_segment(
         )
 
 
+async def _gate(conn: asyncpg.Connection, principal: Principal) -> Refused | bool:
+    """The project's approval gate for a direct update, delete, restore or revert, inside its
+    transaction: APPROVAL_REQUIRED for an editor when the project requires approval, True
+    when an admin writes past it (the write's audit event says so), False when open."""
+    settings = await db_projects.project_settings(conn, principal.project_id)
+    if not settings["require_approval"]:
+        return False
+    if principal.is_admin:
+        return True
+    return Refused.one(
+        ProblemCode.APPROVAL_REQUIRED,
+        "This project requires approval for segment changes; propose the change instead "
+        "(proposeSegmentChange).",
+    )
+
+
 def _no_such_segment() -> Refused:
     return Refused.one(ProblemCode.NOT_FOUND, NO_SUCH_SEGMENT, ("input", "id"))
 
@@ -196,20 +213,92 @@ async def update_segment(
     if segment_id is None:
         return _no_such_segment()
     async with db.transaction() as conn:
-        values, problems = await _checked(
-            conn, principal.project_id, segment_id, fields, policy.rules
+        bypassed = await _gate(conn, principal)
+        if isinstance(bypassed, Refused):
+            return bypassed
+        return await _update(
+            conn, principal, policy, segment_id, fields, expected_version, bypassed
         )
-        if problems:
-            return Refused(problems)
-        return await db_segments.update_segment(
-            conn,
-            principal.project_id,
-            segment_id,
-            values,
-            actor=principal.name,
-            expected_version=expected_version,
-            max_targets=policy.rules.max_targets,
+
+
+async def _update(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    policy: Policy,
+    segment_id: int,
+    fields: dict[str, Any],
+    expected_version: int | None,
+    bypassed_approval: bool,
+) -> Row | Refused:
+    values, problems = await _checked(conn, principal.project_id, segment_id, fields, policy.rules)
+    if problems:
+        return Refused(problems)
+    return await db_segments.update_segment(
+        conn,
+        principal.project_id,
+        segment_id,
+        values,
+        actor=principal.name,
+        expected_version=expected_version,
+        max_targets=policy.rules.max_targets,
+        bypassed_approval=bypassed_approval,
+    )
+
+
+# Snapshot field (API spelling) -> the stored name a write takes.
+_SNAPSHOT_TO_FIELD = {api_name: column for column, api_name in db_segments.FIELDS.items()}
+
+
+async def revert_segment(
+    db: Database,
+    principal: Principal,
+    policy: Policy,
+    segment_id: int | None,
+    to_version: int,
+    expected_version: int | None = None,
+) -> Row | Refused:
+    """A new version equal to the snapshot of `to_version`: an ordinary update, validated
+    against today's state (a reference to a segment deleted since is NOT_FOUND, a key taken
+    since KEY_TAKEN). Whether the segment is deleted is not part of it (restoreSegment)."""
+    require_editor(principal)
+    if segment_id is None:
+        return _no_such_segment()
+    async with db.transaction() as conn:
+        bypassed = await _gate(conn, principal)
+        if isinstance(bypassed, Refused):
+            return bypassed
+        revision = await db_segments.revision(conn, principal.project_id, segment_id, to_version)
+        if revision is None:
+            if not await db_segments.segments_by_id(conn, principal.project_id, [segment_id]):
+                return _no_such_segment()
+            return Refused.one(
+                ProblemCode.NOT_FOUND,
+                f"The segment has no revision {to_version}.",
+                ("input", "toVersion"),
+            )
+        fields = {
+            column: revision["snapshot"][api_name]
+            for api_name, column in _SNAPSHOT_TO_FIELD.items()
+        }
+        result = await _update(
+            conn, principal, policy, segment_id, fields, expected_version, bypassed
         )
+    if isinstance(result, Refused):
+        return Refused(
+            [_at_to_version(problem) for problem in result.problems], result.blocking_usage
+        )
+    return result
+
+
+def _at_to_version(problem: Problem) -> Problem:
+    """A problem of the reverted-to snapshot, pointed at the input that chose it."""
+    if problem.field is None or problem.field[:2] in (
+        ("input", "id"),
+        ("input", "expectedVersion"),
+    ):
+        return problem
+    where = ".".join(problem.field[1:])
+    return Problem(("input", "toVersion"), problem.code, f"{where}: {problem.message}")
 
 
 async def delete_segment(
@@ -220,12 +309,16 @@ async def delete_segment(
     if segment_id is None:
         return _no_such_segment()
     async with db.transaction() as conn:
+        bypassed = await _gate(conn, principal)
+        if isinstance(bypassed, Refused):
+            return bypassed
         return await db_segments.delete_segment(
             conn,
             principal.project_id,
             segment_id,
             actor=principal.name,
             expected_version=expected_version,
+            bypassed_approval=bypassed,
         )
 
 
@@ -238,6 +331,9 @@ async def restore_segment(
         return _no_such_segment()
     project_id = principal.project_id
     async with db.transaction() as conn:
+        bypassed = await _gate(conn, principal)
+        if isinstance(bypassed, Refused):
+            return bypassed
         await db_segments.lock_reference_graph(conn, project_id)
         problems = await _restore_problems(conn, project_id, segment_id)
         if problems:
@@ -248,6 +344,7 @@ async def restore_segment(
             segment_id,
             actor=principal.name,
             max_live=policy.max_live_segments,
+            bypassed_approval=bypassed,
         )
 
 

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 import asyncpg
 
 TOKEN_PREFIX = "seg_"
+# viewer: reads; editor: reads and writes; admin: an editor who may also change the
+# project's settings and write past its approval gate (DESIGN §14).
+ROLES = ("viewer", "editor", "admin")
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +25,11 @@ class Principal:
 
     @property
     def can_write(self) -> bool:
-        return self.role == "editor"
+        return self.role in ("editor", "admin")
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
 
 
 def hash_token(token: str) -> str:

@@ -99,6 +99,10 @@ class Loaders:
         return SharedLoader(self._environments)
 
     @cached_property
+    def project_settings(self) -> DataLoader[int, dict[str, Any]]:
+        return SharedLoader(self._project_settings)
+
+    @cached_property
     def project_environments(self) -> DataLoader[int, list[Row]]:
         return SharedLoader(self._project_environments)
 
@@ -144,6 +148,13 @@ class Loaders:
 
     async def _environments(self, ids: list[int]) -> list[Row | None]:
         return _by_id(await self._run(projects.environments_by_id, ids), ids)
+
+    async def _project_settings(self, project_ids: list[int]) -> list[dict[str, Any]]:
+        # Only the caller's own project is ever visible (others read as the defaults).
+        wanted = [pid for pid in project_ids if pid == self.project_id]
+        found = await self.db.run(projects.settings_of_projects, wanted) if wanted else []
+        by_id = dict(zip(wanted, found, strict=True))
+        return [by_id.get(pid, projects.DEFAULT_SETTINGS) for pid in project_ids]
 
     async def _project_environments(self, project_ids: list[int]) -> list[list[Row]]:
         # Only the caller's own project is ever visible.

@@ -1,5 +1,7 @@
 """SQL about projects and their environments."""
 
+from typing import Any
+
 import asyncpg
 
 from db.audit import record_event
@@ -113,3 +115,83 @@ async def create_environment(
             changes=[{"field": f, "before": None, "after": row[f]} for f in ("key", "name")],
         )
     return row
+
+
+# Project settings (DESIGN §14): stored column -> API name, and the value of a project
+# without a settings row.
+SETTINGS = {
+    "require_approval": "requireApproval",
+    "required_approvals": "requiredApprovals",
+    "strict_attributes": "strictAttributes",
+}
+DEFAULT_SETTINGS = {"require_approval": False, "required_approvals": 1, "strict_attributes": False}
+
+
+async def settings_of_projects(
+    conn: asyncpg.Connection, project_ids: list[int]
+) -> list[dict[str, Any]]:
+    """Each project's settings, in the order asked, defaults where none are stored."""
+    rows = await conn.fetch(
+        """
+        SELECT project_id, require_approval, required_approvals, strict_attributes
+        FROM project_settings
+        WHERE project_id = ANY($1)
+        """,
+        project_ids,
+    )
+    found = {row["project_id"]: row for row in rows}
+    return [
+        {column: found[pid][column] for column in SETTINGS} if pid in found else DEFAULT_SETTINGS
+        for pid in project_ids
+    ]
+
+
+async def project_settings(conn: asyncpg.Connection, project_id: int) -> dict[str, Any]:
+    return (await settings_of_projects(conn, [project_id]))[0]
+
+
+async def update_settings(
+    conn: asyncpg.Connection, project_id: int, changes: dict[str, Any], *, actor: str
+) -> dict[str, Any]:
+    """Apply the given settings (stored column names) and audit what changed; a change that
+    changes nothing writes nothing. Concurrent updates of one project queue on its row."""
+    await conn.execute(
+        "INSERT INTO project_settings (project_id) VALUES ($1) ON CONFLICT DO NOTHING", project_id
+    )
+    before = await returning(
+        conn,
+        """
+        SELECT require_approval, required_approvals, strict_attributes
+        FROM project_settings
+        WHERE project_id = $1
+        FOR UPDATE
+        """,
+        project_id,
+    )
+    after = {**dict(before), **changes}
+    diff = [
+        {"field": api_name, "before": before[column], "after": after[column]}
+        for column, api_name in SETTINGS.items()
+        if before[column] != after[column]
+    ]
+    if diff:
+        await conn.execute(
+            """
+            UPDATE project_settings
+            SET require_approval = $2, required_approvals = $3, strict_attributes = $4,
+                updated_at = now()
+            WHERE project_id = $1
+            """,
+            project_id,
+            *(after[column] for column in SETTINGS),
+        )
+        await record_event(
+            conn,
+            project_id,
+            entity_type="project",
+            entity_id=project_id,
+            action="UPDATED",
+            actor=actor,
+            changes=diff,
+        )
+    return after

@@ -15,7 +15,7 @@ from db.pagination import (
     escape_like,
 )
 from db.pool import returning
-from rules.models import MAX_REFERENCE_COMPILE_DEPTH, referenced_ids
+from rules.models import MAX_REFERENCE_COMPILE_DEPTH, referenced_ids, rules_as_input
 from rules.problems import Problem, ProblemCode, Refused
 from rules.validate import key_candidates
 
@@ -544,17 +544,114 @@ async def create_segment(
         return _key_taken(values["key"])
     if any(referenced_ids(row["rules"])):
         await _set_references(conn, project_id, row["id"], row["rules"])
+    changes = _changes(None, row)
+    if row["unbounded"]:
+        changes.append({"field": "unbounded", "before": None, "after": True})
+    await _record_write(conn, row, action="CREATED", actor=actor, changes=changes)
+    return row
+
+
+# How an audit event records a write an admin made past the project's approval gate.
+BYPASSED_APPROVAL = {"field": "approval", "before": "required", "after": "bypassed"}
+
+
+# Revisions (DESIGN §14). Snapshot fields, in the contract's input spelling.
+SNAPSHOT_FIELDS = (*FIELDS.values(), "deleted")
+REVISION_COLUMNS = """
+    r.project_id, r.id, r.segment_id, r.version, r.snapshot, r.actor, r.created_at,
+    (
+        SELECT p.snapshot
+        FROM segment_revisions p
+        WHERE p.project_id = r.project_id
+          AND p.segment_id = r.segment_id
+          AND p.version = r.version - 1
+    ) AS previous
+"""
+
+
+async def snapshot_of(
+    conn: asyncpg.Connection, row: Mapping[str, Any] | asyncpg.Record
+) -> dict[str, Any]:
+    """A stored segment's definition as a revision holds it: input shapes, references by the
+    referenced segments' keys now."""
+    wanted = sorted(set(referenced_ids(row["rules"])))
+    keys = {}
+    if wanted:
+        keys = {
+            found["id"]: found["key"]
+            for found in await segments_by_id(conn, row["project_id"], wanted)
+        }
+    snapshot = {api_name: row[column] for column, api_name in FIELDS.items()}
+    snapshot["rules"] = rules_as_input(row["rules"], keys)
+    snapshot["deleted"] = row["deleted_at"] is not None
+    return snapshot
+
+
+async def _record_write(
+    conn: asyncpg.Connection,
+    row: asyncpg.Record,
+    *,
+    action: str,
+    actor: str,
+    changes: list[dict[str, Any]],
+    bypassed_approval: bool = False,
+) -> None:
+    """What every write that bumps a segment's version records in its transaction: the
+    audit event and the revision of the version it leaves. An admin's write past the
+    project's approval gate says so in the event's changes."""
+    if bypassed_approval:
+        changes = [*changes, BYPASSED_APPROVAL]
     await record_event(
         conn,
-        project_id,
+        row["project_id"],
         entity_type="segment",
         entity_id=row["id"],
-        action="CREATED",
+        action=action,
         actor=actor,
-        changes=_changes(None, row)
-        + ([{"field": "unbounded", "before": None, "after": True}] if row["unbounded"] else []),
+        changes=changes,
     )
-    return row
+    await conn.execute(
+        """
+        INSERT INTO segment_revisions (project_id, segment_id, version, snapshot, actor, created_at)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        """,
+        row["project_id"],
+        row["id"],
+        row["version"],
+        await snapshot_of(conn, row),
+        actor,
+        row["updated_at"],
+    )
+
+
+def _revisions_filtered(project_id: int, segment_id: int) -> SqlBuilder:
+    sql = SqlBuilder(project_id, segment_id)
+    sql.where("r.project_id = $1 AND r.segment_id = $2")
+    return sql
+
+
+def revision_listing(project_id: int, segment_id: int) -> Listing:
+    """A segment's revisions; each row's `previous` is the snapshot of the version before."""
+    return Listing(
+        "segment_revisions r",
+        REVISION_COLUMNS,
+        partial(_revisions_filtered, project_id, segment_id),
+    )
+
+
+async def revision(
+    conn: asyncpg.Connection, project_id: int, segment_id: int, version: int
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"""
+        SELECT {REVISION_COLUMNS}
+        FROM segment_revisions r
+        WHERE r.project_id = $1 AND r.segment_id = $2 AND r.version = $3
+        """,
+        project_id,
+        segment_id,
+        version,
+    )
 
 
 def big_list_problems(fields: Mapping[str, Any]) -> list[Problem]:
@@ -619,6 +716,7 @@ async def update_segment(
     actor: str,
     expected_version: int | None,
     max_targets: int,
+    bypassed_approval: bool = False,
 ) -> asyncpg.Record | Refused:
     """Apply the given columns; a change that changes nothing writes nothing."""
     before = await _locked(conn, project_id, segment_id, expected_version)
@@ -659,14 +757,13 @@ async def update_segment(
         return _key_taken(after["key"])
     if before["rules"] != row["rules"]:
         await _set_references(conn, project_id, segment_id, row["rules"])
-    await record_event(
+    await _record_write(
         conn,
-        project_id,
-        entity_type="segment",
-        entity_id=segment_id,
+        row,
         action="UPDATED",
         actor=actor,
         changes=diff,
+        bypassed_approval=bypassed_approval,
     )
     return row
 
@@ -678,6 +775,7 @@ async def delete_segment(
     *,
     actor: str,
     expected_version: int | None,
+    bypassed_approval: bool = False,
 ) -> asyncpg.Record | Refused:
     """Soft-delete unless a live flag or segment uses it. The row lock taken first is the one
     setTargetingRules takes to attach and a segment write takes to reference it
@@ -702,20 +800,25 @@ async def delete_segment(
             blocking_usage=usage,
         )
     deleted = await _set_deleted(conn, project_id, segment_id, deleted=True)
-    await record_event(
+    await _record_write(
         conn,
-        project_id,
-        entity_type="segment",
-        entity_id=segment_id,
+        deleted,
         action="DELETED",
         actor=actor,
         changes=[{"field": "deleted", "before": False, "after": True}],
+        bypassed_approval=bypassed_approval,
     )
     return deleted
 
 
 async def restore_segment(
-    conn: asyncpg.Connection, project_id: int, segment_id: int, *, actor: str, max_live: int
+    conn: asyncpg.Connection,
+    project_id: int,
+    segment_id: int,
+    *,
+    actor: str,
+    max_live: int,
+    bypassed_approval: bool = False,
 ) -> asyncpg.Record | Refused:
     row = await _locked(conn, project_id, segment_id, None)
     if isinstance(row, Refused) or row["deleted_at"] is None:
@@ -727,14 +830,13 @@ async def restore_segment(
             restored = await _set_deleted(conn, project_id, segment_id, deleted=False)
     except asyncpg.UniqueViolationError:
         return _key_taken(row["key"])
-    await record_event(
+    await _record_write(
         conn,
-        project_id,
-        entity_type="segment",
-        entity_id=segment_id,
+        restored,
         action="RESTORED",
         actor=actor,
         changes=[{"field": "deleted", "before": True, "after": False}],
+        bypassed_approval=bypassed_approval,
     )
     return restored
 

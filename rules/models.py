@@ -91,3 +91,19 @@ def referenced_ids(rules: object) -> Iterator[int]:
                 break
         else:
             stack.pop()
+
+
+def rules_as_input(rules: list[StoredRule], keys: Mapping[int, str]) -> list[dict[str, Any]]:
+    """Stored rules in the SegmentRuleInput shapes they were written in: a reference names
+    the segment `keys` gives its id (None when it gives none)."""
+    shaped: list[dict[str, Any]] = []
+    for rule in rules:
+        if is_segment_match(rule):
+            segment = {"segmentKey": keys.get(rule["segmentId"]), "negate": rule["negate"]}
+            shaped.append({"segment": segment})
+        elif is_group(rule):
+            group = {"logicalOp": rule["logicalOp"], "rules": rules_as_input(rule["rules"], keys)}
+            shaped.append({"group": group})
+        else:
+            shaped.append({"condition": dict(rule)})
+    return shaped

@@ -43,6 +43,20 @@ class UserErrorCode(Enum):
         "SEGMENT_CYCLE",
         description="A segment reference would close a cycle (the message names it by keys).",
     )
+    APPROVAL_REQUIRED = strawberry.enum_value(
+        "APPROVAL_REQUIRED",
+        description="The project requires approval: propose the change (proposeSegmentChange).",
+    )
+    SELF_REVIEW = strawberry.enum_value(
+        "SELF_REVIEW", description="The author of a change request cannot review it."
+    )
+    CHANGE_CONFLICT = strawberry.enum_value(
+        "CHANGE_CONFLICT",
+        description="The segment changed since the request's base on a field the request changes.",
+    )
+    INVALID_STATE = strawberry.enum_value(
+        "INVALID_STATE", description="The change request is not in a state that allows this."
+    )
 
 
 @strawberry.type(description="A domain problem with the input of a mutation; nothing was written.")

@@ -30,6 +30,7 @@ from schema.pagination import (
 )
 from schema.profiles import ProfileConnection, member_connection
 from schema.projects import Environment, Project
+from schema.revisions import SegmentRevision, SegmentRevisionConnection, revision_of, revisions_of
 from schema.rules import Condition, ConditionGroup, SegmentMatch, SegmentRule, rules_from_stored
 
 if TYPE_CHECKING:
@@ -223,6 +224,25 @@ class Segment(Node):
         ] = None,
     ) -> AuditEventConnection:
         return await history_of(info, ("segment", self.db_id), first, after, self.project_id)
+
+    @strawberry.field(description="The segment's revisions, newest first.")
+    async def revisions(
+        self,
+        info: AppInfo,
+        first: Annotated[int | None, strawberry.argument(description="Page size, 0-100.")] = 20,
+        after: Annotated[
+            str | None, strawberry.argument(description="Cursor to continue after.")
+        ] = None,
+    ) -> SegmentRevisionConnection:
+        return await revisions_of(info, self.project_id, self.db_id, first, after)
+
+    @strawberry.field(description="The revision of one version; null when there is none.")
+    async def revision(
+        self,
+        info: AppInfo,
+        version: Annotated[int, strawberry.argument(description="Which version.")],
+    ) -> SegmentRevision | None:
+        return await revision_of(info, self.project_id, self.db_id, version)
 
     @strawberry.field(
         description="Stored profiles the segment matches now, targetingKey ascending; "

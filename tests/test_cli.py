@@ -382,3 +382,23 @@ async def test_project_create_checks_key_and_name_and_refuses_a_taken_key(databa
     assert "error: a project with key 'shop' exists already" in again.stderr
     listed = run("project", "list", database_url=database_url)
     assert "shop\tShop\t" in listed.stdout
+
+
+async def test_an_admin_key_from_the_cli_changes_project_settings(database_url, client):
+    assert run("project", "create", "shop", database_url=database_url).returncode == 0
+    created = run(
+        "api-key", "create", "--project", "shop", "--role", "admin", database_url=database_url
+    )
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip().splitlines()[-1]
+    response = await client.post(
+        "/graphql",
+        json={
+            "query": 'mutation { updateProjectSettings(input: {projectKey: "shop", '
+            "requireApproval: true}) { project { settings { requireApproval } } } }"
+        },
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.json() == {
+        "data": {"updateProjectSettings": {"project": {"settings": {"requireApproval": True}}}}
+    }

@@ -7,6 +7,7 @@ case here fails `test_every_root_field_has_an_isolation_case`.
 import pytest
 
 from schema.build import build_schema
+from tests.mutations.helpers import admin_token
 
 CREATE_SEGMENT = """mutation($i: CreateSegmentInput!) { createSegment(input: $i) { segment { id key } userErrors { code } } }"""
 
@@ -178,6 +179,21 @@ MUTATION_CASES = {
             _not_found("restoreSegment"),
         ),
     ],
+    "revertSegment": [
+        (
+            "mutation($id: ID!) { revertSegment(input: {id: $id, toVersion: 1}) { segment { id } userErrors { code } } }",
+            {"id": "segment"},
+            _not_found("revertSegment"),
+        ),
+    ],
+    # Run with an admin key of the caller's project (ADMIN_FIELDS).
+    "updateProjectSettings": [
+        (
+            "mutation($k: String!) { updateProjectSettings(input: {projectKey: $k, requireApproval: true}) { project { id } userErrors { code } } }",
+            {},
+            _not_found("updateProjectSettings"),
+        ),
+    ],
     "createEnvironment": [
         (
             'mutation($k: String!) { createEnvironment(input: {projectKey: $k, key: "qa", name: "QA"}) { environment { id } userErrors { code } } }',
@@ -223,6 +239,10 @@ MUTATION_CASES = {
 }
 
 
+# Mutations only an admin key may call.
+ADMIN_FIELDS = {"updateProjectSettings"}
+
+
 def test_every_root_field_has_an_isolation_case():
     schema = build_schema()._schema
     assert set(schema.query_type.fields) <= set(QUERY_CASES), "add a case for the new query field"
@@ -241,14 +261,17 @@ CASES = [
 
 @pytest.mark.parametrize("field,query,variables,check", CASES)
 async def test_another_projects_objects_do_not_exist_for_this_token(
-    gql, project, other_project, field, query, variables, check
+    gql, database_url, project, other_project, field, query, variables, check
 ):
     victim = await _seed(gql, other_project)
     before = await _snapshot(gql, other_project)
     resolved = {name: victim[value] for name, value in variables.items()}
     if "$k" in query:
         resolved["k"] = other_project.key
-    data = await gql(query, resolved, token=project.editor)
+    token = project.editor
+    if field in ADMIN_FIELDS:
+        token = await admin_token(database_url, project)
+    data = await gql(query, resolved, token=token)
     assert check(data), data
     assert await _snapshot(gql, other_project) == before, "the other project changed"
 

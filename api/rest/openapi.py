@@ -25,7 +25,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         401: "No valid API token.",
         403: "The key may only read.",
         404: "No such project or segment.",
-        409: "KEY_TAKEN or VERSION_CONFLICT.",
+        409: "KEY_TAKEN, VERSION_CONFLICT or APPROVAL_REQUIRED.",
         413: "The body is too large.",
         415: "The body is not application/json.",
         422: "A configured limit would be exceeded (LIMIT_EXCEEDED).",

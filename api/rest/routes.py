@@ -39,6 +39,10 @@ STATUS = {
     ProblemCode.SEGMENT_DELETED: 404,
     ProblemCode.KEY_TAKEN: 409,
     ProblemCode.VERSION_CONFLICT: 409,
+    ProblemCode.APPROVAL_REQUIRED: 409,
+    ProblemCode.SELF_REVIEW: 409,
+    ProblemCode.CHANGE_CONFLICT: 409,
+    ProblemCode.INVALID_STATE: 409,
     ProblemCode.LIMIT_EXCEEDED: 422,
 }
 _TYPED_STATUS = {

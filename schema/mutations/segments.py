@@ -1,4 +1,4 @@
-"""Segment mutations: create, partial update, soft delete, restore."""
+"""Segment mutations: create, partial update, soft delete, restore, revert."""
 
 from typing import Annotated, Any
 
@@ -91,6 +91,15 @@ class DeleteSegmentInput:
 @strawberry.input(description="A deleted segment to bring back.")
 class RestoreSegmentInput:
     id: strawberry.ID = strawberry.field(description="Global id of the segment.")
+
+
+@strawberry.input(description="A segment to bring back to the definition of an earlier version.")
+class RevertSegmentInput:
+    id: strawberry.ID = strawberry.field(description="Global id of the segment.")
+    to_version: int = strawberry.field(description="The version whose snapshot to write again.")
+    expected_version: int | None = strawberry.field(
+        default=None, description="When given, the revert applies only at this version."
+    )
 
 
 @strawberry.type(description="Result of a segment mutation.")
@@ -211,5 +220,25 @@ class SegmentMutations:
         ctx = info.context
         result = await core_segments.restore_segment(
             ctx.db, ctx.principal, ctx.settings.policy, decode_id_of(input.id, "Segment")
+        )
+        return _payload(result)
+
+    @strawberry.mutation(
+        description="Write a new version equal to an earlier version's snapshot, validated "
+        "like an update against today's state."
+    )
+    async def revert_segment(
+        self,
+        info: AppInfo,
+        input: Annotated[RevertSegmentInput, strawberry.argument(description="Which version.")],
+    ) -> SegmentPayload:
+        ctx = info.context
+        result = await core_segments.revert_segment(
+            ctx.db,
+            ctx.principal,
+            ctx.settings.policy,
+            decode_id_of(input.id, "Segment"),
+            input.to_version,
+            input.expected_version,
         )
         return _payload(result)

@@ -266,3 +266,14 @@ async def sql_fetch(database_url: str, query: str, *args: Any) -> list[Any]:
         return await conn.fetch(query, *args)
     finally:
         await conn.close()
+
+
+async def admin_token(database_url: str, project: Any, name: str = "admin") -> str:
+    """A new admin key of the project (the CLI's `api-key create --role admin`)."""
+    from db import api_keys
+
+    conn = await connect(database_url)
+    try:
+        return await api_keys.create_api_key(conn, project.id, "admin", name)
+    finally:
+        await conn.close()
