@@ -10,5 +10,7 @@ from schema.mutations.targets import TargetMutations
 
 
 @strawberry.type(description="The write side of the segments API; every field needs an editor key.")
-class Mutation(SegmentMutations, TargetMutations, FlagMutations, ProfileMutations, ProjectMutations):
+class Mutation(
+    SegmentMutations, TargetMutations, FlagMutations, ProfileMutations, ProjectMutations
+):
     pass
