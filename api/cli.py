@@ -226,15 +226,19 @@ class _ImportAborted(Exception):
     """Raised inside the import transaction to roll it back; the message says why."""
 
 
-def cmd_profiles_import(settings: Settings, args: argparse.Namespace) -> int:
+def _input_file(args: argparse.Namespace, run: Callable[[Path], int]) -> int:
+    """`run` on the file `args.file` names. An import reads its input twice (check, then
+    COPY), so standard input ("-") is spooled to a temporary file first."""
     if args.file != "-":
-        return _import_profiles(settings, args, Path(args.file))
-    # The import reads its input twice (check, then COPY): standard input is spooled to a
-    # temporary file first.
+        return run(Path(args.file))
     with tempfile.NamedTemporaryFile(prefix="segments-import-", suffix=".stdin") as spool:
         shutil.copyfileobj(sys.stdin.buffer, spool)
         spool.flush()
-        return _import_profiles(settings, args, Path(spool.name))
+        return run(Path(spool.name))
+
+
+def cmd_profiles_import(settings: Settings, args: argparse.Namespace) -> int:
+    return _input_file(args, lambda path: _import_profiles(settings, args, path))
 
 
 def _import_profiles(settings: Settings, args: argparse.Namespace, path: Path) -> int:
@@ -382,13 +386,7 @@ def cmd_profiles_export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_targets_import(settings: Settings, args: argparse.Namespace) -> int:
-    if args.file != "-":
-        return _import_targets(settings, args, Path(args.file))
-    # Read twice (check, then COPY): standard input is spooled to a temporary file first.
-    with tempfile.NamedTemporaryFile(prefix="segments-targets-", suffix=".stdin") as spool:
-        shutil.copyfileobj(sys.stdin.buffer, spool)
-        spool.flush()
-        return _import_targets(settings, args, Path(spool.name))
+    return _input_file(args, lambda path: _import_targets(settings, args, path))
 
 
 def _import_targets(settings: Settings, args: argparse.Namespace, path: Path) -> int:
