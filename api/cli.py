@@ -341,6 +341,7 @@ def _print_bad_lines(lines: list[Any]) -> None:
 def cmd_profiles_export(settings: Settings, args: argparse.Namespace) -> int:
     import orjson
 
+    from core.references import references_of
     from db import members, segments
 
     started = time.monotonic()
@@ -360,7 +361,9 @@ def cmd_profiles_export(settings: Settings, args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 1
-            definition = members.Definition.from_row(segment)
+            # With the segments it references as they are now, as memberCount counts them.
+            references = await references_of(conn, project["id"], segment["rules"])
+            definition = members.Definition.from_row(segment, references)
             async for row in members.iter_members(conn, project["id"], definition):
                 out.write(
                     orjson.dumps(

@@ -501,3 +501,26 @@ async def test_import_dash_checks_standard_input_like_a_file(database_url, proje
     assert result.returncode == 1
     assert "line 3" in result.stderr
     assert await stored(gql, project.key) == {}
+
+
+async def test_export_follows_references_to_other_segments(database_url, project, gql, tmp_path):
+    """A segment "not in pro" exports the members memberCount counts: the free ones."""
+    file = tmp_path / "people.ndjson"
+    file.write_text(ndjson(profile("a", plan="pro"), profile("b", plan="free")))
+    assert run("profiles", "import", "--project", project.key, str(file),
+               database_url=database_url).returncode == 0  # fmt: skip
+    for query in (
+        '{projectKey: $p, name: "Pro", key: "pro", rules: '
+        '[{condition: {attribute: "plan", operator: EQ, value: "pro"}}]}',
+        '{projectKey: $p, name: "Not pro", key: "not_pro", rules: '
+        '[{segment: {segmentKey: "pro", negate: true}}]}',
+    ):
+        created = await gql(
+            f"mutation($p: String!) {{ createSegment(input: {query}) {{ userErrors {{ code }} }} }}",
+            {"p": project.key},
+        )
+        assert created["createSegment"]["userErrors"] == []
+    result = run("profiles", "export", "--segment", "not_pro", "--project", project.key,
+                 database_url=database_url)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert [orjson.loads(line)["targetingKey"] for line in result.stdout.splitlines()] == ["b"]
