@@ -32,6 +32,8 @@ class Scheduler:
         self._conn: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        # Unexpected failures per scheduled request, across polls (core.change_requests).
+        self._failures: dict[int, int] = {}
 
     async def start(self) -> None:
         if self.interval_s > 0:
@@ -60,7 +62,7 @@ class Scheduler:
                     "statement_timeout": str(self.statement_timeout_ms),
                 },
             )
-        return await apply_due(self._conn, self.policy, POLL_LIMIT)
+        return await apply_due(self._conn, self.policy, POLL_LIMIT, self._failures)
 
     async def _run(self) -> None:
         while not self._stopping.is_set():

@@ -9,6 +9,7 @@ nothing is written. Requests are identified to people by their API key names: th
 may not review, and approvals count once per reviewer name.
 """
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,11 +25,15 @@ from db.api_keys import Principal
 from db.pool import Database, Row
 from rules.problems import Problem, ProblemCode, Refused
 
+log = logging.getLogger("segments.scheduler")
+
 MAX_NOTE_LENGTH = 1000
 MAX_COMMENT_LENGTH = 1000
 # Requests waiting on one segment (OPEN, APPROVED, SCHEDULED) at once.
 MAX_PENDING_PER_SEGMENT = 50
 MAX_SCHEDULE_AHEAD = timedelta(days=366)
+# Unexpected failures applying one scheduled request before it is given up as CONFLICT.
+MAX_APPLY_ATTEMPTS = 3
 NO_SUCH_REQUEST = "No such change request."
 # From these a request may still be withdrawn.
 WITHDRAWABLE = (*db_requests.PENDING_STATES, "CONFLICT")
@@ -336,24 +341,62 @@ async def withdraw(db: Database, principal: Principal, request_id: int | None) -
         return await db_requests.set_state(conn, row, "WITHDRAWN", actor=principal.name)
 
 
-async def apply_due(conn: asyncpg.Connection, policy: Policy, limit: int = 20) -> int:
+async def apply_due(
+    conn: asyncpg.Connection,
+    policy: Policy,
+    limit: int = 20,
+    failures: dict[int, int] | None = None,
+) -> int:
     """Apply up to `limit` SCHEDULED requests whose time has come, each in its own
     transaction; one the write refuses becomes CONFLICT with the reason. Returns how many
-    were handled. Safe with any number of processes polling (FOR UPDATE SKIP LOCKED)."""
+    were handled. Safe with any number of processes polling (FOR UPDATE SKIP LOCKED).
+
+    A request whose apply fails unexpectedly is logged and skipped for the rest of the poll,
+    so it cannot hold up the others; `failures` (kept by the caller across polls) counts
+    such failures, and after MAX_APPLY_ATTEMPTS the request becomes CONFLICT."""
+    failures = {} if failures is None else failures
+    skipped: list[int] = []
     handled = 0
     while handled < limit:
-        async with conn.transaction():
-            row = await db_requests.due_request(conn)
-            if row is None:
-                break
-            # The write is made in the name of whoever scheduled it.
-            principal = Principal(
-                row["project_id"], "", "editor", row["applied_by"] or row["author"]
-            )
-            result = await _apply(conn, row, policy, principal)
-            if isinstance(result, Refused) and result.code != ProblemCode.CHANGE_CONFLICT:
-                await db_requests.set_state(
-                    conn, row, "CONFLICT", actor=principal.name, conflict=result.problems[0].message
-                )
+        row = None
+        try:
+            async with conn.transaction():
+                row = await db_requests.due_request(conn, skipped)
+                if row is None:
+                    break
+                await _apply_scheduled(conn, row, policy)
+            failures.pop(row["id"], None)
+        except Exception:
+            if row is None or conn.is_closed():
+                raise
+            skipped.append(row["id"])
+            failures[row["id"]] = attempts = failures.get(row["id"], 0) + 1
+            log.exception("applying scheduled change request %s failed", row["id"])
+            if attempts >= MAX_APPLY_ATTEMPTS:
+                await _give_up(conn, row)
+                failures.pop(row["id"], None)
         handled += 1
     return handled
+
+
+async def _apply_scheduled(conn: asyncpg.Connection, row: Row, policy: Policy) -> None:
+    # The write is made in the name of whoever scheduled it.
+    principal = Principal(row["project_id"], "", "editor", row["applied_by"] or row["author"])
+    result = await _apply(conn, row, policy, principal)
+    if isinstance(result, Refused) and result.code != ProblemCode.CHANGE_CONFLICT:
+        await db_requests.set_state(
+            conn, row, "CONFLICT", actor=principal.name, conflict=result.problems[0].message
+        )
+
+
+async def _give_up(conn: asyncpg.Connection, row: Row) -> None:
+    async with conn.transaction():
+        locked = await db_requests.request_for_update(conn, row["project_id"], row["id"])
+        if locked is not None and locked["state"] == "SCHEDULED":
+            await db_requests.set_state(
+                conn,
+                locked,
+                "CONFLICT",
+                actor=locked["applied_by"] or locked["author"],
+                conflict="It could not be applied (an internal error, logged by the server).",
+            )

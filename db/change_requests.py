@@ -123,18 +123,21 @@ async def request_for_update(
     )
 
 
-async def due_request(conn: asyncpg.Connection) -> asyncpg.Record | None:
-    """One SCHEDULED request of any project whose time has come, locked; requests another
-    process holds are skipped, so each is applied by exactly one scheduler."""
+async def due_request(conn: asyncpg.Connection, skipped: list[int]) -> asyncpg.Record | None:
+    """One SCHEDULED request of any project whose time has come (but `skipped`), locked;
+    requests another process holds are skipped, so each is applied by exactly one scheduler."""
     return await conn.fetchrow(
         f"""
         SELECT {CHANGE_REQUEST_COLUMNS}
         FROM change_requests c
-        WHERE c.state = 'SCHEDULED' AND c.apply_at <= now()
+        WHERE c.state = 'SCHEDULED'
+          AND c.apply_at <= now()
+          AND NOT c.id = ANY($1::bigint[])
         ORDER BY c.apply_at
         LIMIT 1
         FOR UPDATE SKIP LOCKED
-        """
+        """,
+        skipped,
     )
 
 

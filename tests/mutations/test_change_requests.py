@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import pytest_asyncio
 
+from schema.ids import decode_id
 from tests.mutations.helpers import (
     AUDIT_LOG,
     CHANGE_REQUEST,
@@ -245,19 +246,18 @@ async def test_applying_is_not_gated_by_require_approval(gql, project, keys):
     assert history["node"]["history"]["nodes"][0]["changes"] == [{"field": "name"}]
 
 
+APPLY_CODES = """mutation($i: ApplyChangeRequestInput!) {
+  applyChangeRequest(input: $i) { userErrors { code } } }"""
+WITHDRAW_CODES = """mutation($i: WithdrawChangeRequestInput!) {
+  withdrawChangeRequest(input: $i) { userErrors { code } } }"""
+
+
 async def test_only_the_author_or_an_admin_applies_or_withdraws(gql, project, keys):
     segment = await new_segment(gql, project.key, name="Owned")
     request = await approved(gql, keys, segment["id"], name="Owned 2")
-    for document_token in (keys["reviewer"],):
-        for mutate in (apply_request, withdraw):
-            errors = await gql.errors(
-                "mutation($i: ApplyChangeRequestInput!) { applyChangeRequest(input: $i) { userErrors { code } } }"
-                if mutate is apply_request
-                else "mutation($i: WithdrawChangeRequestInput!) { withdrawChangeRequest(input: $i) { userErrors { code } } }",
-                {"i": {"id": request["id"]}},
-                token=document_token,
-            )
-            assert [e["extensions"]["code"] for e in errors] == ["FORBIDDEN"]
+    for document in (APPLY_CODES, WITHDRAW_CODES):
+        errors = await gql.errors(document, {"i": {"id": request["id"]}}, token=keys["reviewer"])
+        assert [e["extensions"]["code"] for e in errors] == ["FORBIDDEN"]
     assert (await change_request(gql, request["id"]))["state"] == "APPROVED"
     payload = await apply_request(gql, request["id"], token=keys["admin"])
     assert payload["changeRequest"]["state"] == "APPLIED"
@@ -480,3 +480,26 @@ async def test_two_requests_racing_to_apply_never_both_apply_blindly(
             assert states == ["APPLIED", "APPLIED"], results
             assert now["version"] == 3
             assert (now["name"], now["tags"]) == (f"Mine {round}", [f"t{round}"])
+
+
+async def test_a_request_the_scheduler_cannot_apply_holds_up_no_other_and_ends_in_conflict(
+    gql, project, keys, database_url
+):
+    due = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    broken_segment = await new_segment(gql, project.key, name="Broken")
+    fine_segment = await new_segment(gql, project.key, name="Fine")
+    broken = await approved(gql, keys, broken_segment["id"], name="Broken 2")
+    fine = await approved(gql, keys, fine_segment["id"], name="Fine 2")
+    await apply_request(gql, broken["id"], applyAt=due)
+    await apply_request(gql, fine["id"], applyAt=due)
+    # A stored base the apply cannot read: every attempt raises inside the scheduler.
+    await sql_fetch(
+        database_url,
+        "UPDATE change_requests SET base = '{\"bogus\": 1}' WHERE id = $1",
+        decode_id(broken["id"])[1],
+    )
+    assert (await wait_for_state(gql, fine["id"], {"APPLIED"}))["state"] == "APPLIED"
+    given_up = await wait_for_state(gql, broken["id"], {"CONFLICT"}, timeout=10)
+    assert given_up["state"] == "CONFLICT"
+    assert given_up["conflict"].startswith("It could not be applied")
+    assert (await segment_by_key(gql, project.key, "broken"))["version"] == 1
