@@ -71,7 +71,6 @@ async def insert_request(
         actor=author,
         changes=[
             {"field": "state", "before": None, "after": "OPEN"},
-            {"field": "segmentId", "before": None, "after": segment_id},
             {"field": "baseVersion", "before": None, "after": base_version},
             {"field": "changes", "before": None, "after": changed_fields},
         ],
