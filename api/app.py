@@ -1,6 +1,7 @@
 """The Starlette application factory."""
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -117,6 +118,24 @@ class PreflightNoContent(CORSMiddleware):
         return Response(status_code=204, headers=headers)
 
 
+# Allocations (net of frees) between two young-generation collections of the cyclic GC.
+# Python's default, 700, collects several times per page of segments while that page's
+# result dicts are alive, scanning and promoting them only for them to die a moment later
+# (measured: ~5% of a list request's CPU); by 20,000 a request's objects are mostly gone.
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def tune_gc() -> None:
+    """For a serving process, once it has imported and built what it keeps (the schema):
+    that is frozen out of every later collection, and young collections come less often."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
 def app_from_env() -> Starlette:
     """Factory for `uvicorn --factory` worker processes: settings from the environment."""
-    return create_app(Settings())
+    app = create_app(Settings())
+    tune_gc()
+    return app

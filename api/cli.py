@@ -607,9 +607,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     if args.workers > 1:
         uvicorn.run("api.app:app_from_env", factory=True, workers=args.workers, **options)
     else:
-        from api.app import create_app
+        from api.app import create_app, tune_gc
 
-        uvicorn.run(create_app(settings), **options)
+        app = create_app(settings)
+        tune_gc()
+        uvicorn.run(app, **options)
     return 0
 
 

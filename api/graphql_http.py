@@ -6,6 +6,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -98,6 +99,13 @@ def _json(
     return Response(_dumps(body), status, headers, f"{media_type}; charset=utf-8")
 
 
+def _isoformat(value: Any) -> str:
+    # The fast path leaves UTC datetimes for orjson to write (schema/fast_path.py).
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
 def _dumps(body: dict[str, Any]) -> bytes:
     try:
         return orjson.dumps(body)
@@ -105,7 +113,7 @@ def _dumps(body: dict[str, Any]) -> bytes:
         # A client's own JSON can come back (evaluateSegment's `actual`) with integers beyond
         # 64 bits or deeper nesting than orjson writes; the standard library writes both.
         try:
-            return json.dumps(body, ensure_ascii=False).encode()
+            return json.dumps(body, ensure_ascii=False, default=_isoformat).encode()
         except (ValueError, TypeError, RecursionError):
             log.exception("response not serialisable")
             masked = {

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from api.settings import Settings
-from bench import load, profiles
+from bench import anchors, cpu, load, profiles
 from bench.scenarios import ORDER, PROJECT_KEY, Scenario, build
 from bench.seed import Seeded, prepare, retire_write_segments
 
@@ -76,6 +76,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="build a primary and a streaming replica, run list and member_count against the "
         "primary alone and then with the replica, and report both servers' CPU",
+    )
+    parser.add_argument(
+        "--anchors",
+        action="store_true",
+        help="also run PostGraphile 4 (npm, needs Node) on the same database: the list's anchor",
     )
     parser.add_argument(
         "--generator",
@@ -300,7 +305,7 @@ def check(scenario: Scenario, port: int, seeded: Seeded) -> tuple[str | None, An
             if not cycle.response(status, body):
                 return cycle.last_problem, None
         return None, None
-    token = seeded.token if scenario.body is not None else None
+    token = seeded.token if scenario.body is not None and scenario.authenticated else None
     request = load.http_request(scenario.method, scenario.path, port, scenario.body, token)
     status, body = asyncio.run(load.exchange(port, request))
     try:
@@ -334,7 +339,7 @@ def drive(
         result = asyncio.run(load.run_asyncio(port, sessions, seconds))
         result.cycles = sum(s.cycles for s in sessions)
         return result
-    token = seeded.token if scenario.body is not None else None
+    token = seeded.token if scenario.body is not None and scenario.authenticated else None
     if args.wrk:
         return load.run_wrk(
             args.wrk,
@@ -363,7 +368,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 def report(rows: dict[str, dict[str, Any]], summary: dict[str, Any]) -> None:
     header = (
         f"{'scenario':<12} {'rps':>10} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7} {'SQL/req':>8} "
-        f"{'acquires':>8}  notes"
+        f"{'acquires':>8} {'CPU ms':>7} {'PG ms':>6} {'load':>5}  notes"
     )
     print(header)
     print("-" * len(header))
@@ -376,16 +381,22 @@ def report(rows: dict[str, dict[str, Any]], summary: dict[str, Any]) -> None:
         print(
             f"{name:<12} {_fmt(row['rps']):>10} {_fmt(row['p50_ms'], 2):>9} {_fmt(row['p99_ms'], 2):>9} "
             f"{row['errors'] if row['errors'] is not None else '-':>7} {_fmt(row['sql'], 1):>8} "
-            f"{_fmt(row['acquires'], 1):>8}  {notes}"
+            f"{_fmt(row['acquires'], 1):>8} {_fmt(row.get('cpu_ms'), 2):>7} "
+            f"{_fmt(row.get('pg_cpu_ms'), 2):>6} {_fmt(row.get('load'), 2):>5}  {notes}"
         )
     print()
     for label, key in (
         ("list / floor", "list_vs_floor"),
+        ("list / pgl", "list_vs_postgraphile"),
+        ("CPU list/flr", "list_cpu_vs_floor"),
+        ("CPU list/pgl", "list_cpu_vs_postgraphile"),
         ("deep / list", "deep_vs_list"),
         ("search / list", "search_vs_list"),
     ):
         print(f"{label:<14} {_fmt(summary.get(key), 3)}")
     print(f"server RSS     {_fmt(summary.get('server_rss_mb'))} MB after the run")
+    if summary.get("anchors_note"):
+        print(f"anchors        skipped: {summary['anchors_note']}")
     print(json.dumps(summary, separators=(", ", ": ")))
 
 
@@ -429,6 +440,12 @@ def run(args: argparse.Namespace, servers: Servers) -> int:
 
     all_scenarios = build(seeded)
     selected = [all_scenarios[name] for name in ORDER if name in args.scenarios]
+    anchor, anchor_note = anchors.install(log) if args.anchors else (None, None)
+    if anchor_note:
+        log(anchor_note)
+    if anchor:
+        after_floor = next((i + 1 for i, s in enumerate(selected) if s.name == "floor"), 1)
+        selected.insert(min(after_floor, len(selected)), anchors.scenario(seeded))
     log("counting SQL statements per request in-process")
     sql = asyncio.run(sql_per_request(seeded, selected, args.fast_path == "on"))
 
@@ -485,6 +502,17 @@ def run(args: argparse.Namespace, servers: Servers) -> int:
             floor_port,
         )
         ports["floor"] = floor_port
+    if anchor:
+        anchors.prepare(seeded.dsn)
+        anchor_port = free_port()
+        log(f"starting PostGraphile on port {anchor_port}")
+        command = anchors.command(anchor, seeded.dsn, load.HOST, anchor_port)
+        servers.start(anchors.NAME, command, env, anchor_port)
+        ports[anchors.NAME] = anchor_port
+    # CPU per request: each server's process tree, and PostgreSQL's (when it runs here).
+    pids = {name: process.pid for name, process in servers.processes}
+    postgres_pid = cpu.postmaster_pid(seeded.dsn)
+    target_pid = {"api": pids.get("serve"), "floor": pids.get("floor"), **pids}
 
     rows: dict[str, dict[str, Any]] = {}
     pages: dict[str, Any] = {}
@@ -493,17 +521,28 @@ def run(args: argparse.Namespace, servers: Servers) -> int:
         problem, document = check(scenario, port, seeded)
         pages[scenario.name] = document
         listed = rows.get("list")
-        if scenario.name == "floor" and not problem and listed and not listed["problem"]:
+        if (
+            scenario.name in ("floor", anchors.NAME)
+            and not problem
+            and listed
+            and not listed["problem"]
+        ):
             list_keys = [n["key"] for n in pages["list"]["data"]["segments"]["nodes"]]
-            floor_keys = [n["key"] for n in document["data"]["segments"]["nodes"]]
-            if list_keys != floor_keys:
-                problem = "the floor's page differs from the API's"
+            if scenario.name == "floor":
+                other_keys = [n["key"] for n in document["data"]["segments"]["nodes"]]
+            else:
+                other_keys = anchors.keys(document)
+            if list_keys != other_keys:
+                problem = f"the {scenario.name} page differs from the API's (keys or order)"
         if problem:
             log(f"{scenario.name}: {problem}")
         if args.warmup:
             drive(scenario, port, seeded, args, args.warmup, "warmup")
         log(f"{scenario.name}: {args.duration:g} s at concurrency {args.concurrency}")
+        meter = cpu.Meter(target_pid.get(scenario.target), postgres_pid)
+        load_1m, before = os.getloadavg()[0], meter.read()
         result = drive(scenario, port, seeded, args, args.duration, "load")
+        cpu_ms, pg_ms = cpu.Meter.per_request_ms(before, meter.read(), result.requests)
         if scenario.name == "write":
             asyncio.run(retire_write_segments(seeded.dsn, seeded.project_id))
         rows[scenario.name] = {
@@ -515,6 +554,9 @@ def run(args: argparse.Namespace, servers: Servers) -> int:
             "sql": sql.get(scenario.name, (None, None))[0],
             "acquires": sql.get(scenario.name, (None, None))[1],
             "cycles_per_s": result.cycles_per_s,
+            "cpu_ms": cpu_ms,
+            "pg_cpu_ms": pg_ms,
+            "load": load_1m,
             "generator": result.generator,
             "problem": problem,
             "note": scenario.note,
@@ -541,6 +583,13 @@ def run(args: argparse.Namespace, servers: Servers) -> int:
         "list_rps": _round(get("list", "rps")),
         "floor_rps": _round(get("floor", "rps")),
         "list_vs_floor": _ratio(get("list", "rps"), get("floor", "rps")),
+        "list_cpu_ms": _round(get("list", "cpu_ms"), 3),
+        "floor_cpu_ms": _round(get("floor", "cpu_ms"), 3),
+        "postgraphile_cpu_ms": _round(get(anchors.NAME, "cpu_ms"), 3),
+        "list_vs_postgraphile": _ratio(get("list", "rps"), get(anchors.NAME, "rps")),
+        "list_cpu_vs_floor": _ratio(get("list", "cpu_ms"), get("floor", "cpu_ms")),
+        "list_cpu_vs_postgraphile": _ratio(get("list", "cpu_ms"), get(anchors.NAME, "cpu_ms")),
+        "anchors_note": anchor_note,
         "deep_vs_list": _ratio(get("deep", "rps"), get("list", "rps")),
         "search_vs_list": _ratio(get("search", "rps"), get("list", "rps")),
         "list_p99_ms": _round(get("list", "p99_ms"), 2),
@@ -559,6 +608,9 @@ def run(args: argparse.Namespace, servers: Servers) -> int:
         summary[f"{name}_sql"] = _round(row["sql"], 2)
         summary[f"{name}_pool_acquires"] = _round(row["acquires"], 2)
         summary[f"{name}_generator"] = row["generator"]
+        if "cpu_ms" in row:
+            summary[f"{name}_cpu_ms"] = _round(row["cpu_ms"], 3)
+            summary[f"{name}_pg_cpu_ms"] = _round(row["pg_cpu_ms"], 3)
     summary |= {
         "problems": {name: row["problem"] for name, row in rows.items() if row["problem"]},
         "segments": seeded.live_segments,
@@ -579,23 +631,6 @@ def run(args: argparse.Namespace, servers: Servers) -> int:
     failed = any(row["problem"] or row["errors"] for row in rows.values())
     servers.keep_logs = servers.keep_logs or failed
     return 1 if failed else 0
-
-
-def cpu_seconds(data_dir: Path) -> float:
-    """CPU time (user and system) of a PostgreSQL server's processes so far: its postmaster
-    and every backend, walsender and walreceiver under it."""
-    import psutil
-
-    pid = int((data_dir / "postmaster.pid").read_text().split()[0])
-    total = 0.0
-    root = psutil.Process(pid)
-    for process in [root, *root.children(recursive=True)]:
-        try:
-            times = process.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
 
 
 def run_replica(args: argparse.Namespace, servers: Servers) -> int:
@@ -641,7 +676,7 @@ def run_replica(args: argparse.Namespace, servers: Servers) -> int:
             if args.warmup:
                 drive(listing, port, seeded, args, args.warmup, "warmup")
             for name in ("list", "member_count"):
-                before = cpu_seconds(pair.primary_data), cpu_seconds(pair.standby_data)
+                before = cpu.cpu_seconds(pair.primary_data), cpu.cpu_seconds(pair.standby_data)
                 if name == "list":
                     log(f"{mode} list: {args.duration:g} s at concurrency {args.concurrency}")
                     result = drive(listing, port, seeded, args, args.duration, "load")
@@ -657,7 +692,7 @@ def run_replica(args: argparse.Namespace, servers: Servers) -> int:
                     measured = profiles.measure(port, seeded.token, args.profile_runs, [name])
                     row = {k: measured[name][k] for k in ("rps", "p50_ms", "p99_ms", "errors")}
                     row["problem"] = measured[name]["problem"]
-                after = cpu_seconds(pair.primary_data), cpu_seconds(pair.standby_data)
+                after = cpu.cpu_seconds(pair.primary_data), cpu.cpu_seconds(pair.standby_data)
                 row["primary_cpu_s"] = after[0] - before[0]
                 row["replica_cpu_s"] = after[1] - before[1]
                 rows[f"{name} ({mode})"] = row

@@ -75,6 +75,8 @@ class Scenario:
     # Given the parsed response of a 200, a problem to report, or None when it looks right.
     check: Callable[[Any], str | None]
     note: str = ""
+    # Sends the seeded API token (the PostGraphile anchor takes none).
+    authenticated: bool = True
 
 
 def _body(query: str, variables: dict[str, Any]) -> bytes:

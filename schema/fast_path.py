@@ -14,13 +14,39 @@ graphql-core on a fresh context, which produces the exact GraphQL response with 
 Queries have no side effects, so running one twice is safe. tests/test_fast_path_equivalence.py
 holds both paths to byte-identical responses on queries generated from the schema.
 
+What a list request costs, and where the plan saves (issue "Performance, part 2"):
+
+- Objects are completed by generated straight-line code, one statement per field; leaves
+  that are already what the response holds (str, int in range, bool) are not called.
+- Values that orjson writes exactly as the scalar's serializer would are left for orjson,
+  which dumps the response once at the end: UTC datetimes (DateTime is isoformat(), and
+  asyncpg reads every timestamptz as UTC; orjson's RFC 3339 text is the same). So the
+  data of a fast run holds datetimes where graphql-core's holds strings; the response
+  bytes are the same (api/graphql_http.py's _dumps writes both).
+- A field declared with strawberry.field(metadata={MEMO: key_of}) is completed once per
+  key and selection and reused across requests (bounded, MEMO_ENTRIES): Segment.rules,
+  keyed by id, version and updated_at, the key of the rules objects' own cache. A
+  completion that queued async work (a SegmentMatch's referenced segment) is not kept.
+- Root fields whose arguments in this request are built-in scalars or null call their
+  resolver directly with them (no Strawberry argument conversion, no resolve info): like
+  the argument-free resolvers, ours read nothing from `info` but the context.
+- Loader-backed fields hand back the DataLoader's shared future wrapped in Mapped
+  (schema/context.py), and SharedLoader.shared registers a key without a done callback,
+  so a page of 50 segments costs no Task and no event-loop callback per segment.
+- Connections (schema/pagination.py) keep their rows: nodes are built once when asked
+  for, cursors only for the edges selected (a list screen selects nodes), and PageInfo's
+  two cursors.
+
 It reads internals of graphql-core 3.3 (VariableValues) and strawberry 0.341 (the resolve
 info type, field definitions, resolver wrappers): pyproject.toml pins those minor versions,
 and SEGMENTS_FAST_PATH=0 switches the plan off.
 """
 
 import asyncio
-from collections.abc import Callable
+import itertools
+import operator
+from collections.abc import Callable, Hashable
+from datetime import UTC, datetime
 from inspect import iscoroutine
 from typing import Any
 
@@ -45,6 +71,7 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
+    get_named_type,
     get_operation_ast,
 )
 from graphql.execution.values import (
@@ -60,6 +87,16 @@ from strawberry.types.base import get_object_definition
 from schema.context import Mapped
 
 DEFINITION = "strawberry-definition"
+# strawberry.field(metadata={MEMO: key_of}): the field's completed value depends only on
+# key_of(source) and the selection (see Plan._memoized).
+MEMO = "fast-path-memo"
+# Completed values of memoized fields, shared by every plan, oldest dropped first.
+MEMO_ENTRIES = 10_000
+_memo: dict[tuple[int, Hashable], Any] = {}
+_memo_tokens = itertools.count()
+_MISSING = object()
+# Argument types Strawberry hands to a resolver as graphql-core coerced them.
+_PLAIN_SCALARS = frozenset({"String", "Int", "Float", "Boolean", "ID"})
 
 Completer = Callable[[Any, "Run"], Any]
 
@@ -121,6 +158,20 @@ def _leaf(graphql_type: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], 
             value if type(value) is int and -(2**31) <= value < 2**31 else serialize(value)
         )
     return serialize
+
+
+_ISOFORMAT = operator.methodcaller("isoformat")
+
+
+def _defers_to_orjson(graphql_type: GraphQLScalarType | GraphQLEnumType) -> bool:
+    """Strawberry's DateTime, serialised by isoformat(): for UTC datetimes, orjson's own
+    RFC 3339 output is the same text (microseconds only when set, +00:00)."""
+    serialize = getattr(graphql_type, "serialize", None)
+    return (
+        graphql_type.name == "DateTime"
+        and isinstance(serialize, operator.methodcaller)
+        and repr(serialize) == repr(_ISOFORMAT)
+    )
 
 
 def _conditional_selections(document: DocumentNode) -> list[Any]:
@@ -304,12 +355,17 @@ class Plan:
             definition = field.extensions.get(DEFINITION)
             if definition is None:
                 raise NotCompiled("not a strawberry field")
+            sub_sets = tuple(n.selection_set for n in nodes if n.selection_set is not None)
+            key_of = (definition.metadata or {}).get(MEMO)
+            if key_of is not None:
+                namespace[f"m{index}"] = self._memoized(object_type, field, nodes, sub_sets, key_of)
+                lines.append(f"    result[k{index}] = m{index}(source, run)")
+                continue
             if definition.base_resolver is None and definition.python_name.isidentifier():
                 lines.append(f"    value = source.{definition.python_name}")
             else:
                 namespace[f"g{index}"] = self._getter(object_type, field, nodes)
                 lines.append(f"    value = g{index}(source, run)")
-            sub_sets = tuple(n.selection_set for n in nodes if n.selection_set is not None)
             complete = self._expression(field.type, sub_sets, f"s{index}", namespace)
             if definition.base_resolver is not None:  # may hand back a future or coroutine
                 namespace[f"c{index}"] = self._completer(field.type, sub_sets)
@@ -345,7 +401,15 @@ class Plan:
             core = f"[{item_code} for {item} in {value}]"
         elif isinstance(inner, (GraphQLScalarType, GraphQLEnumType)):
             namespace[name] = _leaf(inner)
-            if inner.name in ("String", "ID"):
+            if _defers_to_orjson(inner):
+                # A UTC datetime (as asyncpg reads every timestamptz) stays a datetime:
+                # orjson writes it as isoformat() would, once, when the response is dumped.
+                namespace.update(_datetime=datetime, _utc=UTC)
+                core = (
+                    f"({value} if {value}.__class__ is _datetime and {value}.tzinfo is _utc"
+                    f" else {name}({value}))"
+                )
+            elif inner.name in ("String", "ID"):
                 core = f"({value} if {value}.__class__ is str else {name}({value}))"
             else:
                 core = f"{name}({value})"
@@ -378,13 +442,21 @@ class Plan:
                 return lambda source, run: function(source, **{info_name: run.info})
             return lambda source, run: function(source)
         # Resolvers with arguments (the root fields) go through Strawberry's own wrapper,
-        # which converts the arguments into Python inputs and enums.
+        # which converts the arguments into Python inputs and enums, unless every argument
+        # of this request is a built-in scalar or null: those need no conversion, and the
+        # resolver is called with them directly (its info, as above, carries the context).
         node = nodes[0]
         name = node.name.value
         resolve = field.resolve
         assert resolve is not None
+        direct = self._direct_call(field, definition)
 
         def with_arguments(source: Any, run: Run) -> Any:
+            arguments = get_argument_values(field, node, run.variables)
+            if direct is not None:
+                called = direct(source, run, arguments)
+                if called is not _MISSING:
+                    return called
             # As StrawberryGraphQLCoreExecutionContext.build_resolve_info makes it (the
             # versions are pinned in pyproject.toml); the path is the field's own, which only
             # errors use, and an error sends the operation to graphql-core anyway.
@@ -405,9 +477,84 @@ class Plan:
                 async_helpers=None,
                 operation_extensions=None,
             )
-            return resolve(source, info, **get_argument_values(field, node, run.variables))
+            return resolve(source, info, **arguments)
 
         return with_arguments
+
+    @staticmethod
+    def _direct_call(
+        field: GraphQLField, definition: Any
+    ) -> Callable[[Any, Run, dict[str, Any]], Any] | None:
+        """Calls the resolver itself when a request's arguments are all plain (built-in
+        scalars, lists of them, or null), else answers _MISSING; None when the field always
+        needs Strawberry's wrapper (field extensions, a resolver without `info`)."""
+        resolver = definition.base_resolver
+        if definition.extensions or resolver.info_parameter is None:
+            return None
+        if len(field.args) != len(definition.arguments):
+            return None
+        # Strawberry builds the GraphQL arguments in the order of its own.
+        python_names = {
+            graphql_name: argument.python_name
+            for graphql_name, argument in zip(field.args, definition.arguments, strict=True)
+        }
+        plain = {
+            graphql_name: isinstance(named := get_named_type(argument.type), GraphQLScalarType)
+            and named.name in _PLAIN_SCALARS
+            for graphql_name, argument in field.args.items()
+        }
+        function = resolver.wrapped_func
+        info_name = resolver.info_parameter.name
+        with_self = resolver.self_parameter is not None
+
+        def call(source: Any, run: Run, arguments: dict[str, Any]) -> Any:
+            for graphql_name, value in arguments.items():
+                if value is not None and not plain[graphql_name]:
+                    return _MISSING
+            kwargs = {python_names[k]: v for k, v in arguments.items()}
+            kwargs[info_name] = run.info
+            return function(source, **kwargs) if with_self else function(**kwargs)
+
+        return call
+
+    def _memoized(
+        self,
+        parent_type: GraphQLObjectType,
+        field: GraphQLField,
+        nodes: list[FieldNode],
+        sub_sets: tuple[SelectionSetNode, ...],
+        key_of: Callable[[Any], Hashable],
+    ) -> Callable[[Any, Run], Any]:
+        """The field completed once per key_of(source) and selection, then reused across
+        requests. For read-only values derived from stored data that a key names exactly
+        (a segment's rules by id, version and updated_at). Completion that queued async work
+        (a referenced segment) is not kept: those dicts are filled in later, per request."""
+        definition = field.extensions[DEFINITION]
+        if definition.base_resolver is not None and definition.base_resolver.is_async:
+            raise NotCompiled("a memoized field must resolve synchronously")
+        getter = self._getter(parent_type, field, nodes)
+        complete = self._completer(field.type, sub_sets)
+        token = next(_memo_tokens)
+
+        def memoized(source: Any, run: Run) -> Any:
+            key = (token, key_of(source))
+            found = _memo.get(key, _MISSING)
+            if found is not _MISSING:
+                return found
+            value = getter(source, run)
+            if optimized_is_awaitable(value):
+                if iscoroutine(value):
+                    value.close()
+                raise NotCompiled("a memoized field resolved asynchronously")
+            queued = len(run.pending)
+            done = complete(value, run)
+            if len(run.pending) == queued:
+                if len(_memo) >= MEMO_ENTRIES:
+                    del _memo[next(iter(_memo))]
+                _memo[key] = done
+            return done
+
+        return memoized
 
     def _completer(
         self, graphql_type: GraphQLOutputType, sub_sets: tuple[SelectionSetNode, ...]

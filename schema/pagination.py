@@ -113,9 +113,9 @@ def window(
     rows: Sequence[Any],
     outside: Callable[[bool], Awaitable[bool]],
     cursor: Callable[[Any], str],
-) -> tuple[list[tuple[str, Any]], PageInfo]:
-    """Trim the fetched rows (one extra was asked for), pair each with its cursor, and
-    work out PageInfo exactly.
+) -> tuple[list[Any], PageInfo]:
+    """Trim the fetched rows (one extra was asked for) and work out PageInfo exactly; only
+    the first and last rows' cursors are made here (edges make theirs when asked for).
 
     `outside(before)` tells whether a matching row lies before the `after` cursor
     (before=True) or after the `before` cursor; it runs only if a client asks.
@@ -139,14 +139,13 @@ def window(
     else:
         has_next = True if more else lazy(False)
         has_previous = lazy(True)
-    edges = [(cursor(row), row) for row in rows]
     info = PageInfo(
-        start_cursor=edges[0][0] if edges else None,
-        end_cursor=edges[-1][0] if edges else None,
+        start_cursor=cursor(rows[0]) if rows else None,
+        end_cursor=cursor(rows[-1]) if rows else None,
         _has_next=has_next,
         _has_previous=has_previous,
     )
-    return edges, info
+    return rows, info
 
 
 @strawberry.type(description="An item of a page, with its cursor.")
@@ -158,15 +157,36 @@ class Edge(Generic[T]):
 @strawberry.type(description="A page of a list (Relay cursor connection).")
 class Connection(Generic[T]):
     """The one connection shape: `class SegmentConnection(Connection[Segment])` names the
-    schema types SegmentConnection and SegmentEdge."""
+    schema types SegmentConnection and SegmentEdge.
 
-    edges: list[Edge[T]] = strawberry.field(description="The page, with cursors.")
-    page_info: PageInfo = strawberry.field(description="Where the page lies in the whole list.")
+    It holds the page's rows: each becomes its node once, when `nodes` or `edges` first asks,
+    and gets its cursor only if `edges` is selected (a list screen selects `nodes`)."""
+
+    @strawberry.field(description="The page, with cursors.")
+    def edges(self) -> list[Edge[T]]:
+        cursor = self._cursor
+        return [
+            Edge(cursor=cursor(row), node=node)
+            for row, node in zip(self._rows, self.nodes(), strict=True)
+        ]
+
+    # A resolver, as edges is, so that the schema lists the fields in this order.
+    @strawberry.field(description="Where the page lies in the whole list.")
+    def page_info(self) -> PageInfo:
+        return self._page_info
+
+    _page_info: strawberry.Private[PageInfo]
     _count: strawberry.Private[Callable[[], Awaitable[int]]]
+    _rows: strawberry.Private[Sequence[Any]]
+    _node: strawberry.Private[Callable[[Any], Any]]
+    _cursor: strawberry.Private[Callable[[Any], str]]
+    _nodes: strawberry.Private[list[Any] | None] = None
 
     @strawberry.field(description="The page's items without cursors.")
     def nodes(self) -> list[T]:
-        return [edge.node for edge in self.edges]
+        if self._nodes is None:
+            self._nodes = [self._node(row) for row in self._rows]
+        return self._nodes
 
     @strawberry.field(description="All items of the list (as filtered), across pages.")
     async def total_count(self) -> int:
@@ -186,11 +206,10 @@ def connection(
     cursor: Callable[[Any], str],
     node: Callable[[Any], Any],
 ) -> C:
-    """A connection of `kind` over fetched keyset rows: the page trimmed, each row made a
-    node with its cursor, PageInfo exact, totalCount counted only when asked for."""
-    pairs, page_info = window(page, rows, outside, cursor)
-    edges = [Edge(cursor=position, node=node(row)) for position, row in pairs]
-    return kind(edges=edges, page_info=page_info, _count=count)
+    """A connection of `kind` over fetched keyset rows: the page trimmed, PageInfo exact,
+    nodes made and cursors encoded when asked for, totalCount counted only when asked for."""
+    page_rows, page_info = window(page, rows, outside, cursor)
+    return kind(_page_info=page_info, _count=count, _rows=page_rows, _node=node, _cursor=cursor)
 
 
 async def listing_connection(

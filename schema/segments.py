@@ -18,6 +18,7 @@ from schema.audit import AuditEventConnection, history_of
 from schema.change_requests import ChangeRequestConnection, ChangeRequestState, change_requests_of
 from schema.context import AppInfo, mapped
 from schema.enums import LogicalOperator, OrderDirection, SegmentOrderField, TargetKind
+from schema.fast_path import MEMO
 from schema.ids import encode_id
 from schema.node import Node
 from schema.pagination import (
@@ -197,7 +198,11 @@ class Segment(Node):
     def deleted(self) -> bool:
         return self.deleted_at is not None
 
-    @strawberry.field(description="The rules, combined with logicalOp.")
+    @strawberry.field(
+        description="The rules, combined with logicalOp.",
+        # The compiled executor reuses the completed rules of a version (schema/fast_path.py).
+        metadata={MEMO: lambda segment: (segment.db_id, segment.version, segment.updated_at)},
+    )
     def rules(self) -> list[SegmentRule]:
         # Read-only objects: a page of segments seen before reuses them.
         return _rules.get(

@@ -5,6 +5,8 @@ definition. A page of segments with their usage, flags and environments costs a 
 number of SQL statements, however many segments it holds (DESIGN §5).
 """
 
+import asyncio
+
 import pytest
 
 from db import api_keys
@@ -485,3 +487,29 @@ async def test_a_page_with_references_and_indirect_usage_costs_what_a_plain_page
     ]
     print("statements for 50 segments with usage, plain and with references:", plain, linked)
     assert linked == plain
+
+
+async def test_the_benchmarked_list_page_costs_three_statements_two_with_a_cached_token(
+    gql, app, project, database_url, statements, warm_pool
+):
+    """The bench's list scenario (every field, rules, usage): the token lookup, the page and
+    one usage statement; once the token is cached, the page and the usage only."""
+    from bench.scenarios import LIST
+
+    await seed_used_segments(database_url, project.id, 60)
+    authenticator = app.state.authenticator
+    for _ in range(100):  # the token cache is on once the key-change listener is up
+        if authenticator.caching:
+            break
+        await asyncio.sleep(0.05)
+    assert authenticator.caching
+    variables = {"projectKey": project.key, "first": 50}
+    first, data = await statements_for(gql, statements, database_url, project, LIST, variables)
+    assert len(data["segments"]["nodes"]) == 50
+    assert all(n["usage"]["usageCount"] == 4 for n in data["segments"]["nodes"])
+    token = await fresh_token(database_url, project.id)
+    await gql(LIST, variables, token=token)
+    async with statements.block() as cached:
+        again = await gql(LIST, variables, token=token)
+    assert again == data
+    assert (first, cached.count) == (3, 2)
