@@ -186,10 +186,15 @@ async def segment_and_closure_by_key(
             JOIN segment_references sr ON sr.project_id = $1 AND sr.segment_id = closure.id
             WHERE closure.depth < $3
         )
-        SELECT s.id IN (SELECT id FROM root) AS is_root, {SEGMENT_COLUMNS}
-        FROM segments s
-        WHERE s.project_id = $1
-          AND (s.id IN (SELECT id FROM root) OR s.id IN (SELECT id FROM closure))
+        -- A join on the primary key: `id IN root OR id IN closure` would read every
+        -- segment of the project against two hashed subplans.
+        SELECT found.is_root, {SEGMENT_COLUMNS}
+        FROM (
+            SELECT id, true AS is_root FROM root
+          UNION
+            SELECT id, false FROM closure
+        ) found
+        JOIN segments s ON s.project_id = $1 AND s.id = found.id
         """,
         project_id,
         key,
