@@ -14,6 +14,7 @@ from db import profiles as db_profiles
 from db.members import Definition
 from rules import validate
 from rules.problems import ProblemCode
+from schema.analysis import INPUT_PATHS, RuleWarning, rule_warnings
 from schema.context import AppInfo
 from schema.enums import LogicalOperator
 from schema.errors import UserError, from_problems
@@ -99,6 +100,10 @@ class SegmentPreview:
     )
     user_errors: list[UserError] = strawberry.field(
         description="Why the definition cannot be previewed; empty on success."
+    )
+    warnings: list[RuleWarning] = strawberry.field(
+        description="Findings about the rules (DESIGN §15), paths into the input; empty "
+        "when userErrors is not."
     )
 
 
@@ -210,7 +215,7 @@ async def preview_segment(info: AppInfo, input: PreviewSegmentInput) -> SegmentP
     problems += _preview_problems(input, ctx.settings.limits)
     errors = from_problems(project_problems(project_id) + problems)
     if errors:
-        return SegmentPreview(member_count=None, sample=[], user_errors=errors)
+        return SegmentPreview(member_count=None, sample=[], user_errors=errors, warnings=[])
     definition = Definition(
         logical_op=(input.logical_op or LogicalOperator.AND).value,
         rules=stored,
@@ -229,9 +234,19 @@ async def preview_segment(info: AppInfo, input: PreviewSegmentInput) -> SegmentP
         )
     else:
         count, rows = await loaders.member_count.load(definition), []
+    warnings = await rule_warnings(
+        info,
+        project_id or 0,
+        definition.logical_op,
+        stored,
+        INPUT_PATHS,
+        definition=definition,
+        member_count=count,
+    )
     return SegmentPreview(
         member_count=count,
         # A member page carries one row more than asked for.
         sample=[Profile.from_row(row) for row in rows[:size]],
         user_errors=[],
+        warnings=warnings,
     )
