@@ -101,10 +101,26 @@ class SegmentPreview:
     user_errors: list[UserError] = strawberry.field(
         description="Why the definition cannot be previewed; empty on success."
     )
-    warnings: list[RuleWarning] = strawberry.field(
+    # What `warnings` analyses; None when userErrors is not empty.
+    definition: strawberry.Private[Definition | None] = None
+    project_id: strawberry.Private[int] = 0
+
+    @strawberry.field(
         description="Findings about the rules (DESIGN §15), paths into the input; empty "
         "when userErrors is not."
     )
+    async def warnings(self, info: AppInfo) -> list[RuleWarning]:
+        if self.definition is None:
+            return []
+        return await rule_warnings(
+            info,
+            self.project_id,
+            self.definition.logical_op,
+            self.definition.rules,
+            INPUT_PATHS,
+            definition=self.definition,
+            member_count=self.member_count,
+        )
 
 
 async def profile_by_key(info: AppInfo, project_key: str, targeting_key: str) -> Profile | None:
@@ -215,7 +231,7 @@ async def preview_segment(info: AppInfo, input: PreviewSegmentInput) -> SegmentP
     problems += _preview_problems(input, ctx.settings.limits)
     errors = from_problems(project_problems(project_id) + problems)
     if errors:
-        return SegmentPreview(member_count=None, sample=[], user_errors=errors, warnings=[])
+        return SegmentPreview(member_count=None, sample=[], user_errors=errors)
     definition = Definition(
         logical_op=(input.logical_op or LogicalOperator.AND).value,
         rules=stored,
@@ -234,19 +250,11 @@ async def preview_segment(info: AppInfo, input: PreviewSegmentInput) -> SegmentP
         )
     else:
         count, rows = await loaders.member_count.load(definition), []
-    warnings = await rule_warnings(
-        info,
-        project_id or 0,
-        definition.logical_op,
-        stored,
-        INPUT_PATHS,
-        definition=definition,
-        member_count=count,
-    )
     return SegmentPreview(
         member_count=count,
         # A member page carries one row more than asked for.
         sample=[Profile.from_row(row) for row in rows[:size]],
         user_errors=[],
-        warnings=warnings,
+        definition=definition,
+        project_id=project_id or 0,
     )
