@@ -268,7 +268,7 @@ class _Analysis:
                 node.reported = True
             return node
         self.redundancy(str(logical_op), children, child_paths)
-        self.report(node, children, at, nesting)
+        self.report(node, str(logical_op), children, at, nesting)
         return node
 
     def combine(self, logical_op: str, children: list[_Node], paths: list[Path]) -> _Node:
@@ -305,24 +305,25 @@ class _Analysis:
         node.why = why
         return node
 
-    def report(self, node: _Node, children: list[_Node], path: Path, nesting: int) -> None:
-        why = node.why
-        if node.never and not any(child.reported and child.never for child in children):
-            where = "This group" if nesting else "The rules together"
-            self.warn(
-                WarningCode.CONTRADICTION,
-                path,
-                f"{where} can match no context{why or _child_reason(children, 'never')}.",
-            )
-            node.reported = True
-        elif node.always and not any(child.reported and child.always for child in children):
-            where = "This group matches" if nesting else "The rules together match"
-            self.warn(
-                WarningCode.ALWAYS_TRUE,
-                path,
-                f"{where} every context{why or _child_reason(children, 'always')}.",
-            )
-            node.reported = True
+    def report(
+        self, node: _Node, logical_op: str, children: list[_Node], path: Path, nesting: int
+    ) -> None:
+        if node.never:
+            status, code, verb = "never", WarningCode.CONTRADICTION, "can match no context"
+        elif node.always:
+            status, code, verb = "always", WarningCode.ALWAYS_TRUE, "matches every context"
+        else:
+            return
+        if any(child.reported and getattr(child, status) for child in children):
+            return  # a nested group already says so
+        # A NOT group negates the AND of its rules: it never matches when they always do.
+        inner = {"never": "always", "always": "never"}[status] if logical_op == "NOT" else status
+        why = node.why or _child_reason(children, inner)
+        if logical_op == "NOT":
+            why = f" (it negates rules that {'always' if inner == 'always' else 'never all'} hold{why})"
+        where = "This group" if nesting else "The top-level group"
+        self.warn(code, path, f"{where} {verb}{why}.")
+        node.reported = True
 
     def redundancy(self, logical_op: str, children: list[_Node], paths: list[Path]) -> None:
         """DUPLICATE_CONDITION and SUBSUMED among a group's own rules: in AND and NOT (whose
