@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from api.settings import Settings
-from bench import anchors, cpu, load, profiles
+from bench import anchors, cpu, load, overlap, profiles
 from bench.scenarios import ORDER, PROJECT_KEY, Scenario, build
 from bench.seed import Seeded, prepare, retire_write_segments
 
@@ -564,6 +564,9 @@ def run(args: argparse.Namespace, servers: Servers) -> int:
     if args.profiles:
         log(f"profile scenarios: {args.profile_runs} sequential requests each")
         rows |= profiles.measure(ports["api"], seeded.token, args.profile_runs)
+        rows |= overlap.run(
+            seeded.dsn, seeded.project_id, ports["api"], seeded.token, args.profile_runs
+        )
         for name in profiles.requests():
             if rows[name]["problem"]:
                 log(f"{name}: {rows[name]['problem']}")

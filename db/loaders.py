@@ -146,6 +146,18 @@ class Loaders:
             cache_key_fn=lambda key: (_definition_key(key[0]), key[1], key[2]),
         )
 
+    @cached_property
+    def member_overlap(self) -> DataLoader[tuple[Definition, Definition], members.Overlap]:
+        return SharedLoader(
+            self._member_overlaps,
+            cache_key_fn=lambda key: (_definition_key(key[0]), _definition_key(key[1])),
+        )
+
+    @cached_property
+    def profile_total(self) -> DataLoader[int, int]:
+        """The project's stored profiles (its counter), read where member counts are."""
+        return SharedLoader(self._profile_totals)
+
     def _run(self, query: Callable[..., Awaitable[Any]], *args: Any) -> Awaitable[Any]:
         return self.db.run(query, self.project_id, *args)
 
@@ -235,6 +247,25 @@ class Loaders:
             ]
 
         return await self.db.member_run(self.member_deadline, pages)
+
+    async def _member_overlaps(
+        self, keys: list[tuple[Definition, Definition]]
+    ) -> list[members.Overlap | BaseException]:
+        async def overlaps(conn: asyncpg.Connection) -> list[members.Overlap | BaseException]:
+            return [
+                await self._bounded(conn, members.count_overlap(conn, self.project_id, a, b))
+                for a, b in keys
+            ]
+
+        return await self.db.member_run(self.member_deadline, overlaps)
+
+    async def _profile_totals(self, project_ids: list[int]) -> list[int]:
+        # Only the caller's own project is ever visible (others hold no profiles).
+        async def totals(conn: asyncpg.Connection) -> int:
+            return await profiles.profile_total(conn, self.project_id)
+
+        total = await self.db.member_run(self.member_deadline, totals)
+        return [total if pid == self.project_id else 0 for pid in project_ids]
 
     async def _bounded(self, conn: asyncpg.Connection, work: Coroutine[Any, Any, Any]) -> Any:
         """The result, or the exception for the loader to fail this one key with: work still

@@ -305,3 +305,113 @@ async def _scan(
             return  # the window ran out of profiles
         params[1] = rows[-1]["targeting_key"]
         params[2] = min(params[2] * _WINDOW_GROWTH, _MAX_WINDOW)
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """How the stored profiles split between two definitions A and B."""
+
+    only_a: int
+    only_b: int
+    both: int
+
+    @property
+    def either(self) -> int:
+        return self.only_a + self.only_b + self.both
+
+
+async def count_overlap(
+    conn: asyncpg.Connection, project_id: int, a: Definition, b: Definition
+) -> Overlap:
+    """The exact numbers of the project's profiles only A matches, only B, and both: each
+    membership exactly as `count_members` decides it.
+
+    One scan evaluates both predicates per row and groups by the pair of answers; when SQL
+    leaves some row undecided for either, a second statement in the same snapshot streams
+    those rows to the evaluator (as `count_members` does)."""
+    sql = SqlBuilder(project_id)
+    in_a, in_b = a.predicate(sql), b.predicate(sql)
+    tally = {(True, False): 0, (False, True): 0, (True, True): 0}
+
+    async def scan() -> bool:
+        """Counts the decided pairs; whether some row is undecided."""
+        undecided = False
+        for row in await conn.fetch(
+            f"""
+            SELECT d.a, d.b, count(*) AS profiles
+            FROM (
+                SELECT {in_a.expr} AS a, {in_b.expr} AS b
+                FROM profiles p
+                WHERE p.project_id = $1
+            ) d
+            GROUP BY d.a, d.b
+            """,
+            *sql.params,
+        ):
+            pair = (row["a"], row["b"])
+            if None in pair:
+                undecided = True
+            elif pair in tally:
+                tally[pair] += row["profiles"]
+        return undecided
+
+    if in_a.exact and in_b.exact:
+        await scan()
+    else:
+        if conn.is_in_transaction():
+            snapshot = conn.transaction()
+        else:
+            snapshot = conn.transaction(isolation="repeatable_read", readonly=True)
+        async with snapshot:
+            if await scan():
+                await _decide_undecided(conn, sql, a, b, in_a, in_b, tally)
+    return Overlap(
+        only_a=tally[(True, False)], only_b=tally[(False, True)], both=tally[(True, True)]
+    )
+
+
+async def _decide_undecided(
+    conn: asyncpg.Connection,
+    sql: SqlBuilder,
+    a: Definition,
+    b: Definition,
+    in_a: Predicate,
+    in_b: Predicate,
+    tally: dict[tuple[bool, bool], int],
+) -> None:
+    """Adds the rows SQL left undecided for A or B to `tally`, each decided by the
+    evaluator where SQL could not (the other answer is SQL's when it gave one)."""
+    candidates = SqlBuilder(*sql.params)
+    hits_a, hits_b = hits_column(a, candidates, "p"), hits_column(b, candidates, "p")
+    cursor = conn.cursor(
+        f"""
+        SELECT d.a, d.b, d.context, d.targeting_key, d.hits_a, d.hits_b
+        FROM (
+            SELECT {in_a.expr} AS a, {in_b.expr} AS b, p.context, p.targeting_key,
+                   {hits_a} AS hits_a, {hits_b} AS hits_b
+            FROM profiles p
+            WHERE p.project_id = $1
+        ) d
+        WHERE d.a IS NULL OR d.b IS NULL
+        """,
+        *candidates.params,
+        prefetch=_CANDIDATE_PREFETCH,
+    )
+    compiled: dict[str, CompiledSegment] = {}
+    async for row in cursor:
+        answers = []
+        for name, definition in (("a", a), ("b", b)):
+            answer = row[name]
+            if answer is None:
+                if name not in compiled:
+                    compiled[name] = definition.compile()
+                candidate = {
+                    "context": row["context"],
+                    "targeting_key": row["targeting_key"],
+                    "hits": row[f"hits_{name}"],
+                }
+                answer = definition.decide(candidate, compiled[name])  # type: ignore[arg-type]
+            answers.append(bool(answer))
+        pair = (answers[0], answers[1])
+        if pair in tally:
+            tally[pair] += 1

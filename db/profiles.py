@@ -81,6 +81,15 @@ async def stored_profile_count(conn: asyncpg.Connection, project_id: int) -> int
     return count or 0
 
 
+async def profile_total(conn: asyncpg.Connection, project_id: int) -> int:
+    """All of a project's profiles as its counter says now (one row, no lock): what rule
+    warnings compare a member count with."""
+    count = await conn.fetchval(
+        "SELECT profiles FROM profile_counts WHERE project_id = $1", project_id
+    )
+    return count or 0
+
+
 async def upsert_profiles(
     conn: asyncpg.Connection, project_id: int, profiles: list[tuple[str, dict[str, Any]]]
 ) -> int:

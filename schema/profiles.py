@@ -14,6 +14,7 @@ from db import profiles as db_profiles
 from db.members import Definition
 from rules import validate
 from rules.problems import ProblemCode
+from schema.analysis import INPUT_PATHS, RuleWarning, rule_warnings
 from schema.context import AppInfo
 from schema.enums import LogicalOperator
 from schema.errors import UserError, from_problems
@@ -100,6 +101,26 @@ class SegmentPreview:
     user_errors: list[UserError] = strawberry.field(
         description="Why the definition cannot be previewed; empty on success."
     )
+    # What `warnings` analyses; None when userErrors is not empty.
+    definition: strawberry.Private[Definition | None] = None
+    project_id: strawberry.Private[int] = 0
+
+    @strawberry.field(
+        description="Findings about the rules (DESIGN §15), paths into the input; empty "
+        "when userErrors is not."
+    )
+    async def warnings(self, info: AppInfo) -> list[RuleWarning]:
+        if self.definition is None:
+            return []
+        return await rule_warnings(
+            info,
+            self.project_id,
+            self.definition.logical_op,
+            self.definition.rules,
+            INPUT_PATHS,
+            definition=self.definition,
+            member_count=self.member_count,
+        )
 
 
 async def profile_by_key(info: AppInfo, project_key: str, targeting_key: str) -> Profile | None:
@@ -234,4 +255,6 @@ async def preview_segment(info: AppInfo, input: PreviewSegmentInput) -> SegmentP
         # A member page carries one row more than asked for.
         sample=[Profile.from_row(row) for row in rows[:size]],
         user_errors=[],
+        definition=definition,
+        project_id=project_id or 0,
     )

@@ -20,7 +20,13 @@ from schema.ids import decode_id
 from schema.node import Node
 from schema.profiles import PreviewSegmentInput, Profile, ProfileConnection, SegmentPreview
 from schema.projects import Environment, Project
-from schema.segments import Segment, SegmentConnection, SegmentFilter, SegmentOrder
+from schema.segments import (
+    Segment,
+    SegmentConnection,
+    SegmentFilter,
+    SegmentOrder,
+    SegmentOverlap,
+)
 from schema.targeting import TargetingEvaluation
 
 ProjectKey = Annotated[
@@ -86,6 +92,19 @@ class Query:
         key: Annotated[str, strawberry.argument(description="Segment key.")],
     ) -> Segment | None:
         return await segments.segment_by_key(info, project_key, key)
+
+    @strawberry.field(
+        description="How many stored profiles only segment a, only b, both and either "
+        "match: exact, in SQL; null when either key names no live segment."
+    )
+    async def segment_overlap(
+        self,
+        info: AppInfo,
+        project_key: ProjectKey,
+        a: Annotated[str, strawberry.argument(description="Key of segment A.")],
+        b: Annotated[str, strawberry.argument(description="Key of segment B.")],
+    ) -> SegmentOverlap | None:
+        return await segments.segment_overlap(info, project_key, a, b)
 
     @strawberry.field(description="Segments of a project: a keyset-paginated Relay connection.")
     async def segments(

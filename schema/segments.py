@@ -14,6 +14,8 @@ from db.members import Definition, references_from_rows
 from db.segments import ORDER_COLUMNS
 from db.segments import SegmentFilter as DbSegmentFilter
 from rules.models import referenced_ids
+from rules.problems import Path
+from schema.analysis import STORED_PATHS, RuleWarning, rule_warnings
 from schema.audit import AuditEventConnection, history_of
 from schema.change_requests import ChangeRequestConnection, ChangeRequestState, change_requests_of
 from schema.context import AppInfo, mapped
@@ -167,9 +169,11 @@ class Segment(Node):
     db_id: strawberry.Private[int]
     project_id: strawberry.Private[int]
     stored_rules: strawberry.Private[list[dict[str, Any]]]
+    # Read alone (by key, or a write's payload): `warnings` may count members.
+    single: strawberry.Private[bool] = False
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Self:
+    def from_row(cls, row: Mapping[str, Any], single: bool = False) -> Self:
         return cls(
             id=strawberry.ID(encode_id("Segment", row["id"])),
             key=row["key"],
@@ -192,6 +196,7 @@ class Segment(Node):
             db_id=row["id"],
             project_id=row["project_id"],
             stored_rules=row["rules"],
+            single=single,
         )
 
     @strawberry.field(description="Whether the segment is (softly) deleted.")
@@ -325,6 +330,24 @@ class Segment(Node):
             count=None if search else stored_count,
         )
 
+    @strawberry.field(
+        description="Findings about the rules (DESIGN §15), paths into Segment.rules. "
+        "MATCHES_NO_ONE / MATCHES_EVERYONE only when the segment is read alone (segment by "
+        "key, a write's payload) and the project stores profiles."
+    )
+    async def warnings(self, info: AppInfo) -> list[RuleWarning]:
+        return await self.rule_warnings(info, STORED_PATHS)
+
+    async def rule_warnings(self, info: AppInfo, paths: tuple[Path, Path]) -> list[RuleWarning]:
+        return await rule_warnings(
+            info,
+            self.project_id,
+            LogicalOperator(self.logical_op).value,
+            self.stored_rules,
+            paths,
+            definition=await self.definition(info) if self.single else None,
+        )
+
     @strawberry.field(description="Exact number of stored profiles the segment matches now.")
     async def member_count(self, info: AppInfo) -> int:
         return await info.context.loaders.member_count.load(await self.definition(info))
@@ -435,4 +458,30 @@ async def list_segments(
 async def segment_by_key(info: AppInfo, project_key: str, key: str) -> Segment | None:
     ctx = info.context
     row = await ctx.db.run(db_segments.segment_by_key, ctx.project_id_for(project_key), key)
-    return Segment.from_row(row) if row else None
+    return Segment.from_row(row, single=True) if row else None
+
+
+@strawberry.type(description="How the stored profiles split between two segments A and B.")
+class SegmentOverlap:
+    only_a: int = strawberry.field(description="Profiles A matches and B does not.")
+    only_b: int = strawberry.field(description="Profiles B matches and A does not.")
+    both: int = strawberry.field(description="Profiles both match.")
+    either: int = strawberry.field(description="Profiles at least one matches.")
+
+
+async def segment_overlap(info: AppInfo, project_key: str, a: str, b: str) -> SegmentOverlap | None:
+    """Exact counts over the stored profiles, each membership as memberCount decides it;
+    null when either key names no live segment of the project."""
+    ctx = info.context
+    project_id = ctx.project_id_for(project_key)
+    if not project_id:
+        return None
+    rows = [await ctx.db.run(db_segments.segment_by_key, project_id, key) for key in (a, b)]
+    if rows[0] is None or rows[1] is None:
+        return None
+    first = await Segment.from_row(rows[0]).definition(info)
+    second = await Segment.from_row(rows[1]).definition(info)
+    found = await ctx.loaders.member_overlap.load((first, second))
+    return SegmentOverlap(
+        only_a=found.only_a, only_b=found.only_b, both=found.both, either=found.either
+    )

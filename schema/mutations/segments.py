@@ -8,6 +8,7 @@ from strawberry import UNSET
 from core import segments as core_segments
 from core.segments import Row
 from rules.problems import Refused
+from schema.analysis import INPUT_PATHS, RuleWarning
 from schema.context import AppInfo
 from schema.enums import LogicalOperator
 from schema.errors import UserError, from_problems
@@ -111,6 +112,15 @@ class SegmentPayload:
         description="Why nothing was written; empty on success."
     )
 
+    @strawberry.field(
+        description="Findings about the segment as written (DESIGN §15), paths into the "
+        "input; never blocks the write; empty on errors."
+    )
+    async def warnings(self, info: AppInfo) -> list[RuleWarning]:
+        if self.segment is None:
+            return []
+        return await self.segment.rule_warnings(info, INPUT_PATHS)
+
 
 @strawberry.type(description="Result of deleteSegment.")
 class DeleteSegmentPayload:
@@ -128,7 +138,7 @@ class DeleteSegmentPayload:
 def _payload(result: Row | Refused) -> SegmentPayload:
     if isinstance(result, Refused):
         return SegmentPayload(segment=None, user_errors=from_problems(result.problems))
-    return SegmentPayload(segment=Segment.from_row(result), user_errors=[])
+    return SegmentPayload(segment=Segment.from_row(result, single=True), user_errors=[])
 
 
 def _fields(input: Any, names: tuple[str, ...]) -> dict[str, Any]:
