@@ -24,9 +24,9 @@ ATTRIBUTE_CURSOR = "attribute"
 
 @strawberry.enum(description="The declared type of an attribute.")
 class AttributeType(Enum):
-    STRING = "STRING"
-    NUMBER = "NUMBER"
-    BOOLEAN = "BOOLEAN"
+    STRING = strawberry.enum_value("STRING", description="Strings.")
+    NUMBER = strawberry.enum_value("NUMBER", description="Numbers (GT, GTE, LT, LTE).")
+    BOOLEAN = strawberry.enum_value("BOOLEAN", description="true or false.")
     DATETIME = strawberry.enum_value(
         "DATETIME", description="ISO-8601 date or date-time strings (BEFORE, AFTER)."
     )
