@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from api.settings import Settings
-from bench import anchors, cpu, load, overlap, profiles
+from bench import anchors, attributes, cpu, load, overlap, profiles
 from bench.scenarios import ORDER, PROJECT_KEY, Scenario, build
 from bench.seed import Seeded, prepare, retire_write_segments
 
@@ -567,7 +567,8 @@ def run(args: argparse.Namespace, servers: Servers) -> int:
         rows |= overlap.run(
             seeded.dsn, seeded.project_id, ports["api"], seeded.token, args.profile_runs
         )
-        for name in profiles.requests():
+        rows |= attributes.measure(ports["api"], seeded.token, args.profile_runs)
+        for name in [*profiles.requests(), "attributes"]:
             if rows[name]["problem"]:
                 log(f"{name}: {rows[name]['problem']}")
     rss = rss_mb(api_process.pid) if api_process else None

@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from core import attributes
 from db import segments as db_segments
 from db.members import references_from_rows
 from db.pool import Database
@@ -101,10 +102,14 @@ async def preview_rules(
     db: Database, project_id: int | None, rules_input: object, path: Path, limits: Limits
 ) -> tuple[list[StoredRule], list[Problem], References]:
     """An unsaved definition's rules checked like a create's (references resolved to live
-    segments, chain depth), with the closure to compile them with."""
+    segments, chain depth, declared attributes when strict), with the closure to compile
+    them with."""
     paths = validate.referenced_keys(rules_input, path)
     if not paths or project_id is None:
         stored, problems = validate.validate_rules(rules_input, path, limits)  # type: ignore[arg-type]
+        if not problems and project_id is not None:
+            async with db.connection() as conn:
+                problems = await attributes.strict_problems(conn, project_id, stored, path)
         return stored, problems, {}
     async with db.connection() as conn:
         segment_ids = await resolve_keys(conn, project_id, paths, lock=False)
@@ -113,6 +118,8 @@ async def preview_rules(
             problems = await graph_problems(
                 conn, project_id, None, stored, paths, segment_ids, "(preview)", path
             )
+        if not problems:
+            problems = await attributes.strict_problems(conn, project_id, stored, path)
         if problems:
             return stored, problems, {}
         return stored, [], await references_of(conn, project_id, stored)

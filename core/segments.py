@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from core import references
+from core import attributes, references
 from core.access import project_id_for, project_problems, require_editor
 from core.policy import Policy
 from db import projects as db_projects
@@ -121,9 +121,24 @@ async def _checked(
     given: dict[str, Any],
     limits: Limits,
 ) -> tuple[dict[str, Any], list[Problem]]:
-    """`check_fields` inside the write's transaction. Rules that reference segments take the
+    """`check_fields` inside the write's transaction: the one check pipeline of every segment
+    write (create, update, revert; change requests). Rules that reference segments take the
     project's reference-graph lock first (before any row lock), share-lock the referenced
-    segments, and are checked for cycles and chain depth."""
+    segments, and are checked for cycles and chain depth; with strictAttributes on, rules are
+    checked against the declared attributes (`attributes.strict_problems`)."""
+    values, problems = await _references_checked(conn, project_id, segment_id, given, limits)
+    if not problems and "rules" in values:
+        problems = await attributes.strict_problems(conn, project_id, values["rules"])
+    return values, problems
+
+
+async def _references_checked(
+    conn: asyncpg.Connection,
+    project_id: int,
+    segment_id: int | None,
+    given: dict[str, Any],
+    limits: Limits,
+) -> tuple[dict[str, Any], list[Problem]]:
     paths = validate.referenced_keys(given.get("rules"), _path("rules"))
     if not paths:
         return check_fields(given, limits)

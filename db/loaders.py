@@ -11,7 +11,7 @@ import asyncpg
 import orjson
 from strawberry.dataloader import DataLoader, LoaderTask, get_current_batch
 
-from db import audit, change_requests, flags, members, profiles, projects, segments
+from db import attributes, audit, change_requests, flags, members, profiles, projects, segments
 from db.members import Definition
 from db.pool import Database, Row
 from db.replicas import REPLICA_LOST
@@ -132,6 +132,16 @@ class Loaders:
     def profile(self) -> DataLoader[int, Row | None]:
         return SharedLoader(self._profiles)
 
+    @cached_property
+    def attribute_segments(self) -> DataLoader[str, int]:
+        """How many live segments name each attribute path: one statement per page."""
+        return SharedLoader(self._attribute_segments)
+
+    @cached_property
+    def attribute_top_values(self) -> DataLoader[tuple[str, int], list[Row]]:
+        """The most frequent values of (path, at most n): one scan of the profiles per batch."""
+        return SharedLoader(self._attribute_top_values)
+
     # Member counts and pages are cached per definition, not batched: one request asking
     # for a segment's memberCount and totalCount counts once, and a count that timed out
     # fails again at once instead of running a second time.
@@ -224,6 +234,20 @@ class Loaders:
         wanted = sorted({segment_id for key in keys for segment_id in key})
         rows = {row["id"]: row for row in await self._run(segments.reference_closure, wanted)}
         return [_reachable(rows, key) for key in keys]
+
+    async def _attribute_segments(self, paths: list[str]) -> list[int]:
+        rows = await self._run(attributes.segments_naming, paths)
+        found = {row["path"]: row["segments"] for row in rows}
+        return [found.get(path, 0) for path in paths]
+
+    async def _attribute_top_values(self, keys: list[tuple[str, int]]) -> list[list[Row]]:
+        paths = sorted({path for path, _ in keys})
+        limit = max(n for _, n in keys)
+        rows = await self._run(attributes.top_values, paths, limit)
+        by_path: dict[str, list[Row]] = defaultdict(list)
+        for row in rows:
+            by_path[row["path"]].append(row)
+        return [by_path[path][:n] for path, n in keys]
 
     async def _profiles(self, ids: list[int]) -> list[Row | None]:
         return _by_id(await self._run(profiles.profiles_by_id, ids), ids)

@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from db import attributes as db_attributes
 from db.pagination import Listing, SqlBuilder, contains_pattern
 from rules.evaluate import flatten_context
 
@@ -134,6 +135,7 @@ async def copy_profiles(
     sum this project's rows in a transaction-local setting instead), so the project's API
     writes go on during a long import; the sum is added in one last statement, which locks
     the counter until the caller's transaction ends, and the caller checks the limit then.
+    The attribute catalogue is deferred the same way (sql/0013) and added just before it.
     """
     written = 0
     async with conn.transaction():
@@ -157,6 +159,7 @@ async def copy_profiles(
             """
         )
         await conn.execute("TRUNCATE profiles_import")
+        await db_attributes.defer_counts(conn)
         async for chunk in _chunks(rows, COPY_CHUNK_SIZE):
             batch = _last_wins(chunk)
             records = [
@@ -177,6 +180,7 @@ async def copy_profiles(
             await conn.execute("TRUNCATE profiles_import")
         added = await conn.fetchval("SELECT current_setting('segments.deferred_count')::bigint")
         await conn.execute("SELECT set_config('segments.deferred_count_project', '', true)")
+        await db_attributes.add_deferred_counts(conn, project_id)
         if added:
             await conn.execute(
                 """

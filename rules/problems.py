@@ -27,6 +27,7 @@ class ProblemCode(StrEnum):
     SELF_REVIEW = "SELF_REVIEW"
     CHANGE_CONFLICT = "CHANGE_CONFLICT"
     INVALID_STATE = "INVALID_STATE"
+    UNKNOWN_ATTRIBUTE = "UNKNOWN_ATTRIBUTE"
 
 
 @dataclass(frozen=True)

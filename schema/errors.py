@@ -57,6 +57,11 @@ class UserErrorCode(Enum):
     INVALID_STATE = strawberry.enum_value(
         "INVALID_STATE", description="The change request is not in a state that allows this."
     )
+    UNKNOWN_ATTRIBUTE = strawberry.enum_value(
+        "UNKNOWN_ATTRIBUTE",
+        description="With strictAttributes on, a condition names an attribute nobody declared "
+        "(the message names the closest declared paths).",
+    )
 
 
 @strawberry.type(description="A domain problem with the input of a mutation; nothing was written.")

@@ -5,7 +5,8 @@ from typing import Annotated
 import strawberry
 from strawberry.scalars import JSON
 
-from schema import flags, profiles, segments, targeting
+from schema import attributes, flags, profiles, segments, targeting
+from schema.attributes import Attribute, AttributeConnection
 from schema.audit import AuditEvent, AuditEventConnection, history_of
 from schema.change_requests import (
     ChangeRequest,
@@ -226,6 +227,34 @@ class Query:
         ],
     ) -> Profile | None:
         return await profiles.profile_by_key(info, project_key, targeting_key)
+
+    @strawberry.field(
+        description="Every attribute path a project's stored profiles hold or its editors "
+        "declared, path ascending (keyset pages): which attributes a rule can target."
+    )
+    async def attributes(
+        self,
+        info: AppInfo,
+        project_key: ProjectKey,
+        search: Annotated[
+            str | None,
+            strawberry.argument(description="Case-insensitive substring of the path."),
+        ] = None,
+        first: First = None,
+        after: After = None,
+    ) -> AttributeConnection:
+        return await attributes.list_attributes(info, project_key, search, first, after)
+
+    @strawberry.field(
+        description="One attribute by its dotted path; null when neither seen nor declared."
+    )
+    async def attribute(
+        self,
+        info: AppInfo,
+        project_key: ProjectKey,
+        path: Annotated[str, strawberry.argument(description='Dotted path, e.g. "user.plan".')],
+    ) -> Attribute | None:
+        return await attributes.attribute_by_path(info, project_key, path)
 
     @strawberry.field(
         description="Stored profiles of a project, targetingKey ascending (keyset pages)."

@@ -106,7 +106,8 @@ async def test_graphiql_runs_the_example_offline_with_a_pasted_token(
         query = browser.execute_script(
             "return document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.getValue()"
         )
-        assert "query Segments($project: String!)" in query
+        assert "query Start($project: String!)" in query
+        assert query.index("attributes(projectKey: $project") < query.index("segments(")
         assert json.loads(
             browser.execute_script("return arguments[0].CodeMirror.getValue()", headers_editor)
         ) == {"Authorization": "Bearer "}
@@ -130,6 +131,7 @@ async def test_graphiql_runs_the_example_offline_with_a_pasted_token(
 
         answer = json.loads(_wait("the result pane", result))
         assert "errors" not in answer, answer
+        assert answer["data"]["attributes"]["totalCount"] > 0
         segments = answer["data"]["segments"]
         assert segments["totalCount"] == 9
         assert "eu_premium_users" in {node["key"] for node in segments["nodes"]}

@@ -153,6 +153,20 @@ QUERY_CASES = {
             _empty("profiles"),
         )
     ],
+    "attributes": [
+        (
+            "query($k: String!) { attributes(projectKey: $k) { totalCount nodes { path } } }",
+            {},
+            _empty("attributes"),
+        )
+    ],
+    "attribute": [
+        (
+            'query($k: String!) { attribute(projectKey: $k, path: "plan") { path } }',
+            {},
+            _null("attribute"),
+        )
+    ],
     "previewSegment": [
         (
             "query($k: String!) { previewSegment(input: {projectKey: $k, force: true}) { memberCount sample { id } userErrors { code } } }",
@@ -276,6 +290,20 @@ MUTATION_CASES = {
             {"id": "flag"},
             _not_found("archiveFlag"),
         ),
+    ],
+    "defineAttribute": [
+        (
+            'mutation($k: String!) { defineAttribute(input: {projectKey: $k, path: "plan", type: STRING}) { attribute { path } userErrors { code } } }',
+            {},
+            _not_found("defineAttribute"),
+        )
+    ],
+    "removeAttributeDefinition": [
+        (
+            'mutation($k: String!) { removeAttributeDefinition(input: {projectKey: $k, path: "plan"}) { attribute { path } userErrors { code } } }',
+            {},
+            _not_found("removeAttributeDefinition"),
+        )
     ],
     "upsertProfiles": [
         (

@@ -33,6 +33,7 @@ STATUS = {
     ProblemCode.INVALID_INPUT: 400,
     ProblemCode.INVALID_KEY: 400,
     ProblemCode.INVALID_RULE: 400,
+    ProblemCode.UNKNOWN_ATTRIBUTE: 400,
     ProblemCode.SEGMENT_IN_USE: 400,
     ProblemCode.SEGMENT_CYCLE: 400,
     ProblemCode.NOT_FOUND: 404,

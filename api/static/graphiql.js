@@ -10,7 +10,19 @@
 (function () {
   "use strict";
   const query = `# Paste your API token after "Bearer " in the Headers tab below, then run (Ctrl+Enter).
-query Segments($project: String!) {
+# First: which attributes can I target? Then the project's segments and where they are used.
+query Start($project: String!) {
+  attributes(projectKey: $project, first: 20) {
+    totalCount
+    nodes {
+      path
+      profiles
+      types { jsonType profiles }
+      topValues(first: 3) { value profiles }
+      usedBySegments
+      definition { type description allowedValues }
+    }
+  }
   segments(projectKey: $project, first: 10) {
     totalCount
     nodes {

@@ -2,6 +2,7 @@
 
 import strawberry
 
+from schema.mutations.attributes import AttributeMutations
 from schema.mutations.change_requests import ChangeRequestMutations
 from schema.mutations.flags import FlagMutations
 from schema.mutations.profiles import ProfileMutations
@@ -18,5 +19,6 @@ class Mutation(
     ProfileMutations,
     ProjectMutations,
     ChangeRequestMutations,
+    AttributeMutations,
 ):
     pass
