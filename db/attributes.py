@@ -155,23 +155,32 @@ async def strict_definitions(
     return {row["path"]: row for row in rows if row["path"] is not None}
 
 
-async def seen_types(
-    conn: asyncpg.Connection, project_id: int, paths: list[str]
-) -> dict[str, set[str]]:
-    """The JSON types stored profiles hold at each of `paths` (only paths seen appear)."""
+# Paths read for the rule warnings; a catalogue beyond it is read in path order up to it.
+KNOWN_PATHS_LIMIT = 10_000
+
+
+async def known_types(conn: asyncpg.Connection, project_id: int) -> dict[str, set[str]]:
+    """Every path stored profiles hold or the project declares, with the JSON types seen
+    there or declared (what UNKNOWN_ATTRIBUTE and TYPE_MISMATCH warnings compare rules
+    with): one statement, at most KNOWN_PATHS_LIMIT paths."""
     rows = await conn.fetch(
         """
-        SELECT path, json_type
-        FROM attribute_counts
-        WHERE project_id = $1 AND path = ANY($2::text[])
+        SELECT path, array_agg(DISTINCT json_type) AS types
+        FROM (
+            SELECT path, json_type FROM attribute_counts WHERE project_id = $1
+          UNION ALL
+            SELECT path, CASE type WHEN 'NUMBER' THEN 'number' WHEN 'BOOLEAN' THEN 'boolean'
+                                   WHEN 'STRING_LIST' THEN 'array' ELSE 'string' END
+            FROM attribute_definitions WHERE project_id = $1
+        ) known
+        GROUP BY path
+        ORDER BY path
+        LIMIT $2
         """,
         project_id,
-        list(paths),
+        KNOWN_PATHS_LIMIT,
     )
-    seen: dict[str, set[str]] = {}
-    for row in rows:
-        seen.setdefault(row["path"], set()).add(row["json_type"])
-    return seen
+    return {row["path"]: set(row["types"]) for row in rows}
 
 
 _DEFINITION_FIELDS = {

@@ -164,6 +164,12 @@ class Loaders:
         )
 
     @cached_property
+    def known_attributes(self) -> DataLoader[int, dict[str, set[str]]]:
+        """The project's attribute paths with their JSON types, seen or declared: one
+        statement per request, however many segments ask for warnings."""
+        return SharedLoader(self._known_attributes)
+
+    @cached_property
     def profile_total(self) -> DataLoader[int, int]:
         """The project's stored profiles (its counter), read where member counts are."""
         return SharedLoader(self._profile_totals)
@@ -282,6 +288,11 @@ class Loaders:
             ]
 
         return await self.db.member_run(self.member_deadline, overlaps)
+
+    async def _known_attributes(self, project_ids: list[int]) -> list[dict[str, set[str]]]:
+        # Only the caller's own project is ever visible.
+        known = await self._run(attributes.known_types)
+        return [known if pid == self.project_id else {} for pid in project_ids]
 
     async def _profile_totals(self, project_ids: list[int]) -> list[int]:
         # Only the caller's own project is ever visible (others hold no profiles).

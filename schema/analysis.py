@@ -80,9 +80,10 @@ STORED_PATHS = (("rules",), analysis.STORED_NESTING)
 
 async def known_attributes(info: AppInfo, project_id: int) -> Mapping[str, set[str]] | None:
     """The project's attribute paths with their JSON types (seen in stored profiles or
-    declared), for UNKNOWN_ATTRIBUTE and TYPE_MISMATCH; None skips those checks. The
-    attribute catalogue plugs in here."""
-    return None
+    declared: the attribute catalogue), for UNKNOWN_ATTRIBUTE and TYPE_MISMATCH; None, which
+    skips those checks, when the project neither stores nor declares any attribute."""
+    known = await info.context.loaders.known_attributes.load(project_id)
+    return known or None
 
 
 async def rule_warnings(

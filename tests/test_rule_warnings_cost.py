@@ -1,6 +1,7 @@
-"""What rule warnings cost in SQL statements: a list page asks for no member counts, a
-preview (which counts anyway) adds one read of the project's profile counter, and a single
-segment's warnings add that read and one count."""
+"""What rule warnings cost in SQL statements: a list page asks for no member counts, only
+one read of the attribute catalogue whatever the number of segments; a preview (which
+counts anyway) adds that read and one of the project's profile counter, and a single
+segment's warnings add those reads and one count."""
 
 from tests.mutations.helpers import condition
 from tests.test_read_usage import create_segment, statements_for, warm_pool  # noqa: F401
@@ -38,7 +39,7 @@ async def test_warnings_cost_no_count_on_a_page_and_one_on_a_single_read(
         return without, with_warnings, data
 
     without, with_warnings, data = await count(PAGE, {"p": project.key})
-    assert with_warnings == without
+    assert with_warnings == without + 1  # the catalogue, once for the page
     nodes = data["segments"]["nodes"]
     assert len(nodes) == 20
     assert all(
@@ -46,12 +47,12 @@ async def test_warnings_cost_no_count_on_a_page_and_one_on_a_single_read(
     )
 
     without, with_warnings, data = await count(ONE, {"p": project.key, "k": "s0"})
-    assert with_warnings == without + 2  # the profile counter and one member count
+    assert with_warnings == without + 3  # the catalogue, the profile counter, one count
     assert [w["code"] for w in data["segment"]["warnings"]] == ["CONTRADICTION", "MATCHES_NO_ONE"]
 
     preview = {"i": {"projectKey": project.key, "rules": rules, "sampleSize": 0}}
     without, with_warnings, data = await count(PREVIEW, preview)
-    assert with_warnings == without + 1  # the profile counter; the count is the preview's own
+    assert with_warnings == without + 2  # catalogue and profile counter; the count is the preview's
     assert [w["code"] for w in data["previewSegment"]["warnings"]] == [
         "CONTRADICTION",
         "MATCHES_NO_ONE",

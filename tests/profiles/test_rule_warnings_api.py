@@ -244,3 +244,19 @@ async def test_overlap_of_an_unknown_key_or_project_is_null(gql, project, other_
     assert await overlap(gql, other_project.key, "pro", "pro") is None
     # No profiles stored: all zero.
     assert await overlap(gql, project.key, "pro", "pro") == split(set(), set())
+
+
+async def test_an_attribute_no_profile_holds_is_unknown_naming_the_closest_paths(gql, project):
+    """The catalogue feeds the analysis: `plna` is neither stored nor declared, `plan` is."""
+    await upsert(gql, project.key, PEOPLE)
+    payload = await create(
+        gql,
+        project.key,
+        key="typo",
+        rules=[condition("plna", "EQ", "pro"), condition("plan", "EQ", "pro")],
+    )
+    unknown = [w for w in payload["warnings"] if w["code"] == "UNKNOWN_ATTRIBUTE"]
+    assert len(unknown) == 1 and "plan" in unknown[0]["message"], payload["warnings"]
+    assert (await create(gql, project.key, key="fine", rules=[condition("plan", "EQ", "pro")]))[
+        "warnings"
+    ] == []
