@@ -279,7 +279,23 @@ async def _measure(
         )
         print(f"[bench] seeded in {seconds:.1f} s", file=sys.stderr)
 
-    # evaluateSegment: a key in the list, one not in it, by turns.
+    for name, scenario in (
+        ("big_evaluate", _evaluate),
+        ("big_update_targets", _update_targets),
+        ("big_member_count", _member_count),
+    ):
+        try:
+            rows[name] = await scenario(client, dsn, project_id, big_id, count, profiles, runs)
+        except (OSError, TimeoutError, ValueError, RuntimeError) as error:
+            rows[name] = _row(name, [], name, f"{type(error).__name__}: {error}"[:300])
+        _log_row(name, rows[name])
+    return rows
+
+
+async def _evaluate(
+    client: _Client, dsn: str, project_id: int, big_id: str, count: int, profiles: int, runs: int
+) -> dict[str, Any]:
+    """evaluateSegment: a key in the list, one not in it, by turns."""
     latencies: list[float] = []
     problem = None
     rng = random.Random(RANDOM_SEED)
@@ -293,15 +309,20 @@ async def _measure(
             problem = problem or f"{key}: {data['evaluateSegment']}"
         if attempt:
             latencies.append(elapsed)
-    rows["big_evaluate"] = _row(
+    return _row(
         "big_evaluate",
         latencies,
         f"evaluateSegment on a segment of {count:,} keys (in and not in the list by turns)",
         problem,
     )
 
-    # updateSegmentTargets: 10,000 new keys added, then removed again, by turns.
-    latencies, problem = [], None
+
+async def _update_targets(
+    client: _Client, dsn: str, project_id: int, big_id: str, count: int, profiles: int, runs: int
+) -> dict[str, Any]:
+    """updateSegmentTargets: 10,000 new keys added, then removed again, by turns."""
+    latencies: list[float] = []
+    problem = None
     keys = [f"update-{number:05d}" for number in range(UPDATE_KEYS)]
     for attempt in range(runs * 2):
         adding = attempt % 2 == 0
@@ -312,7 +333,7 @@ async def _measure(
         if result["userErrors"] or changed != UPDATE_KEYS:
             problem = problem or f"unexpected {result}"
         latencies.append(elapsed)
-    rows["big_update_targets"] = _row(
+    return _row(
         "big_update_targets",
         latencies,
         f"updateSegmentTargets of {UPDATE_KEYS:,} keys on the {count:,}-key segment "
@@ -320,12 +341,15 @@ async def _measure(
         problem,
     )
 
-    # memberCount: 1,000,000 keys, half of them keys of stored profiles.
+
+async def _member_count(
+    client: _Client, dsn: str, project_id: int, big_id: str, count: int, profiles: int, runs: int
+) -> dict[str, Any]:
+    """memberCount: 1,000,000 keys, half of them keys of stored profiles."""
     if not profiles:
-        rows["big_member_count"] = _row(
+        return _row(
             "big_member_count", [], "memberCount of a big segment", "needs --profiles 1000000"
         )
-        return rows
     _members_id, present = await _big_segment(client, MEMBERS_KEY, "ZZ Bench big members")
     if present != MEMBER_KEYS:
         offset = profiles // 2
@@ -337,7 +361,8 @@ async def _measure(
             f"'user-' || lpad((i + {offset})::text, 7, '0')",
             MEMBER_KEYS,
         )
-    latencies, problem = [], None
+    latencies: list[float] = []
+    problem = None
     expected = min(MEMBER_KEYS, profiles - profiles // 2)
     for attempt in range(runs + 1):
         elapsed, data = await client.gql(MEMBER_COUNT, {"p": PROJECT_KEY, "k": MEMBERS_KEY})
@@ -345,14 +370,13 @@ async def _measure(
             problem = f"memberCount {data['segment']['memberCount']}, expected {expected}"
         if attempt:
             latencies.append(elapsed)
-    rows["big_member_count"] = _row(
+    return _row(
         "big_member_count",
         latencies,
         f"memberCount of a big segment of {MEMBER_KEYS:,} keys over {profiles:,} profiles "
         f"({expected:,} members)",
         problem,
     )
-    return rows
 
 
 def measure(
@@ -360,7 +384,16 @@ def measure(
 ) -> dict[str, dict[str, Any]]:
     """Every big-segment row, against the running server on `port` (`args`: --big-targets,
     --profiles, --profile-runs)."""
-    rows = asyncio.run(
+    rows = {"big_import": time_import(dsn, port, token)}
+    _log_row("big_import", rows["big_import"])
+    rows |= asyncio.run(
         _measure(dsn, project_id, port, token, args.big_targets, args.profiles, args.profile_runs)
     )
-    return {"big_import": time_import(dsn, port, token), **rows}
+    return rows
+
+
+def _log_row(name: str, row: dict[str, Any]) -> None:
+    """Each row as soon as it is measured (a long run may be cut short later)."""
+    p50 = "-" if row["p50_ms"] is None else f"{row['p50_ms']:,.1f} ms"
+    problem = f" !! {row['problem']}" if row["problem"] else ""
+    print(f"[bench] {name}: p50 {p50}; {row['note']}{problem}", file=sys.stderr, flush=True)
