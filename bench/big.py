@@ -9,6 +9,7 @@ with the same N hold the same lists (and --reuse keeps a list of the right size)
 """
 
 import asyncio
+import contextlib
 import os
 import random
 import re
@@ -31,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIG_KEY = "zz_bench_big"
 IMPORT_KEY = "zz_bench_big_import"
 MEMBERS_KEY = "zz_bench_big_members"
+SMALL_KEY = "zz_bench_small"
 IMPORT_KEYS = 1_000_000
 UPDATE_KEYS = 10_000
 MEMBER_KEYS = 1_000_000
@@ -234,16 +236,21 @@ def time_import(dsn: str, port: int, token: str) -> dict[str, Any]:
 
 
 def _cpu(dsn: str) -> float | None:
-    """CPU seconds of the PostgreSQL server so far, when it runs on this machine with its
-    data directory as socket directory (the embedded one); None otherwise."""
-    from bench.__main__ import cpu_seconds
+    """CPU seconds of the PostgreSQL server so far, with its exited backends (the postmaster
+    reaps them: their time is its children's), when it runs on this machine with its data
+    directory as socket directory (the embedded one); None otherwise."""
+    import psutil
 
     host = parse_qs(urlsplit(dsn).query).get("host", [""])[0]
-    if not host or not (Path(host) / "postmaster.pid").exists():
-        return None
     try:
-        return cpu_seconds(Path(host))
-    except (OSError, ValueError, ImportError):
+        pid = int((Path(host) / "postmaster.pid").read_text().split()[0])
+        root = psutil.Process(pid)
+        total = sum(root.cpu_times()[:4])
+        for process in root.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += sum(process.cpu_times()[:2])
+        return total
+    except (OSError, ValueError, IndexError, psutil.Error):
         return None
 
 
@@ -295,24 +302,47 @@ async def _measure(
 async def _evaluate(
     client: _Client, dsn: str, project_id: int, big_id: str, count: int, profiles: int, runs: int
 ) -> dict[str, Any]:
-    """evaluateSegment: a key in the list, one not in it, by turns."""
-    latencies: list[float] = []
-    problem = None
-    rng = random.Random(RANDOM_SEED)
-    for attempt in range(max(runs, 20) * 2 + 1):
-        inside = attempt % 2 == 0
-        key = big_key(rng.randrange(count)) if inside else f"absent-{attempt}"
-        elapsed, data = await client.gql(
-            EVALUATE, {"p": PROJECT_KEY, "k": BIG_KEY, "c": {"targetingKey": key}}
+    """evaluateSegment: a key in the list, one not in it, by turns; then the same on a
+    standard segment of one key, as the baseline of the same request on this machine now."""
+    _, data = await client.gql(FIND, {"p": PROJECT_KEY, "k": SMALL_KEY})
+    if not data["segment"]:
+        _, data = await client.gql(
+            CREATE,
+            {
+                "i": {
+                    "projectKey": PROJECT_KEY,
+                    "key": SMALL_KEY,
+                    "name": "ZZ Bench small",
+                    "included": [big_key(0)],
+                }
+            },
         )
-        if data["evaluateSegment"]["matched"] != inside:
-            problem = problem or f"{key}: {data['evaluateSegment']}"
-        if attempt:
-            latencies.append(elapsed)
+        if data["createSegment"]["userErrors"]:
+            raise RuntimeError(f"createSegment {SMALL_KEY}: {data['createSegment']}")
+    measured: dict[str, list[float]] = {}
+    problem = None
+    for key_of_segment in (BIG_KEY, SMALL_KEY):
+        latencies = measured[key_of_segment] = []
+        rng = random.Random(RANDOM_SEED)
+        for attempt in range(max(runs, 20) * 2 + 1):
+            inside = attempt % 2 == 0
+            if key_of_segment == SMALL_KEY:
+                key = big_key(0) if inside else f"absent-{attempt}"
+            else:
+                key = big_key(rng.randrange(count)) if inside else f"absent-{attempt}"
+            elapsed, data = await client.gql(
+                EVALUATE, {"p": PROJECT_KEY, "k": key_of_segment, "c": {"targetingKey": key}}
+            )
+            if data["evaluateSegment"]["matched"] != inside:
+                problem = problem or f"{key}: {data['evaluateSegment']}"
+            if attempt:
+                latencies.append(elapsed)
+    small = sorted(measured[SMALL_KEY])
     return _row(
         "big_evaluate",
-        latencies,
-        f"evaluateSegment on a segment of {count:,} keys (in and not in the list by turns)",
+        measured[BIG_KEY],
+        f"evaluateSegment on a segment of {count:,} keys (in and not in the list by turns; "
+        f"a standard segment of one key: p50 {small[(len(small) - 1) // 2] * 1000:.1f} ms)",
         problem,
     )
 
@@ -323,21 +353,23 @@ async def _update_targets(
     """updateSegmentTargets: 10,000 new keys added, then removed again, by turns."""
     latencies: list[float] = []
     problem = None
-    keys = [f"update-{number:05d}" for number in range(UPDATE_KEYS)]
+    # Keys of the list: removed first, then added back, so the list stays within the limit.
+    keys = [big_key(number) for number in range(0, count, max(1, count // UPDATE_KEYS))]
+    keys = keys[:UPDATE_KEYS]
     for attempt in range(runs * 2):
-        adding = attempt % 2 == 0
+        adding = attempt % 2 == 1
         lists = {"addIncluded": keys} if adding else {"removeIncluded": keys}
         elapsed, data = await client.gql(UPDATE_TARGETS, {"i": {"segmentId": big_id, **lists}})
         result = data["updateSegmentTargets"]
         changed = result["addedCount"] if adding else result["removedCount"]
-        if result["userErrors"] or changed != UPDATE_KEYS:
+        if result["userErrors"] or changed != len(keys):
             problem = problem or f"unexpected {result}"
         latencies.append(elapsed)
     return _row(
         "big_update_targets",
         latencies,
         f"updateSegmentTargets of {UPDATE_KEYS:,} keys on the {count:,}-key segment "
-        "(added, then removed, by turns)",
+        "(10,000 keys spread over the list removed, then added back, by turns)",
         problem,
     )
 
