@@ -407,53 +407,31 @@ def _import_targets(settings: Settings, args: argparse.Namespace, path: Path) ->
     bad: list[TargetLine] = []
     counts = {"valid": 0, "invalid": 0}
 
-    def check() -> None:
-        """The first, read-only pass: is every line a valid key?"""
-        with tqdm(
-            total=target_file.size,
-            desc="checking",
-            unit="B",
-            unit_scale=True,
-            disable=quiet,
-            file=sys.stderr,
-        ) as bar:
-            for index, line in enumerate(target_file.targets()):
-                if line.problem is None:
-                    counts["valid"] += 1
-                else:
-                    counts["invalid"] += 1
-                    if len(bad) < _SHOWN_BAD_LINES:
-                        bad.append(line)
-                if index % 4096 == 0:
-                    bar.update(target_file.position - bar.n)
-            bar.update(target_file.size - bar.n)
-
-    def keys(bar: Any) -> Iterator[str]:
+    def keys(bar: Any) -> Iterator[tuple[str]]:
+        """One pass: valid keys go to COPY, bad lines are counted (the first few kept) and
+        roll the import back at the end."""
         for line in target_file.targets():
             if line.key is None:
-                raise _ImportAborted(
-                    f"line {line.number} changed while importing; nothing imported"
-                )
-            bar.update()
-            yield line.key
+                counts["invalid"] += 1
+                if len(bad) < _SHOWN_BAD_LINES:
+                    bad.append(line)
+                continue
+            counts["valid"] += 1
+            if not quiet and counts["valid"] % 4096 == 0:
+                bar.update(target_file.position - bar.n)
+            yield (line.key,)
+        bar.update(target_file.size - bar.n)
 
     async def work(conn: asyncpg.Connection) -> int:
         project = await _project_named(conn, args.project)
         if project is None:
             return 1
         try:
-            check()
-            if counts["invalid"]:
-                _print_bad_lines(bad)
-                print(
-                    f"error: {counts['invalid']} invalid line(s); nothing imported",
-                    file=sys.stderr,
-                )
-                return 1
             with tqdm(
-                total=counts["valid"],
+                total=target_file.size,
                 desc="importing",
-                unit=" keys",
+                unit="B",
+                unit_scale=True,
                 disable=quiet,
                 file=sys.stderr,
             ) as bar:
@@ -468,9 +446,14 @@ def _import_targets(settings: Settings, args: argparse.Namespace, path: Path) ->
                         policy=settings.policy,
                         actor="cli",
                     )
+                    if counts["invalid"]:
+                        raise _ImportAborted(
+                            f"{counts['invalid']} invalid line(s); nothing imported"
+                        )
                     if isinstance(result, Refused):
                         raise _ImportAborted(f"{result.problems[0].message}; nothing imported")
         except (FileProblem, _ImportAborted) as problem:
+            _print_bad_lines(bad)
             print(f"error: {problem}", file=sys.stderr)
             return 1
         elapsed = time.monotonic() - started

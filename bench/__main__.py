@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from api.settings import Settings
-from bench import anchors, attributes, cpu, load, overlap, profiles
+from bench import anchors, attributes, big, cpu, load, overlap, profiles
 from bench.scenarios import ORDER, PROJECT_KEY, Scenario, build
 from bench.seed import Seeded, prepare, retire_write_segments
 
@@ -58,6 +58,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0,
         help="seed this many profiles and run member_count, members_page, preview and import "
         "(0: skip them)",
+    )
+    parser.add_argument(
+        "--big-targets", type=int, default=0, help="big-segment rows on a segment of N keys"
     )
     parser.add_argument(
         "--profile-runs", type=int, default=10, help="sequential requests per profile scenario"
@@ -460,7 +463,7 @@ def run(args: argparse.Namespace, servers: Servers) -> int:
     floor_port = args.port + 1 if args.port else free_port()
     ports = {}
     api_process = None
-    if any(s.target == "api" for s in selected) or args.profiles:
+    if any(s.target == "api" for s in selected) or args.profiles or args.big_targets:
         log(
             f"starting segments serve on port {api_port} with {args.workers} worker(s),"
             f" fast path {args.fast_path}"
@@ -571,6 +574,9 @@ def run(args: argparse.Namespace, servers: Servers) -> int:
         for name in [*profiles.requests(), "attributes"]:
             if rows[name]["problem"]:
                 log(f"{name}: {rows[name]['problem']}")
+    if args.big_targets:
+        log(f"big segments: {args.big_targets} keys, {args.profile_runs} runs each")
+        rows |= big.measure(seeded.dsn, seeded.project_id, api_port, seeded.token, args)
     rss = rss_mb(api_process.pid) if api_process else None
     servers.stop_all()
     if args.profiles:

@@ -202,15 +202,16 @@ async def import_targets(
     project_id: int,
     segment_key: str,
     kind: str,
-    keys: Iterable[str],
+    keys: Iterable[tuple[str]],
     *,
     replace: bool,
     policy: Policy,
     actor: str,
 ) -> TargetsUpdated | Refused:
-    """Import already checked keys into one list of a big segment (`segments targets
-    import`), in the caller's transaction: added to the list, or with `replace` swapping the
-    whole list (generation + 1). All or nothing: LIMIT_EXCEEDED writes nothing."""
+    """Import checked keys (1-tuples, streamed) into one list of a big segment (`segments
+    targets import`), in the caller's transaction: added to the list, or with `replace`
+    swapping the whole list (generation + 1; `removed` counts the old keys the new list
+    lacks). All or nothing: LIMIT_EXCEEDED writes nothing."""
     found = await db_segments.segment_by_key(conn, project_id, segment_key)
     if found is None:
         return Refused.one(ProblemCode.NOT_FOUND, f"No live segment {segment_key!r}.")

@@ -2,7 +2,7 @@
 §13) — their edits, lookups by primary key and whole-list replacement — and the targets
 connection of both kinds of segment."""
 
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from functools import partial
 
@@ -175,8 +175,9 @@ async def target_hits(
     return {(row["segment_id"], row["kind"]) for row in rows}
 
 
-# Keys per COPY round trip of an import: memory stays flat however long the file.
-COPY_CHUNK_SIZE = 50_000
+# Memory of the sorts and hashes of one import (per operation, in the server): a million
+# keys sort in memory instead of spilling to disk.
+IMPORT_WORK_MEM = "128MB"
 
 
 async def copy_targets(
@@ -184,28 +185,15 @@ async def copy_targets(
     project_id: int,
     segment_id: int,
     kind: str,
-    keys: Iterable[str],
+    keys: Iterable[tuple[str]],
     *,
     replace: bool,
 ) -> Edit:
-    """Import keys into one list of a big segment through COPY, in chunks; with `replace`,
-    the list's old rows go first. Call inside the caller's transaction holding the segment
+    """Import keys (1-tuples, streamed: memory stays flat however many) into one list of a
+    big segment: one COPY into a temporary staging table, then one INSERT of the keys not
+    there yet in primary-key order; with `replace`, the old keys absent from the file go
+    (kept keys keep their added_at). Call inside the caller's transaction holding the segment
     row's lock: concurrent readers see the old list or the new one, never a mix."""
-    removed = 0
-    if replace:
-        removed = int(
-            (
-                await conn.execute(
-                    """
-                    DELETE FROM segment_targets
-                    WHERE project_id = $1 AND segment_id = $2 AND kind = $3
-                    """,
-                    project_id,
-                    segment_id,
-                    kind,
-                )
-            ).split()[-1]
-        )
     await conn.execute(
         """
         CREATE TEMPORARY TABLE IF NOT EXISTS targets_import (
@@ -213,46 +201,65 @@ async def copy_targets(
         ) ON COMMIT DELETE ROWS
         """
     )
-    added = 0
-    sample: list[str] = []
-    for chunk in _chunks(keys, COPY_CHUNK_SIZE):
-        await conn.execute("TRUNCATE targets_import")
-        await conn.copy_records_to_table("targets_import", records=[(key,) for key in chunk])
-        row = await conn.fetchrow(
+    await conn.execute("TRUNCATE targets_import")
+    await conn.execute(f"SET LOCAL work_mem = '{IMPORT_WORK_MEM}'")
+    await conn.copy_records_to_table("targets_import", records=keys)
+    await conn.execute("ANALYZE targets_import")
+    removed = 0
+    removed_sample: list[str] = []
+    if replace:
+        gone = await conn.fetchrow(
             """
-            WITH written AS (
-                INSERT INTO segment_targets (project_id, segment_id, kind, targeting_key)
-                SELECT $1, $2, $3, i.targeting_key
-                FROM targets_import i
-                ON CONFLICT DO NOTHING
-                RETURNING targeting_key
+            WITH gone AS (
+                DELETE FROM segment_targets t
+                WHERE t.project_id = $1
+                  AND t.segment_id = $2
+                  AND t.kind = $3
+                  AND NOT EXISTS (
+                      SELECT 1 FROM targets_import i WHERE i.targeting_key = t.targeting_key
+                  )
+                RETURNING t.targeting_key
             )
-            SELECT count(*)::int, (array_agg(targeting_key ORDER BY targeting_key))[1:$4]
-            FROM written
+            SELECT (SELECT count(*)::int FROM gone),
+                   ARRAY(SELECT targeting_key FROM gone ORDER BY 1 LIMIT $4)
             """,
             project_id,
             segment_id,
             kind,
             SAMPLE_SIZE,
         )
-        assert row is not None, "an aggregate returns a row"
-        count, first = row
-        added += count
-        if len(sample) < SAMPLE_SIZE:
-            sample += list(first or [])[: SAMPLE_SIZE - len(sample)]
+        assert gone is not None, "an aggregate returns a row"
+        removed, removed_sample = gone[0], list(gone[1])
+    # Rows in key order: each lands beside the last in the primary key's B-tree. The
+    # segment row's lock keeps other writers of this list out, so no conflict can arise.
+    written = await conn.fetchrow(
+        """
+        WITH written AS (
+            INSERT INTO segment_targets (project_id, segment_id, kind, targeting_key)
+            SELECT DISTINCT $1::bigint, $2::bigint, $3::text, i.targeting_key
+            FROM targets_import i
+            WHERE NOT EXISTS (
+                SELECT 1
+                FROM segment_targets t
+                WHERE t.project_id = $1
+                  AND t.segment_id = $2
+                  AND t.kind = $3
+                  AND t.targeting_key = i.targeting_key
+            )
+            ORDER BY i.targeting_key
+            RETURNING targeting_key
+        )
+        SELECT (SELECT count(*)::int FROM written),
+               ARRAY(SELECT targeting_key FROM written ORDER BY 1 LIMIT $4)
+        """,
+        project_id,
+        segment_id,
+        kind,
+        SAMPLE_SIZE,
+    )
+    assert written is not None, "an aggregate returns a row"
     await conn.execute("TRUNCATE targets_import")
-    return Edit(added, removed, sample, [])
-
-
-def _chunks(keys: Iterable[str], size: int) -> Iterator[list[str]]:
-    chunk: list[str] = []
-    for key in keys:
-        chunk.append(key)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+    return Edit(written[0], removed, list(written[1]), removed_sample)
 
 
 async def iter_targets(

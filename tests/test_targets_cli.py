@@ -104,14 +104,45 @@ async def test_replace_swaps_the_whole_list_and_counts_a_generation(
     assert counts == {"includedCount": 2, "excludedCount": 1, "generation": 1, "version": 1}
 
 
-async def test_readers_see_the_old_list_or_the_new_one_while_a_replace_runs(
+READER = """
+query($p: String!) {
+  segment(projectKey: $p, key: "customers") { includedCount generation }
+  onlyOld: evaluateSegment(projectKey: $p, key: "customers", context: {targetingKey: "old-000123"}) { matched }
+  onlyNew: evaluateSegment(projectKey: $p, key: "customers", context: {targetingKey: "new-199998"}) { matched }
+  both: evaluateSegment(projectKey: $p, key: "customers", context: {targetingKey: "both"}) { matched }
+}"""
+# The transactions of other client connections of this database that have written: the
+# import's, while it runs (the same one before and after a read: the read fell inside it).
+IMPORT_OPEN = """
+SELECT array_agg(pid::text || ':' || backend_xid::text ORDER BY pid)
+FROM pg_stat_activity
+WHERE datname = current_database()
+  AND pid <> pg_backend_pid()
+  AND backend_type = 'client backend'
+  AND backend_xid IS NOT NULL
+"""
+
+
+def _states(data: dict, old: int, new: int) -> list[str]:
+    """What each answer of one READER request says the list is: 'old', 'new' or a problem."""
+    count, generation = data["segment"]["includedCount"], data["segment"]["generation"]
+    by_count = {(old, 0): "old", (new, 1): "new"}.get((count, generation), f"count {count}")
+    return [
+        by_count,
+        "old" if data["onlyOld"]["matched"] else "new",
+        "new" if data["onlyNew"]["matched"] else "old",
+        # A key of both lists: never missing, whatever the moment (no empty, no half list).
+        "both" if data["both"]["matched"] else "missing 'both'",
+    ]
+
+
+async def test_readers_over_http_see_the_old_list_or_the_new_one_while_a_replace_runs(
     database_url, project, gql, tmp_path
 ):
     big = await new_big(gql, project.key)
-    old = [f"old-{i:06d}" for i in range(5_000)]
-    for start in range(0, len(old), 5_000):
-        await update_targets(gql, big["id"], addIncluded=old[start : start + 5_000])
-    new = [f"new-{i:06d}" for i in range(120_000)]
+    old = ["both", *(f"old-{i:06d}" for i in range(4_999))]
+    await update_targets(gql, big["id"], addIncluded=old)
+    new = [f"new-{i:06d}" for i in range(199_999)] + ["both"]
     file = tmp_path / "keys.txt"
     file.write_text("\n".join(new) + "\n")
     process = await asyncio.create_subprocess_exec(
@@ -132,31 +163,37 @@ async def test_readers_see_the_old_list_or_the_new_one_while_a_replace_runs(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    conn = await connect(database_url)
-    seen = set()
+    watcher = await connect(database_url)
+    timeline: list[list[str]] = []
+    inside = 0  # reads that began and ended while the import's transaction was open
     try:
         while process.returncode is None:
-            count, first = await conn.fetchrow(
-                """
-                SELECT count(*), min(targeting_key)
-                FROM segment_targets
-                WHERE project_id = $1 AND kind = 'included'
-                """,
-                project.id,
-            )
-            seen.add(count)
-            # One statement reads one snapshot: all old keys or all new ones.
-            assert (count, first[:3]) in {(len(old), "old"), (len(new), "new")}
-            await asyncio.sleep(0.01)
+            open_before = await watcher.fetchval(IMPORT_OPEN)
+            states = _states(await gql(READER, {"p": project.key}), len(old), len(new))
+            if open_before and await watcher.fetchval(IMPORT_OPEN) == open_before:
+                inside += 1
+                assert states[:3] == ["old"] * 3, states  # nothing shows before the commit
+            timeline.append(states)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(process.wait(), 0.001)
+                await asyncio.wait_for(process.wait(), 0.005)
     finally:
-        await conn.close()
+        await watcher.close()
     _stdout, stderr = await process.communicate()
     assert process.returncode == 0, stderr
-    assert len(old) in seen  # the reader did read while the replace ran
-    counts = (await gql(COUNTS, {"id": big["id"]}))["node"]
-    assert counts["includedCount"] == len(new)
+    timeline.append(_states(await gql(READER, {"p": project.key}), len(old), len(new)))
+    assert all(states[3] == "both" for states in timeline), timeline
+    # Each answer is old or new, and once one answer showed the new list no later one shows
+    # the old: at most one request (the one the commit fell in) mixes the two.
+    answers = [states[:3] for states in timeline]
+    assert {state for states in answers for state in states} <= {"old", "new"}, answers
+    first_new = next(at for at, states in enumerate(answers) if "new" in states)
+    transition = [states for states in answers if len(set(states)) > 1]
+    assert all(states == ["new"] * 3 for states in answers[first_new + 1 :]), answers[
+        first_new - 1 : first_new + 5
+    ]
+    assert len(transition) <= 1, transition
+    assert timeline[0][:3] == ["old"] * 3 and timeline[-1][:3] == ["new"] * 3
+    assert inside >= 1, "no read fell inside the replace's transaction"
 
 
 async def test_import_refuses_a_standard_segment_and_an_unknown_one(
@@ -265,7 +302,7 @@ def test_import_shows_a_progress_bar_on_a_terminal(database_url, project, tmp_pa
     finally:
         os.close(controller)
     assert process.returncode == 0
-    assert b"checking" in shown and b"importing" in shown
+    assert b"importing" in shown and b"100%" in shown  # one pass over the file, in bytes
     assert summary(process.stdout)[3:5] == ("2", "2")
 
 

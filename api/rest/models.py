@@ -141,6 +141,11 @@ class SegmentCreate(_Strict):
     included: Targets = Field(default=[], description="Targeting keys always in the segment.")
     excluded: Targets = Field(default=[], description="Targeting keys never in it.")
     salt: Salt | None = Field(default=None, description="Default: the segment's key.")
+    unbounded: bool = Field(
+        default=False,
+        description="A big segment (fixed at creation): up to 10,000,000 targets kept as rows, "
+        "edited through POST .../targets; included and excluded must then stay empty.",
+    )
 
 
 def _absent_is_not_null(schema: dict[str, Any]) -> None:
@@ -186,6 +191,29 @@ class SegmentOut(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+    unbounded: bool = Field(description="A big segment: its lists read as empty here.")
+    included_count: int
+    excluded_count: int
+    generation: int = Field(description="+1 each time a big segment's list is replaced whole.")
+
+
+class TargetChanges(_Strict):
+    add: Targets = []
+    remove: Targets = []
+
+
+class TargetsUpdate(_Strict):
+    """A batch of target edits, all or nothing: 1-10,000 keys over the four lists. Adding a
+    key already there, or removing one that is not, changes nothing."""
+
+    included: TargetChanges = TargetChanges()
+    excluded: TargetChanges = TargetChanges()
+
+
+class TargetsUpdated(BaseModel):
+    segment: SegmentOut
+    added_count: int
+    removed_count: int
 
 
 class SegmentList(BaseModel):
@@ -303,6 +331,10 @@ def segment_out(row: Mapping[str, Any], keys: Mapping[int, str]) -> dict[str, An
         "version": row["version"],
         "created_at": row["created_at"].isoformat(),
         "updated_at": row["updated_at"].isoformat(),
+        "unbounded": row["unbounded"],
+        "included_count": row["included_count"] if row["unbounded"] else len(row["included"]),
+        "excluded_count": row["excluded_count"] if row["unbounded"] else len(row["excluded"]),
+        "generation": row["generation"],
     }
 
 

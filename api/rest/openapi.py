@@ -58,6 +58,7 @@ def _links() -> dict[str, Any]:
             ("UpdateSegment", "updateSegment"),
             ("DeleteSegment", "deleteSegment"),
             ("GetUsage", "getSegmentUsage"),
+            ("UpdateTargets", "updateSegmentTargets"),
         )
     }
 
@@ -82,7 +83,7 @@ def openapi_document() -> dict[str, Any]:
             (
                 m,
                 "validation"
-                if m in (models.SegmentCreate, models.SegmentUpdate)
+                if m in (models.SegmentCreate, models.SegmentUpdate, models.TargetsUpdate)
                 else "serialization",
             )
             for m in (
@@ -91,6 +92,8 @@ def openapi_document() -> dict[str, Any]:
                 models.SegmentOut,
                 models.SegmentList,
                 models.SegmentUsage,
+                models.TargetsUpdate,
+                models.TargetsUpdated,
                 models.ErrorBody,
             )
         ],
@@ -188,6 +191,19 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Soft-delete a segment that no live flag uses",
                     "parameters": [_PROJECT, _SEGMENT],
                     "responses": {"204": {"description": "Deleted."}, **_errors(400, 403, 404)},
+                },
+            },
+            "/projects/{projectId}/segments/{segmentId}/targets": {
+                "post": {
+                    "operationId": "updateSegmentTargets",
+                    "summary": "Add and remove target keys in one batch (1-10,000 keys, all or "
+                    "nothing); for big segments too",
+                    "parameters": [_PROJECT, _SEGMENT],
+                    "requestBody": body(models.TargetsUpdate),
+                    "responses": {
+                        "200": _json(models.TargetsUpdated, "The segment after the change."),
+                        **_errors(400, 403, 404, 409, 413, 415, 422),
+                    },
                 },
             },
             "/projects/{projectId}/segments/{segmentId}/usage": {

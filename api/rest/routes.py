@@ -21,6 +21,7 @@ from api.errors import RETRY_AFTER, RequestError, typed_error
 from api.rest import models
 from api.settings import Settings
 from core import segments as core_segments
+from core import targets as core_targets
 from core.access import Forbidden, project_id_for
 from db.api_keys import Principal
 from rules.problems import ProblemCode, Refused
@@ -58,6 +59,10 @@ _SNAKE = {
     "expectedVersion": "expected_version",
     "segmentKey": "segment_id",
     "caseInsensitive": "case_insensitive",
+    "addIncluded": "included.add",
+    "removeIncluded": "included.remove",
+    "addExcluded": "excluded.add",
+    "removeExcluded": "excluded.remove",
 }
 _SORTS = {"name": "NAME", "key": "KEY", "created_at": "CREATED_AT", "updated_at": "UPDATED_AT"}
 MAX_LIMIT = 100
@@ -298,6 +303,27 @@ async def delete_segment(request: Request, principal: Principal, _settings: Sett
     return Response(status_code=204)
 
 
+async def update_targets(request: Request, principal: Principal, settings: Settings) -> Response:
+    """A batch of target edits through the one core of updateSegmentTargets: standard
+    segments keep their lists in the row (version + 1), big ones as rows (counts change)."""
+    row = await _segment_or_404(request, principal)
+    body = await _body(request, models.TargetsUpdate, settings.max_body_bytes)
+    assert isinstance(body, models.TargetsUpdate)
+    changes = {
+        "addIncluded": body.included.add,
+        "removeIncluded": body.included.remove,
+        "addExcluded": body.excluded.add,
+        "removeExcluded": body.excluded.remove,
+    }
+    result = await core_targets.update_targets(
+        request.state.db, principal, settings.policy, row["id"], changes
+    )
+    if isinstance(result, Refused):
+        return _refused(result)
+    segment = (await _segments_out(request, principal, [result.segment]))[0]
+    return _json({"segment": segment, "added_count": result.added, "removed_count": result.removed})
+
+
 _create, _list = _endpoint(create_segment), _endpoint(list_segments)
 _item = {
     "GET": _endpoint(get_segment),
@@ -328,6 +354,12 @@ def routes(middleware: Sequence[Middleware] = (), cors: bool = False) -> list[Ro
             "/projects/{projectId}/segments/{segmentId}",
             segment_item,
             methods=["GET", "PUT", "DELETE", *extra],
+            middleware=middleware,
+        ),
+        Route(
+            "/projects/{projectId}/segments/{segmentId}/targets",
+            _endpoint(update_targets),
+            methods=["POST", *extra],
             middleware=middleware,
         ),
         Route(

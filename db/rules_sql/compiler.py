@@ -95,10 +95,12 @@ class _Compiler(Emitter):
         owner_salt = salt if type(salt) is str else ""
         expr, _ = self.group(logical_op, rules, owner_salt, nesting=0, depth=depth)
         if big_segment_id is not None:
-            return (
-                f"(NOT {self.big_list(big_segment_id, 'excluded')} "
-                f"AND ({self.big_list(big_segment_id, 'included')} OR {expr}))"
-            )
+            included = self.big_list(big_segment_id, "included")
+            # A big segment without rules is its list: the EXISTS stands alone, so PostgreSQL
+            # plans it as a semi-join (under an OR it stays a probe per profile: 22 s, not 2,
+            # for a million keys over a million profiles).
+            matched = included if expr == "false" else f"({included} OR {expr})"
+            return f"(NOT {self.big_list(big_segment_id, 'excluded')} AND {matched})"
         included_keys = _targets(included)
         excluded_keys = _targets(excluded)
         if included_keys:

@@ -284,3 +284,35 @@ async def test_create_payload_without_unbounded_is_a_standard_segment(gql, proje
         database_url, "SELECT unbounded FROM segments WHERE project_id = $1", project.id
     )
     assert [row["unbounded"] for row in rows] == [False]
+
+
+async def test_targets_keep_needing_a_live_segment_row(gql, project, database_url):
+    """sql/0014 checks the reference per statement instead of per row; it still holds."""
+    import asyncpg
+
+    from db.pool import connect
+
+    big = await new_big(gql, project.key)
+    await update_targets(gql, big["id"], addIncluded=["u1"])
+    conn = await connect(database_url)
+    try:
+        with pytest.raises(asyncpg.ForeignKeyViolationError, match="segment_targets"):
+            await conn.execute(
+                """
+                INSERT INTO segment_targets (project_id, segment_id, kind, targeting_key)
+                VALUES ($1, 987654321, 'included', 'x')
+                """,
+                project.id,
+            )
+        with pytest.raises(asyncpg.ForeignKeyViolationError, match="segment_targets"):
+            async with conn.transaction():
+                # Only the targets still point at the segment: its revisions go first.
+                await conn.execute(
+                    "DELETE FROM segment_revisions WHERE project_id = $1", project.id
+                )
+                await conn.execute(
+                    "DELETE FROM segments WHERE project_id = $1 AND key = 'customers'", project.id
+                )
+    finally:
+        await conn.close()
+    assert await all_targets(gql, big["id"], "INCLUDED") == ["u1"]

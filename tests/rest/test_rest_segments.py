@@ -135,6 +135,7 @@ async def test_segment_created_over_graphql_reads_the_same_over_rest(rest, gql, 
         ],
         "salt": "grouped", "version": segment["version"], "created_at": answer["created_at"],
         "updated_at": answer["updated_at"],
+        "unbounded": False, "included_count": 1, "excluded_count": 1, "generation": 0,
     }  # fmt: skip
 
 
@@ -314,6 +315,7 @@ async def test_openapi_document_is_valid_and_public(client):
         "/projects/{projectId}/segments",
         "/projects/{projectId}/segments/{segmentId}",
         "/projects/{projectId}/segments/{segmentId}/usage",
+        "/projects/{projectId}/segments/{segmentId}/targets",
     }
 
 
