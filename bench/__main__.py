@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from api.settings import Settings
-from bench import load, profiles
+from bench import impact, load, profiles
 from bench.scenarios import ORDER, PROJECT_KEY, Scenario, build
 from bench.seed import Seeded, prepare, retire_write_segments
 
@@ -522,7 +522,8 @@ def run(args: argparse.Namespace, servers: Servers) -> int:
     if args.profiles:
         log(f"profile scenarios: {args.profile_runs} sequential requests each")
         rows |= profiles.measure(ports["api"], seeded.token, args.profile_runs)
-        for name in profiles.requests():
+        rows |= impact.measure(ports["api"], seeded.token, args.profile_runs)
+        for name in [*profiles.requests(), "impact"]:
             if rows[name]["problem"]:
                 log(f"{name}: {rows[name]['problem']}")
     rss = rss_mb(api_process.pid) if api_process else None
