@@ -22,8 +22,11 @@ from schema.profiles import DEFAULT_SAMPLE_SIZE, MAX_SAMPLE_SIZE, Profile
 from schema.segments import FlagUsage, flag_usages
 
 SampleSize = Annotated[
-    int,
-    strawberry.argument(description=f"How many, 0-{MAX_SAMPLE_SIZE}, targetingKey ascending."),
+    int | None,
+    strawberry.argument(
+        description=f"How many, 0-{MAX_SAMPLE_SIZE} (null: {DEFAULT_SAMPLE_SIZE}), "
+        "targetingKey ascending."
+    ),
 ]
 
 
@@ -87,7 +90,8 @@ class SegmentImpact:
         return flag_usages(rows)
 
 
-async def _sample(info: AppInfo, difference: Membership | None, first: int) -> list[Profile]:
+async def _sample(info: AppInfo, difference: Membership | None, first: int | None) -> list[Profile]:
+    first = DEFAULT_SAMPLE_SIZE if first is None else first
     if not 0 <= first <= MAX_SAMPLE_SIZE:
         raise bad_user_input(f"`first` must be between 0 and {MAX_SAMPLE_SIZE}.")
     if difference is None or first == 0:
