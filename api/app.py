@@ -19,6 +19,7 @@ from api.consistency import LSN_HEADER
 from api.graphql_http import GraphQLEndpoint, graphql_route
 from api.rest.openapi import openapi_document
 from api.rest.routes import routes as rest_routes
+from api.scheduler import Scheduler
 from api.settings import Settings
 from db.pool import Database
 from schema.build import build_schema
@@ -50,9 +51,18 @@ def create_app(settings: Settings) -> Starlette:
         await authenticator.start()
         app.state.authenticator = authenticator
         app.state.graphql = GraphQLEndpoint(schema, settings, authenticator)
+        scheduler = Scheduler(
+            settings.database_url,
+            settings.policy,
+            settings.scheduler_interval,
+            settings.statement_timeout_ms,
+        )
+        await scheduler.start()
+        app.state.scheduler = scheduler
         try:
             yield
         finally:
+            await scheduler.stop()
             await authenticator.stop()
             await db.close()
 

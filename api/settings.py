@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     # cached). Revocations reach every server at once through LISTEN/NOTIFY (api/auth.py).
     token_cache_seconds: float = 5.0
 
+    # How often each serving process applies due scheduled change requests, in seconds
+    # (at most 1, so a request is applied within 5 s of its time); 0 disables the loop.
+    scheduler_interval: float = Field(default=1.0, ge=0, le=1)
+
     max_conditions: int = 50
     max_depth: int = 5
     max_targets: int = 15000

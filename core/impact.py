@@ -26,6 +26,10 @@ Two ways in:
   column values it proposes (what `check_fields`/`check_update` return), applied over the
   row; or `delete=True`. Call it on any connection; it reads the reference closure (one
   statement, none when neither definition references a segment).
+- `request_impact(db, principal, policy, segment_id, fields, deletes=...)`: what
+  `ChangeRequest.impact` shows, against the segment's current version: a request's stored
+  `fields` (column -> revision snapshot value) validated over today's state like the update
+  applying it would be (None when that would be refused), or its delete.
 """
 
 from collections.abc import Mapping
@@ -37,6 +41,7 @@ import asyncpg
 from core import references
 from core import segments as core_segments
 from core.policy import Policy
+from db import segments as db_segments
 from db.api_keys import Principal
 from db.members import Definition, Difference, references_from_rows
 from db.pool import Database
@@ -101,3 +106,30 @@ async def change_impact(
             return checked
         row, values = checked
         return await impact_of(conn, principal.project_id, row, values)
+
+
+async def request_impact(
+    db: Database,
+    principal: Principal,
+    policy: Policy,
+    segment_id: int,
+    fields: Mapping[str, Any],
+    *,
+    deletes: bool,
+) -> Impact | None:
+    """A change request's impact on the segment as it is now; None when the segment is gone
+    or deleted, or when today's state would refuse the update."""
+    project_id = principal.project_id
+    async with db.connection() as conn:
+        if deletes:
+            rows = await db_segments.segments_by_id(conn, project_id, [segment_id])
+            if not rows or rows[0]["deleted_at"] is not None:
+                return None
+            return await impact_of(conn, project_id, rows[0], None, delete=True)
+        checked = await core_segments.check_update(
+            conn, project_id, policy, segment_id, dict(fields)
+        )
+        if isinstance(checked, Refused):
+            return None
+        row, values = checked
+        return await impact_of(conn, project_id, row, values)

@@ -289,6 +289,18 @@ async def check_update(
     return row, values
 
 
+async def update_in(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    policy: Policy,
+    segment_id: int,
+    fields: dict[str, Any],
+) -> Row | Refused:
+    """An update inside the caller's transaction, validated like updateSegment but past no
+    approval gate: what proposing (as a dry run) and applying a change request write."""
+    return await _update(conn, principal, policy, segment_id, fields, None, False)
+
+
 # Snapshot field (API spelling) -> the stored name a write takes.
 _SNAPSHOT_TO_FIELD = {api_name: column for column, api_name in db_segments.FIELDS.items()}
 

@@ -11,7 +11,7 @@ import asyncpg
 import orjson
 from strawberry.dataloader import DataLoader
 
-from db import audit, flags, members, profiles, projects, segments
+from db import audit, change_requests, flags, members, profiles, projects, segments
 from db.members import Definition, Difference, ImpactCounts
 from db.pool import Database, Row
 from db.replicas import REPLICA_LOST
@@ -74,6 +74,14 @@ class Loaders:
     @cached_property
     def segment(self) -> DataLoader[int, Row | None]:
         return SharedLoader(self._segments)
+
+    @cached_property
+    def change_request(self) -> DataLoader[int, Row | None]:
+        return SharedLoader(self._change_requests)
+
+    @cached_property
+    def change_request_reviews(self) -> DataLoader[int, list[Row]]:
+        return SharedLoader(self._change_request_reviews)
 
     @cached_property
     def usage(self) -> DataLoader[int, list[Row]]:
@@ -155,6 +163,13 @@ class Loaders:
 
     async def _segments(self, ids: list[int]) -> list[Row | None]:
         return _by_id(await self._run(segments.segments_by_id, ids), ids)
+
+    async def _change_requests(self, ids: list[int]) -> list[Row | None]:
+        return _by_id(await self._run(change_requests.requests_by_id, ids), ids)
+
+    async def _change_request_reviews(self, ids: list[int]) -> list[list[Row]]:
+        rows = await self._run(change_requests.reviews_of, ids)
+        return _grouped(rows, ids, "change_request_id")
 
     async def _flags(self, ids: list[int]) -> list[Row | None]:
         return _by_id(await self._run(flags.flags_by_id, ids), ids)

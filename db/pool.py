@@ -36,9 +36,9 @@ async def returning(conn: asyncpg.Connection, query: str, *args: Any) -> Row:
     return row
 
 
-async def connect(dsn: str) -> asyncpg.Connection:
+async def connect(dsn: str, server_settings: dict[str, str] | None = None) -> asyncpg.Connection:
     """A single connection with the pool's codecs, for the CLI and maintenance work."""
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(dsn, server_settings=server_settings)
     await _init_connection(conn)
     return conn
 

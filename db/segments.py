@@ -687,6 +687,14 @@ async def segment_for_update(
     return row
 
 
+async def lock_segment(
+    conn: asyncpg.Connection, project_id: int, segment_id: int, expected_version: int | None
+) -> asyncpg.Record | Refused:
+    """The segment row (live or deleted), locked until the transaction ends (NOT_FOUND,
+    VERSION_CONFLICT): what a change request is written against and applied over."""
+    return await _locked(conn, project_id, segment_id, expected_version)
+
+
 async def _locked(
     conn: asyncpg.Connection, project_id: int, segment_id: int, expected_version: int | None
 ) -> asyncpg.Record | Refused:

@@ -57,7 +57,10 @@ class AuditEvent(Node):
             id=strawberry.ID(encode_id("AuditEvent", row["id"])),
             action=row["action"],
             entity_type=entity_type,
-            entity_id=strawberry.ID(encode_id(entity_type.capitalize(), row["entity_id"])),
+            # "segment" -> Segment, "changeRequest" -> ChangeRequest: the node type of the id.
+            entity_id=strawberry.ID(
+                encode_id(entity_type[:1].upper() + entity_type[1:], row["entity_id"])
+            ),
             actor=row["actor"],
             changes=[
                 FieldChange(

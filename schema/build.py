@@ -7,6 +7,7 @@ from graphql import GraphQLError
 from strawberry.types import ExecutionContext
 
 from schema.audit import AuditEvent
+from schema.change_requests import ChangeRequest
 from schema.flags import Flag
 from schema.mutations import Mutation
 from schema.profiles import Profile
@@ -28,7 +29,7 @@ def build_schema() -> SegmentsSchema:
     return SegmentsSchema(
         query=Query,
         mutation=Mutation,
-        types=[Segment, Flag, Environment, Project, AuditEvent, Profile],
+        types=[Segment, Flag, Environment, Project, AuditEvent, Profile, ChangeRequest],
     )
 
 

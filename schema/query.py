@@ -7,6 +7,12 @@ from strawberry.scalars import JSON
 
 from schema import flags, profiles, segments, targeting
 from schema.audit import AuditEvent, AuditEventConnection, history_of
+from schema.change_requests import (
+    ChangeRequest,
+    ChangeRequestConnection,
+    ChangeRequestState,
+    change_requests_of,
+)
 from schema.context import AppInfo
 from schema.evaluation import SegmentEvaluation, evaluate_segment
 from schema.flags import Flag, FlagConnection
@@ -56,6 +62,9 @@ class Query:
         if type_name == "AuditEvent":
             row = await loaders.audit_event.load(db_id)
             return AuditEvent.from_row(row) if row else None
+        if type_name == "ChangeRequest":
+            row = await loaders.change_request.load(db_id)
+            return ChangeRequest.from_row(row) if row else None
         if type_name == "Profile":
             row = await loaders.profile.load(db_id)
             return Profile.from_row(row) if row else None
@@ -137,6 +146,20 @@ class Query:
         self, info: AppInfo, project_key: ProjectKey, first: First = None, after: After = None
     ) -> AuditEventConnection:
         return await history_of(info, None, first, after, info.context.project_id_for(project_key))
+
+    @strawberry.field(description="The project's change requests, newest first.")
+    async def change_requests(
+        self,
+        info: AppInfo,
+        project_key: ProjectKey,
+        state: Annotated[
+            ChangeRequestState | None, strawberry.argument(description="Only this state.")
+        ] = None,
+        first: Annotated[int | None, strawberry.argument(description="Page size, 0-100.")] = 20,
+        after: After = None,
+    ) -> ChangeRequestConnection:
+        project_id = info.context.project_id_for(project_key)
+        return await change_requests_of(info, project_id, None, state, first, after)
 
     @strawberry.field(description="Whether a context matches a live segment, and why.")
     async def evaluate_segment(

@@ -15,6 +15,7 @@ from db.segments import ORDER_COLUMNS
 from db.segments import SegmentFilter as DbSegmentFilter
 from rules.models import referenced_ids
 from schema.audit import AuditEventConnection, history_of
+from schema.change_requests import ChangeRequestConnection, ChangeRequestState, change_requests_of
 from schema.context import AppInfo, mapped
 from schema.enums import LogicalOperator, OrderDirection, SegmentOrderField, TargetKind
 from schema.ids import encode_id
@@ -243,6 +244,20 @@ class Segment(Node):
         version: Annotated[int, strawberry.argument(description="Which version.")],
     ) -> SegmentRevision | None:
         return await revision_of(info, self.project_id, self.db_id, version)
+
+    @strawberry.field(description="Change requests for this segment, newest first.")
+    async def change_requests(
+        self,
+        info: AppInfo,
+        state: Annotated[
+            ChangeRequestState | None, strawberry.argument(description="Only this state.")
+        ] = None,
+        first: Annotated[int | None, strawberry.argument(description="Page size, 0-100.")] = 20,
+        after: Annotated[
+            str | None, strawberry.argument(description="Cursor to continue after.")
+        ] = None,
+    ) -> ChangeRequestConnection:
+        return await change_requests_of(info, self.project_id, self.db_id, state, first, after)
 
     @strawberry.field(
         description="Stored profiles the segment matches now, targetingKey ascending; "

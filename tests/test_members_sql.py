@@ -791,3 +791,58 @@ async def test_percentage_splits_keys_in_proportion_in_sql(
     assert abs(matched / keys * 100 - percent) <= 1
     if percent in (0, 100):
         assert matched == keys * percent / 100  # 0 matches no one, 100 everyone
+
+
+async def test_arrays_longer_than_sql_unrolls_are_decided_by_the_evaluator(
+    conn: asyncpg.Connection, project: Project
+) -> None:
+    """SQL tests the first elements of an array attribute itself and leaves longer arrays to
+    the evaluator; either way the members are the evaluator's, wherever the match sits."""
+    words = [f"v{i}" for i in range(20)]
+    numbers = list(range(20))
+    profiles = {
+        "far": {"x": [*words, "pro"], "n": [*numbers, 99]},
+        "none": {"x": words, "n": numbers},
+        "near": {"x": ["pro"], "n": [99]},
+        "scalar": {"x": "pro", "n": 99},
+    }
+    await upsert_profiles(conn, project.id, list(profiles.items()))
+    cases = [
+        (when("x", "STARTS_WITH", "pr"), ["far", "near", "scalar"]),
+        (when("x", "EQ", "pro"), ["far", "near", "scalar"]),
+        (when("x", "IN", ["pro", "x"]), ["far", "near", "scalar"]),
+        (when("x", "NEQ", "pro"), ["none"]),
+        (when("x", "EQ", "PRO") | {"caseInsensitive": True}, ["far", "near", "scalar"]),
+        (when("n", "GT", 50), ["far", "near", "scalar"]),
+        (when("n", "IN", [99]), ["far", "near", "scalar"]),
+        (when("n", "NIN", [99]), ["none"]),
+    ]
+    for condition, expected in cases:
+        segment = definition([condition])
+        assert [key for key, attrs in profiles.items() if evaluate(segment, key, attrs)] == [
+            key for key in profiles if key in expected
+        ], condition
+        assert await members(conn, project, segment) == sorted(expected), condition
+
+
+async def test_no_leaf_needs_a_subquery_so_counts_can_run_in_parallel(
+    conn: asyncpg.Connection, project: Project
+) -> None:
+    """A correlated subquery makes PostgreSQL run the whole count in one process; every
+    operator's leaf, arrays included, must compile without one."""
+    for operator in OPERATORS:
+        for value in CONDITION_VALUES[operator]:
+            folds = [False, True] if REGISTRY[operator].case_insensitive else [False]
+            for fold in folds:
+                condition = when("x", operator, value) | ({"caseInsensitive": True} if fold else {})
+                sql = SqlBuilder(project.id)
+                predicate = definition([condition]).predicate(sql)
+                plan = "\n".join(
+                    row[0]
+                    for row in await conn.fetch(
+                        "EXPLAIN SELECT count(*) FROM profiles p"
+                        f" WHERE p.project_id = $1 AND ({predicate.expr}) IS NOT FALSE",
+                        *sql.params,
+                    )
+                )
+                assert "SubPlan" not in plan, (operator, value, fold)

@@ -48,6 +48,12 @@ async def _seed(gql, project) -> dict:
         {"p": project.key},
         token=token,
     )
+    proposed = await gql(
+        'mutation($id: ID!) { proposeSegmentChange(input: {update: {id: $id, name: "Secret 2"}}) '
+        "{ changeRequest { id } userErrors { code } } }",
+        {"id": segment_id},
+        token=token,
+    )
     ids = await gql(
         "query($p: String!) { project(key: $p) { id environments { id } } auditLog(projectKey: $p) { nodes { id } } "
         'profile(projectKey: $p, targetingKey: "secret-user") { id } }',
@@ -62,6 +68,7 @@ async def _seed(gql, project) -> dict:
         "environment": ids["project"]["environments"][0]["id"],
         "audit": ids["auditLog"]["nodes"][0]["id"],
         "profile": ids["profile"]["id"],
+        "change_request": proposed["proposeSegmentChange"]["changeRequest"]["id"],
     }
 
 
@@ -81,7 +88,15 @@ def _not_found(field):
 QUERY_CASES = {
     "node": [
         ("query($id: ID!) { node(id: $id) { id } }", {"id": key}, _null("node"))
-        for key in ("segment", "flag", "project", "environment", "audit", "profile")
+        for key in (
+            "segment",
+            "flag",
+            "project",
+            "environment",
+            "audit",
+            "profile",
+            "change_request",
+        )
     ],
     "project": [("query($k: String!) { project(key: $k) { id } }", {}, _null("project"))],
     "segment": [
@@ -113,6 +128,13 @@ QUERY_CASES = {
             "query($k: String!) { auditLog(projectKey: $k) { totalCount nodes { id } } }",
             {},
             _empty("auditLog"),
+        )
+    ],
+    "changeRequests": [
+        (
+            "query($k: String!) { changeRequests(projectKey: $k) { totalCount nodes { id } } }",
+            {},
+            _empty("changeRequests"),
         )
     ],
     "evaluateSegment": [],  # returns an error instead of data: see its own test below
@@ -192,6 +214,39 @@ MUTATION_CASES = {
             "mutation($k: String!) { updateProjectSettings(input: {projectKey: $k, requireApproval: true}) { project { id } userErrors { code } } }",
             {},
             _not_found("updateProjectSettings"),
+        ),
+    ],
+    "proposeSegmentChange": [
+        (
+            'mutation($id: ID!) { proposeSegmentChange(input: {update: {id: $id, name: "Hacked"}}) { changeRequest { id } userErrors { code } } }',
+            {"id": "segment"},
+            _not_found("proposeSegmentChange"),
+        ),
+        (
+            "mutation($id: ID!) { proposeSegmentChange(input: {delete: {id: $id}}) { changeRequest { id } userErrors { code } } }",
+            {"id": "segment"},
+            _not_found("proposeSegmentChange"),
+        ),
+    ],
+    "reviewChangeRequest": [
+        (
+            "mutation($id: ID!) { reviewChangeRequest(input: {id: $id, decision: REJECT}) { changeRequest { id } userErrors { code } } }",
+            {"id": "change_request"},
+            _not_found("reviewChangeRequest"),
+        ),
+    ],
+    "applyChangeRequest": [
+        (
+            "mutation($id: ID!) { applyChangeRequest(input: {id: $id}) { changeRequest { id } userErrors { code } } }",
+            {"id": "change_request"},
+            _not_found("applyChangeRequest"),
+        ),
+    ],
+    "withdrawChangeRequest": [
+        (
+            "mutation($id: ID!) { withdrawChangeRequest(input: {id: $id}) { changeRequest { id } userErrors { code } } }",
+            {"id": "change_request"},
+            _not_found("withdrawChangeRequest"),
         ),
     ],
     "createEnvironment": [
@@ -321,6 +376,7 @@ async def _snapshot(gql, project) -> dict:
           project(key: $p) { environments { key } }
           auditLog(projectKey: $p) { totalCount }
           profiles(projectKey: $p) { totalCount nodes { id targetingKey attributes updatedAt } }
+          changeRequests(projectKey: $p) { nodes { id state updatedAt reviews { reviewer } } }
         }""",
         {"p": project.key},
         token=project.viewer,

@@ -198,7 +198,7 @@ class SqlLeaf:
         sql = self.build(leaf, operand)
         if arrays is Arrays.OWN or sql == "false":
             return sql
-        each = "false" if arrays is Arrays.NEVER else leaf.any_element(self.build, operand)
+        each = "false" if arrays is Arrays.NEVER else scalars.elements(leaf, self.build, operand)
         return leaf.with_array_branch(sql, each)
 
 

@@ -80,6 +80,30 @@ def one_of(leaf: Leaf, operand: Operand) -> str:
     )
 
 
+# Equality with at most this many strings is tested on arrays by containment, one probe each.
+_HELD_STRINGS = 32
+
+
+def elements(leaf: Leaf, build: Callable[[Leaf, Operand], str], operand: Operand) -> str:
+    """For an array attribute: some element matches `build` (`Leaf.any_element`), by jsonb
+    containment when `build` is equality with strings, which decides every array exactly
+    whatever its length."""
+    if build is equals:
+        values = [operand.value]
+    elif build is one_of and type(operand.value) is list:
+        values = operand.value
+    else:
+        values = []
+    held = (
+        not operand.case_insensitive
+        and 0 < len(values) <= _HELD_STRINGS
+        and all(type(value) is str and storable_text(value) for value in values)
+    )
+    if held:
+        return any_of([array_holds(leaf, value) for value in sorted(set(values))])
+    return leaf.any_element(build, operand)
+
+
 def negation(build: Callable[[Leaf, Operand], str], accepts: Callable[[Any], bool]):
     """NEQ and NIN: exactly not EQ / not IN, for an array not any element; true for a missing
     or null attribute."""
@@ -89,7 +113,7 @@ def negation(build: Callable[[Leaf, Operand], str], accepts: Callable[[Any], boo
             return "false"
         return (
             f"(CASE COALESCE({leaf.type}, 'null') WHEN 'null' THEN true"
-            f" WHEN 'array' THEN NOT {leaf.any_element(build, operand)}"
+            f" WHEN 'array' THEN NOT {elements(leaf, build, operand)}"
             " WHEN 'object' THEN false"
             f" ELSE NOT {build(leaf, operand)} END)"
         )

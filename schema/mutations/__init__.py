@@ -2,6 +2,7 @@
 
 import strawberry
 
+from schema.mutations.change_requests import ChangeRequestMutations
 from schema.mutations.flags import FlagMutations
 from schema.mutations.profiles import ProfileMutations
 from schema.mutations.projects import ProjectMutations
@@ -11,6 +12,11 @@ from schema.mutations.targets import TargetMutations
 
 @strawberry.type(description="The write side of the segments API; every field needs an editor key.")
 class Mutation(
-    SegmentMutations, TargetMutations, FlagMutations, ProfileMutations, ProjectMutations
+    SegmentMutations,
+    TargetMutations,
+    FlagMutations,
+    ProfileMutations,
+    ProjectMutations,
+    ChangeRequestMutations,
 ):
     pass

@@ -277,3 +277,69 @@ async def admin_token(database_url: str, project: Any, name: str = "admin") -> s
         return await api_keys.create_api_key(conn, project.id, "admin", name)
     finally:
         await conn.close()
+
+
+# Change requests (DESIGN §14).
+CHANGE_REQUEST = """
+    id state author note baseVersion deletes appliedVersion applyAt conflict
+    changes { field before after }
+    reviews { reviewer decision comment }
+    segment { id key name version deleted }
+"""
+
+PROPOSE = f"""
+mutation($i: ProposeSegmentChangeInput!) {{
+  proposeSegmentChange(input: $i) {{ changeRequest {{ {CHANGE_REQUEST} }} {ERRORS} }}
+}}"""
+
+REVIEW = f"""
+mutation($i: ReviewChangeRequestInput!) {{
+  reviewChangeRequest(input: $i) {{ changeRequest {{ {CHANGE_REQUEST} }} {ERRORS} }}
+}}"""
+
+APPLY = f"""
+mutation($i: ApplyChangeRequestInput!) {{
+  applyChangeRequest(input: $i) {{ changeRequest {{ {CHANGE_REQUEST} }} {ERRORS} }}
+}}"""
+
+WITHDRAW = f"""
+mutation($i: WithdrawChangeRequestInput!) {{
+  withdrawChangeRequest(input: $i) {{ changeRequest {{ {CHANGE_REQUEST} }} {ERRORS} }}
+}}"""
+
+CHANGE_REQUEST_BY_ID = f"""
+query($id: ID!) {{ node(id: $id) {{ ... on ChangeRequest {{ {CHANGE_REQUEST} }} }} }}"""
+
+
+async def propose(gql: Any, token: str | None = None, **input: Any) -> dict:
+    return (await gql(PROPOSE, {"i": input}, token=token))["proposeSegmentChange"]
+
+
+async def review(
+    gql: Any, request_id: str, decision: str, token: str | None = None, **extra: Any
+) -> dict:
+    variables = {"i": {"id": request_id, "decision": decision, **extra}}
+    return (await gql(REVIEW, variables, token=token))["reviewChangeRequest"]
+
+
+async def apply_request(gql: Any, request_id: str, token: str | None = None, **extra: Any) -> dict:
+    return (await gql(APPLY, {"i": {"id": request_id, **extra}}, token=token))["applyChangeRequest"]
+
+
+async def withdraw(gql: Any, request_id: str, token: str | None = None) -> dict:
+    return (await gql(WITHDRAW, {"i": {"id": request_id}}, token=token))["withdrawChangeRequest"]
+
+
+async def change_request(gql: Any, request_id: str, token: str | None = None) -> dict | None:
+    return (await gql(CHANGE_REQUEST_BY_ID, {"id": request_id}, token=token))["node"]
+
+
+async def editor_token(database_url: str, project: Any, name: str) -> str:
+    """Another editor key of the project, with its own name (a distinct reviewer)."""
+    from db import api_keys
+
+    conn = await connect(database_url)
+    try:
+        return await api_keys.create_api_key(conn, project.id, "editor", name)
+    finally:
+        await conn.close()

@@ -325,3 +325,66 @@ async def test_statements_are_few_and_fixed(gql, project, people, counted):
     # Validation (the reference resolved, the row, the reference graph), the closure, one
     # scan for the four counts, one member page per sample, direct and indirect usage.
     assert s.count <= 9, s.count
+
+
+PROPOSE_WITH_IMPACT = """
+mutation($i: ProposeSegmentChangeInput!) {
+  proposeSegmentChange(input: $i) {
+    changeRequest {
+      id state
+      impact {
+        memberCountBefore memberCountAfter entering leaving
+        sampleEntering { targetingKey } sampleLeaving { targetingKey }
+        affectedFlags { flag { key } }
+      }
+    }
+    userErrors { field code message }
+  }
+}"""
+WITHDRAW = """
+mutation($i: WithdrawChangeRequestInput!) {
+  withdrawChangeRequest(input: $i) { changeRequest { state impact { entering } } userErrors { code } }
+}"""
+
+
+async def test_change_request_shows_its_impact_live(gql, project, people):
+    segment = await new_segment(gql, project.key, name="Germans", rules=GERMANS)
+    change = {"rules": [condition("plan", "EQ", "pro")]}
+    data = await gql(PROPOSE_WITH_IMPACT, {"i": {"update": {"id": segment["id"], **change}}})
+    payload = data["proposeSegmentChange"]
+    assert payload["userErrors"] == []
+    request = payload["changeRequest"]
+    assert summary({"impact": request["impact"], "userErrors": []}) == (
+        3,
+        3,
+        1,
+        1,
+        ["cat"],
+        ["ben"],
+    )
+    # Against the current version: the segment moved on (fay excluded) since the proposal.
+    assert (await update_segment(gql, segment["id"], excluded=["fay"]))["userErrors"] == []
+    data = await gql(
+        "query($id: ID!) { node(id: $id) { ... on ChangeRequest { impact { memberCountBefore"
+        " memberCountAfter entering leaving } } } }",
+        {"id": request["id"]},
+    )
+    assert data["node"]["impact"] == {
+        "memberCountBefore": 2,
+        "memberCountAfter": 2,
+        "entering": 1,
+        "leaving": 1,
+    }
+    withdrawn = (await gql(WITHDRAW, {"i": {"id": request["id"]}}))["withdrawChangeRequest"]
+    assert withdrawn["changeRequest"] == {"state": "WITHDRAWN", "impact": None}
+
+    deleting = await gql(PROPOSE_WITH_IMPACT, {"i": {"delete": {"id": segment["id"]}}})
+    impact_of_delete = deleting["proposeSegmentChange"]["changeRequest"]["impact"]
+    assert summary({"impact": impact_of_delete, "userErrors": []}) == (
+        2,
+        0,
+        0,
+        2,
+        [],
+        ["ann", "ben"],
+    )
