@@ -7,7 +7,6 @@ answer here is exactly what `compile_segment(...).evaluate` says of each profile
 """
 
 import contextlib
-import itertools
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -221,46 +220,40 @@ async def count_outcomes(
     profiles p by (p in definitions[0], p in definitions[1], ...), exactly.
 
     One scan tells the combinations SQL settles from the undecided rows (each predicate is
-    evaluated once per row, below an OFFSET 0 fence, and counted by FILTER aggregates: no
-    sort or hash of a million rows); a second one, only when some are undecided, streams
-    those to the evaluator, which decides every definition of the row. Both read one
-    snapshot, so no profile is counted twice or missed when writes land in between."""
+    evaluated once per row, as a grouping key: PostgreSQL groups in parallel workers and
+    hands the leader a few rows, where FILTER aggregates would compute every predicate once
+    per aggregate, or, fenced, ship a million rows to the leader); a second one, only when some are undecided,
+    streams those to the evaluator, which decides every definition of the row. Both read
+    one snapshot, so no profile is counted twice or missed when writes land in between."""
     sql = SqlBuilder(project_id)
     predicates = [definition.predicate(sql) for definition in definitions]
     columns = ", ".join(f"{p.expr} AS d{i}" for i, p in enumerate(predicates))
-    combinations = list(itertools.product((True, False), repeat=len(predicates)))
-    counts = [
-        "count(*) FILTER (WHERE "
-        + " AND ".join(f"d.d{i}" if member else f"NOT d.d{i}" for i, member in enumerate(combo))
-        + ")"
-        for combo in combinations
-    ]
-    counts.append(
-        "count(*) FILTER (WHERE "
-        + " OR ".join(f"d.d{i} IS NULL" for i in range(len(predicates)))
-        + ")"
-    )
+    names = ", ".join(f"d.d{i}" for i in range(len(predicates)))
     snapshot: Any
     if conn.is_in_transaction() or all(p.exact for p in predicates):
         snapshot = contextlib.nullcontext()  # one statement is its own snapshot
     else:
         snapshot = conn.transaction(isolation="repeatable_read", readonly=True)
+    outcomes: dict[tuple[bool, ...], int] = {}
     async with snapshot:
-        found = await conn.fetchrow(
+        undecided = 0
+        for row in await conn.fetch(
             f"""
-            SELECT {", ".join(counts)}
+            SELECT {names}, count(*) AS profiles
             FROM (
                 SELECT {columns}
                 FROM profiles p
                 WHERE p.project_id = $1
-                OFFSET 0
             ) d
+            GROUP BY {names}
             """,
             *sql.params,
-        )
-        assert found is not None, "an aggregate returns a row"
-        outcomes = {combo: found[i] for i, combo in enumerate(combinations) if found[i]}
-        undecided = found[len(combinations)]
+        ):
+            decided = tuple(row[i] for i in range(len(predicates)))
+            if None in decided:
+                undecided += row["profiles"]
+            else:
+                outcomes[decided] = outcomes.get(decided, 0) + row["profiles"]
         if not undecided:
             return outcomes
         compiled = [definition.compile() for definition in definitions]
