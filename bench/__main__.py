@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from api.settings import Settings
-from bench import anchors, attributes, big, cpu, load, overlap, profiles
+from bench import anchors, attributes, big, cpu, impact, load, overlap, profiles
 from bench.scenarios import ORDER, PROJECT_KEY, Scenario, build
 from bench.seed import Seeded, prepare, retire_write_segments
 
@@ -571,7 +571,8 @@ def run(args: argparse.Namespace, servers: Servers) -> int:
             seeded.dsn, seeded.project_id, ports["api"], seeded.token, args.profile_runs
         )
         rows |= attributes.measure(ports["api"], seeded.token, args.profile_runs)
-        for name in [*profiles.requests(), "attributes"]:
+        rows |= impact.measure(ports["api"], seeded.token, args.profile_runs)
+        for name in [*profiles.requests(), "attributes", "impact"]:
             if rows[name]["problem"]:
                 log(f"{name}: {rows[name]['problem']}")
     if args.big_targets:

@@ -120,13 +120,20 @@ async def _checked(
     segment_id: int | None,
     given: dict[str, Any],
     limits: Limits,
+    *,
+    lock: bool = True,
+    own_key: str | None = None,
 ) -> tuple[dict[str, Any], list[Problem]]:
     """`check_fields` inside the write's transaction: the one check pipeline of every segment
     write (create, update, revert; change requests). Rules that reference segments take the
     project's reference-graph lock first (before any row lock), share-lock the referenced
     segments, and are checked for cycles and chain depth; with strictAttributes on, rules are
-    checked against the declared attributes (`attributes.strict_problems`)."""
-    values, problems = await _references_checked(conn, project_id, segment_id, given, limits)
+    checked against the declared attributes (`attributes.strict_problems`). Without `lock`
+    (a read asking what a write would say: `check_update`) the same checks run on what is
+    committed."""
+    values, problems = await _references_checked(
+        conn, project_id, segment_id, given, limits, lock=lock, own_key=own_key
+    )
     if not problems and "rules" in values:
         problems = await attributes.strict_problems(conn, project_id, values["rules"])
     return values, problems
@@ -138,16 +145,20 @@ async def _references_checked(
     segment_id: int | None,
     given: dict[str, Any],
     limits: Limits,
+    *,
+    lock: bool,
+    own_key: str | None,
 ) -> tuple[dict[str, Any], list[Problem]]:
     paths = validate.referenced_keys(given.get("rules"), _path("rules"))
     if not paths:
         return check_fields(given, limits)
-    await db_segments.lock_reference_graph(conn, project_id)
-    segment_ids = await references.resolve_keys(conn, project_id, paths, lock=True)
+    if lock:
+        await db_segments.lock_reference_graph(conn, project_id)
+    segment_ids = await references.resolve_keys(conn, project_id, paths, lock=lock)
     values, problems = check_fields(given, limits, segment_ids)
     if problems:
         return values, problems
-    own_key = values.get("key") or ""
+    own_key = values.get("key") or own_key or ""
     if segment_id is not None and not own_key:
         rows = await db_segments.segments_by_id(conn, project_id, [segment_id])
         own_key = rows[0]["key"] if rows else ""
@@ -258,6 +269,45 @@ async def _update(
         max_targets=policy.rules.max_targets,
         bypassed_approval=bypassed_approval,
     )
+
+
+async def check_update(
+    conn: asyncpg.Connection,
+    project_id: int,
+    policy: Policy,
+    segment_id: int | None,
+    fields: dict[str, Any],
+    expected_version: int | None = None,
+) -> tuple[Row, dict[str, Any]] | Refused:
+    """What `update_segment` would answer, without writing or locking anything: the segment
+    row as it is and the validated column values the update would set, or the same refusal
+    (field problems first, then NOT_FOUND, VERSION_CONFLICT, SEGMENT_DELETED, big segment
+    lists, target limit, KEY_TAKEN). The approval gate is not asked: that is the write's."""
+    if segment_id is None:
+        return _no_such_segment()
+    rows = await db_segments.segments_by_id(conn, project_id, [segment_id])
+    row = rows[0] if rows else None
+    values, problems = await _checked(
+        conn,
+        project_id,
+        segment_id,
+        fields,
+        policy.rules,
+        lock=False,
+        own_key=row["key"] if row else None,
+    )
+    if problems:
+        return Refused(problems)
+    if refused := db_segments.version_refused(row, expected_version):
+        return refused
+    assert row is not None  # version_refused refuses a missing row
+    if refused := db_segments.update_refused(row, values, policy.rules.max_targets):
+        return refused
+    if values.get("key", row["key"]) != row["key"] and (
+        refused := await db_segments.key_taken(conn, project_id, segment_id, values["key"])
+    ):
+        return refused
+    return row, values
 
 
 async def update_in(

@@ -12,13 +12,16 @@ import orjson
 from strawberry.dataloader import DataLoader, LoaderTask, get_current_batch
 
 from db import attributes, audit, change_requests, flags, members, profiles, projects, segments
-from db.members import Definition
+from db.members import Definition, Difference, ImpactCounts
 from db.pool import Database, Row
 from db.replicas import REPLICA_LOST
 from rules.models import MAX_REFERENCE_COMPILE_DEPTH, referenced_ids
 
-# A page of members: (definition, targetingKey to start after or None, page size).
-MemberPageKey = tuple[Definition, str | None, int]
+# A page of members: (definition, targetingKey to start after or None, page size); a
+# Difference pages who enters or leaves with a change.
+MemberPageKey = tuple[Definition | Difference, str | None, int]
+# A change of definition: (before, after); after None for a delete.
+ImpactKey = tuple[Definition, Definition | None]
 
 
 class SharedLoader(DataLoader):
@@ -174,6 +177,16 @@ class Loaders:
         """The project's stored profiles (its counter), read where member counts are."""
         return SharedLoader(self._profile_totals)
 
+    @cached_property
+    def impact_counts(self) -> DataLoader[ImpactKey, ImpactCounts]:
+        return SharedLoader(
+            self._impact_counts,
+            cache_key_fn=lambda key: (
+                _definition_key(key[0]),
+                None if key[1] is None else _definition_key(key[1]),
+            ),
+        )
+
     def _run(self, query: Callable[..., Awaitable[Any]], *args: Any) -> Awaitable[Any]:
         return self.db.run(query, self.project_id, *args)
 
@@ -263,6 +276,15 @@ class Loaders:
             return [
                 await self._bounded(conn, members.count_members(conn, self.project_id, definition))
                 for definition in definitions
+            ]
+
+        return await self.db.member_run(self.member_deadline, counts)
+
+    async def _impact_counts(self, keys: list[ImpactKey]) -> list[ImpactCounts | BaseException]:
+        async def counts(conn: asyncpg.Connection) -> list[ImpactCounts | BaseException]:
+            return [
+                await self._bounded(conn, members.count_impact(conn, self.project_id, *key))
+                for key in keys
             ]
 
         return await self.db.member_run(self.member_deadline, counts)
@@ -361,7 +383,9 @@ def _out_of_budget() -> asyncpg.QueryCanceledError:
     )
 
 
-def _definition_key(definition: Definition) -> bytes:
+def _definition_key(definition: Definition | Difference) -> bytes:
+    if isinstance(definition, Difference):
+        return b"+" + _definition_key(definition.plus) + b"-" + _definition_key(definition.minus)
     return orjson.dumps(
         [
             definition.logical_op,

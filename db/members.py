@@ -6,9 +6,10 @@ few rows it leaves NULL are decided by the Python evaluator on their stored cont
 answer here is exactly what `compile_segment(...).evaluate` says of each profile.
 """
 
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -117,10 +118,52 @@ class Definition:
         return self.with_hits(found, row["targeting_key"]).compile().matches_flat(row["context"])
 
 
-def hits_column(definition: Definition, sql: SqlBuilder, alias: str) -> str:
+class Membership(Protocol):
+    """What counts and member scans read of a definition: `Definition`, or `Difference`."""
+
+    def big_segment_ids(self) -> list[int]: ...
+
+    def predicate(self, sql: SqlBuilder) -> Predicate: ...
+
+    def compile(self) -> Any: ...
+
+    def decide(self, row: asyncpg.Record, compiled: Any) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Difference:
+    """The profiles `plus` matches and `minus` does not (who enters a segment when its
+    definition changes from `minus` to `plus`; swapped, who leaves). Scanned for member
+    pages like a Definition: SQL's Kleene `plus AND NOT minus` is TRUE or FALSE wherever
+    the two settle it, and NULL rows are decided by the evaluator on both definitions."""
+
+    plus: Definition
+    minus: Definition
+
+    def big_segment_ids(self) -> list[int]:
+        return sorted({*self.plus.big_segment_ids(), *self.minus.big_segment_ids()})
+
+    def predicate(self, sql: SqlBuilder) -> Predicate:
+        plus, minus = self.plus.predicate(sql), self.minus.predicate(sql)
+        return Predicate(f"(({plus.expr}) AND NOT ({minus.expr}))", plus.exact and minus.exact)
+
+    def compile(self) -> tuple[CompiledSegment, CompiledSegment]:
+        return self.plus.compile(), self.minus.compile()
+
+    def decide(
+        self, row: asyncpg.Record, compiled: tuple[CompiledSegment, CompiledSegment]
+    ) -> bool:
+        # `hits` holds the lists of both definitions' big segments; each reads its own.
+        return self.plus.decide(row, compiled[0]) and not self.minus.decide(row, compiled[1])
+
+
+def hits_column(definition: Membership, sql: SqlBuilder, alias: str) -> str:
     """An SQL array of the lists ("<segment id> <kind>") of the definition's big segments
     that hold the key of the profile row `alias`: one primary-key probe per list."""
-    ids = definition.big_segment_ids()
+    return _hits_of(definition.big_segment_ids(), sql, alias)
+
+
+def _hits_of(ids: list[int], sql: SqlBuilder, alias: str) -> str:
     if not ids:
         return "NULL::text[]"
     return f"""
@@ -166,56 +209,112 @@ async def count_members(conn: asyncpg.Connection, project_id: int, definition: D
             """,
             *sql.params,
         )
-    # One scan tells members from undecided rows (the predicate is evaluated once per row,
-    # as a grouping key); a second one, only when some are undecided, streams those to the
-    # evaluator. Both read one snapshot, so no profile is counted twice or missed when
-    # writes land in between.
-    if conn.is_in_transaction():
-        snapshot = conn.transaction()
+    outcomes = await count_outcomes(conn, project_id, [definition])
+    return sum(profiles for (member,), profiles in outcomes.items() if member)
+
+
+async def count_outcomes(
+    conn: asyncpg.Connection, project_id: int, definitions: Sequence[Definition]
+) -> dict[tuple[bool, ...], int]:
+    """How many of the project's profiles each combination of memberships holds: the
+    profiles p by (p in definitions[0], p in definitions[1], ...), exactly.
+
+    One scan tells the combinations SQL settles from the undecided rows (each predicate is
+    evaluated once per row, as a grouping key: PostgreSQL groups in parallel workers and
+    hands the leader a few rows, where FILTER aggregates would compute every predicate once
+    per aggregate, or, fenced, ship a million rows to the leader); a second one, only when some are undecided,
+    streams those to the evaluator, which decides every definition of the row. Both read
+    one snapshot, so no profile is counted twice or missed when writes land in between."""
+    sql = SqlBuilder(project_id)
+    predicates = [definition.predicate(sql) for definition in definitions]
+    columns = ", ".join(f"{p.expr} AS d{i}" for i, p in enumerate(predicates))
+    names = ", ".join(f"d.d{i}" for i in range(len(predicates)))
+    snapshot: Any
+    if conn.is_in_transaction() or all(p.exact for p in predicates):
+        snapshot = contextlib.nullcontext()  # one statement is its own snapshot
     else:
         snapshot = conn.transaction(isolation="repeatable_read", readonly=True)
+    outcomes: dict[tuple[bool, ...], int] = {}
     async with snapshot:
-        counts = {
-            row["decided"]: row["profiles"]
-            for row in await conn.fetch(
-                f"""
-                SELECT d.decided, count(*) AS profiles
-                FROM (
-                    SELECT {predicate.expr} AS decided
-                    FROM profiles p
-                    WHERE p.project_id = $1
-                ) d
-                GROUP BY d.decided
-                """,
-                *sql.params,
-            )
-        }
-        members = counts.get(True, 0)
-        if not counts.get(None):
-            return members
-        compiled = definition.compile()
+        undecided = 0
+        for row in await conn.fetch(
+            f"""
+            SELECT {names}, count(*) AS profiles
+            FROM (
+                SELECT {columns}
+                FROM profiles p
+                WHERE p.project_id = $1
+            ) d
+            GROUP BY {names}
+            """,
+            *sql.params,
+        ):
+            decided = tuple(row[i] for i in range(len(predicates)))
+            if None in decided:
+                undecided += row["profiles"]
+            else:
+                outcomes[decided] = outcomes.get(decided, 0) + row["profiles"]
+        if not undecided:
+            return outcomes
+        compiled = [definition.compile() for definition in definitions]
         candidates = SqlBuilder(*sql.params)
-        hits = hits_column(definition, candidates, "p")
+        wanted = sorted({i for definition in definitions for i in definition.big_segment_ids()})
+        hits = _hits_of(wanted, candidates, "p")
+        # Every predicate, exact ones too: each binds parameters of the statement.
+        anyone = " OR ".join(f"({p.expr}) IS NULL" for p in predicates)
         cursor = conn.cursor(
             f"""
             SELECT p.context, p.targeting_key, {hits} AS hits
             FROM profiles p
             WHERE p.project_id = $1
-              AND ({predicate.expr}) IS NULL
+              AND ({anyone})
             """,
             *candidates.params,
             prefetch=_CANDIDATE_PREFETCH,
         )
         async for row in cursor:
-            if definition.decide(row, compiled):
-                members += 1
-    return members
+            # The evaluator decides every definition of the row, so SQL's verdicts on
+            # the decided ones never mix with another evaluation of the same profile.
+            decided = tuple(
+                definition.decide(row, one)
+                for definition, one in zip(definitions, compiled, strict=True)
+            )
+            outcomes[decided] = outcomes.get(decided, 0) + 1
+    return outcomes
+
+
+@dataclass(frozen=True)
+class ImpactCounts:
+    """Who a change of definition lets in and out (DESIGN §14): members before and after,
+    and the profiles that enter (after, not before) and leave (before, not after)."""
+
+    before: int
+    after: int
+    entering: int
+    leaving: int
+
+
+async def count_impact(
+    conn: asyncpg.Connection, project_id: int, before: Definition, after: Definition | None
+) -> ImpactCounts:
+    """The counts of a change from `before` to `after` (None: the segment is deleted and
+    matches nobody), all four from one scan of the project's profiles."""
+    if after is None:
+        members = await count_members(conn, project_id, before)
+        return ImpactCounts(before=members, after=0, entering=0, leaving=members)
+    outcomes = await count_outcomes(conn, project_id, [before, after])
+    stay = outcomes.get((True, True), 0)
+    entering = outcomes.get((False, True), 0)
+    leaving = outcomes.get((True, False), 0)
+    return ImpactCounts(
+        before=stay + leaving, after=stay + entering, entering=entering, leaving=leaving
+    )
 
 
 async def member_page(
     conn: asyncpg.Connection,
     project_id: int,
-    definition: Definition,
+    definition: Membership,
     after_key: str | None,
     limit: int,
 ) -> list[asyncpg.Record]:
@@ -246,7 +345,7 @@ async def iter_members(
 async def _scan(
     conn: asyncpg.Connection,
     project_id: int,
-    definition: Definition,
+    definition: Membership,
     after_key: str | None,
     window: int,
     limit: int,
@@ -289,7 +388,7 @@ async def _scan(
         ORDER BY w.targeting_key
         LIMIT $4
     """
-    compiled: CompiledSegment | None = None
+    compiled: Any = None
     params = sql.params
     while True:
         rows = await conn.fetch(query, *params)
@@ -324,94 +423,10 @@ async def count_overlap(
     conn: asyncpg.Connection, project_id: int, a: Definition, b: Definition
 ) -> Overlap:
     """The exact numbers of the project's profiles only A matches, only B, and both: each
-    membership exactly as `count_members` decides it.
-
-    One scan evaluates both predicates per row and groups by the pair of answers; when SQL
-    leaves some row undecided for either, a second statement in the same snapshot streams
-    those rows to the evaluator (as `count_members` does)."""
-    sql = SqlBuilder(project_id)
-    in_a, in_b = a.predicate(sql), b.predicate(sql)
-    tally = {(True, False): 0, (False, True): 0, (True, True): 0}
-
-    async def scan() -> bool:
-        """Counts the decided pairs; whether some row is undecided."""
-        undecided = False
-        for row in await conn.fetch(
-            f"""
-            SELECT d.a, d.b, count(*) AS profiles
-            FROM (
-                SELECT {in_a.expr} AS a, {in_b.expr} AS b
-                FROM profiles p
-                WHERE p.project_id = $1
-            ) d
-            GROUP BY d.a, d.b
-            """,
-            *sql.params,
-        ):
-            pair = (row["a"], row["b"])
-            if None in pair:
-                undecided = True
-            elif pair in tally:
-                tally[pair] += row["profiles"]
-        return undecided
-
-    if in_a.exact and in_b.exact:
-        await scan()
-    else:
-        if conn.is_in_transaction():
-            snapshot = conn.transaction()
-        else:
-            snapshot = conn.transaction(isolation="repeatable_read", readonly=True)
-        async with snapshot:
-            if await scan():
-                await _decide_undecided(conn, sql, a, b, in_a, in_b, tally)
+    membership exactly as `count_members` decides it, both from one scan (`count_outcomes`)."""
+    outcomes = await count_outcomes(conn, project_id, [a, b])
     return Overlap(
-        only_a=tally[(True, False)], only_b=tally[(False, True)], both=tally[(True, True)]
+        only_a=outcomes.get((True, False), 0),
+        only_b=outcomes.get((False, True), 0),
+        both=outcomes.get((True, True), 0),
     )
-
-
-async def _decide_undecided(
-    conn: asyncpg.Connection,
-    sql: SqlBuilder,
-    a: Definition,
-    b: Definition,
-    in_a: Predicate,
-    in_b: Predicate,
-    tally: dict[tuple[bool, bool], int],
-) -> None:
-    """Adds the rows SQL left undecided for A or B to `tally`, each decided by the
-    evaluator where SQL could not (the other answer is SQL's when it gave one)."""
-    candidates = SqlBuilder(*sql.params)
-    hits_a, hits_b = hits_column(a, candidates, "p"), hits_column(b, candidates, "p")
-    cursor = conn.cursor(
-        f"""
-        SELECT d.a, d.b, d.context, d.targeting_key, d.hits_a, d.hits_b
-        FROM (
-            SELECT {in_a.expr} AS a, {in_b.expr} AS b, p.context, p.targeting_key,
-                   {hits_a} AS hits_a, {hits_b} AS hits_b
-            FROM profiles p
-            WHERE p.project_id = $1
-        ) d
-        WHERE d.a IS NULL OR d.b IS NULL
-        """,
-        *candidates.params,
-        prefetch=_CANDIDATE_PREFETCH,
-    )
-    compiled: dict[str, CompiledSegment] = {}
-    async for row in cursor:
-        answers = []
-        for name, definition in (("a", a), ("b", b)):
-            answer = row[name]
-            if answer is None:
-                if name not in compiled:
-                    compiled[name] = definition.compile()
-                candidate = {
-                    "context": row["context"],
-                    "targeting_key": row["targeting_key"],
-                    "hits": row[f"hits_{name}"],
-                }
-                answer = definition.decide(candidate, compiled[name])  # type: ignore[arg-type]
-            answers.append(bool(answer))
-        pair = (answers[0], answers[1])
-        if pair in tally:
-            tally[pair] += 1

@@ -709,6 +709,38 @@ async def _locked(
         project_id,
         segment_id,
     )
+    if refused := version_refused(row, expected_version):
+        return refused
+    assert row is not None  # version_refused refuses a missing row
+    return row
+
+
+def update_refused(
+    before: Mapping[str, Any] | asyncpg.Record, changes: Mapping[str, Any], max_targets: int
+) -> Refused | None:
+    """Why `changes` (validated column values) cannot be applied to the segment row
+    `before`, apart from a key taken (which the write's unique index tells): what
+    `update_segment` refuses once it holds the row, and what an impact asks without it."""
+    if before["deleted_at"] is not None:
+        return Refused.one(
+            ProblemCode.SEGMENT_DELETED, "A deleted segment cannot be updated.", ("input", "id")
+        )
+    if before["unbounded"] and (problems := big_list_problems(changes)):
+        return Refused(problems)
+    after = {**before, **changes}
+    if len(after["included"]) + len(after["excluded"]) > max_targets:
+        return Refused.one(
+            ProblemCode.LIMIT_EXCEEDED,
+            f"At most {max_targets} targets in included and excluded together.",
+            ("input", "included"),
+        )
+    return None
+
+
+def version_refused(
+    row: Mapping[str, Any] | asyncpg.Record | None, expected_version: int | None
+) -> Refused | None:
+    """NOT_FOUND without the row, VERSION_CONFLICT when it is not at `expected_version`."""
     if row is None:
         return Refused.one(ProblemCode.NOT_FOUND, "No such segment.", ("input", "id"))
     if expected_version is not None and row["version"] != expected_version:
@@ -717,7 +749,15 @@ async def _locked(
             f"The segment is at version {row['version']}, not {expected_version}.",
             ("input", "expectedVersion"),
         )
-    return row
+    return None
+
+
+async def key_taken(
+    conn: asyncpg.Connection, project_id: int, segment_id: int, key: str
+) -> Refused | None:
+    """KEY_TAKEN when another live segment uses `key`: what the unique index refuses on write."""
+    row = await segment_by_key(conn, project_id, key)
+    return _key_taken(key) if row is not None and row["id"] != segment_id else None
 
 
 async def update_segment(
@@ -735,19 +775,9 @@ async def update_segment(
     before = await _locked(conn, project_id, segment_id, expected_version)
     if isinstance(before, Refused):
         return before
-    if before["deleted_at"] is not None:
-        return Refused.one(
-            ProblemCode.SEGMENT_DELETED, "A deleted segment cannot be updated.", ("input", "id")
-        )
-    if before["unbounded"] and (problems := big_list_problems(changes)):
-        return Refused(problems)
+    if refused := update_refused(before, changes, max_targets):
+        return refused
     after = {**before, **changes}
-    if len(after["included"]) + len(after["excluded"]) > max_targets:
-        return Refused.one(
-            ProblemCode.LIMIT_EXCEEDED,
-            f"At most {max_targets} targets in included and excluded together.",
-            ("input", "included"),
-        )
     diff = _changes(before, after)
     if not diff:
         return before

@@ -23,6 +23,7 @@ from schema.pagination import (
 from schema.revisions import snapshot_changes
 
 if TYPE_CHECKING:
+    from schema.impact import SegmentImpact
     from schema.segments import Segment
 
 
@@ -93,6 +94,8 @@ class ChangeRequest(Node):
     updated_at: datetime = strawberry.field(description="When it last changed.")
     db_id: strawberry.Private[int]
     segment_id: strawberry.Private[int]
+    # The proposed fields as stored: column -> revision snapshot value.
+    proposed_fields: strawberry.Private[dict[str, Any]]
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Self:
@@ -111,6 +114,7 @@ class ChangeRequest(Node):
             updated_at=row["updated_at"],
             db_id=row["id"],
             segment_id=row["segment_id"],
+            proposed_fields=row["fields"],
         )
 
     @strawberry.field(description="The segment the change is for.")
@@ -118,6 +122,30 @@ class ChangeRequest(Node):
         from schema.segments import Segment
 
         return mapped(info.context.loaders.segment, self.segment_id, Segment.from_row)
+
+    @strawberry.field(
+        description="Who the change would let in and out, against the segment's current "
+        "version; null once applied, rejected or withdrawn, or while today's state would "
+        "refuse it."
+    )
+    async def impact(
+        self, info: AppInfo
+    ) -> Annotated["SegmentImpact", strawberry.lazy("schema.impact")] | None:
+        from core.impact import request_impact
+        from schema.impact import SegmentImpact
+
+        if self.state.value in ("APPLIED", "REJECTED", "WITHDRAWN"):
+            return None
+        ctx = info.context
+        found = await request_impact(
+            ctx.db,
+            ctx.principal,
+            ctx.settings.policy,
+            self.segment_id,
+            self.proposed_fields,
+            deletes=self.deletes,
+        )
+        return None if found is None else SegmentImpact.of(found)
 
     @strawberry.field(description="Reviews so far, one per reviewer (their latest), oldest first.")
     def reviews(self, info: AppInfo) -> list[Review]:

@@ -18,6 +18,8 @@ from schema.context import AppInfo
 from schema.evaluation import SegmentEvaluation, evaluate_segment
 from schema.flags import Flag, FlagConnection
 from schema.ids import decode_id
+from schema.impact import SegmentImpactPayload, segment_change_impact
+from schema.mutations.segments import UpdateSegmentInput
 from schema.node import Node
 from schema.profiles import PreviewSegmentInput, Profile, ProfileConnection, SegmentPreview
 from schema.projects import Environment, Project
@@ -284,3 +286,17 @@ class Query:
         ],
     ) -> SegmentPreview:
         return await profiles.preview_segment(info, input)
+
+    @strawberry.field(
+        description="Who would enter and leave if this update were applied now; validated "
+        "like updateSegment, writes nothing."
+    )
+    async def segment_change_impact(
+        self,
+        info: AppInfo,
+        input: Annotated[
+            UpdateSegmentInput,
+            strawberry.argument(description="The update, as updateSegment takes it."),
+        ],
+    ) -> SegmentImpactPayload:
+        return await segment_change_impact(info, input)
