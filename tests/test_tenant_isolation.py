@@ -167,6 +167,23 @@ QUERY_CASES = {
             _null("attribute"),
         )
     ],
+    "segmentOverlap": [
+        (
+            'query($k: String!) { segmentOverlap(projectKey: $k, a: "secret", b: "secret") { both } }',
+            {},
+            _null("segmentOverlap"),
+        )
+    ],
+    "segmentChangeImpact": [
+        (
+            "query($id: ID!) { segmentChangeImpact(input: {id: $id, force: true}) { impact { entering } userErrors { code } } }",
+            {"id": "segment"},
+            lambda data: (
+                data["segmentChangeImpact"]["impact"] is None
+                and [e["code"] for e in data["segmentChangeImpact"]["userErrors"]] == ["NOT_FOUND"]
+            ),
+        )
+    ],
     "previewSegment": [
         (
             "query($k: String!) { previewSegment(input: {projectKey: $k, force: true}) { memberCount sample { id } userErrors { code } } }",
