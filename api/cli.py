@@ -333,6 +333,18 @@ def _import_profiles(settings: Settings, args: argparse.Namespace, path: Path) -
     return _migrated(_database_url(settings), work)
 
 
+async def _segment_named(
+    conn: asyncpg.Connection, project: asyncpg.Record, key: str
+) -> asyncpg.Record | None:
+    """The live segment `--segment` names in `project`; None after printing why not."""
+    from db import segments
+
+    segment = await segments.segment_by_key(conn, project["id"], key)
+    if segment is None:
+        print(f"error: no live segment {key!r} in project {project['key']!r}", file=sys.stderr)
+    return segment
+
+
 def _print_bad_lines(lines: list[Any]) -> None:
     for line in lines:
         print(f"line {line.number}: {line.problem}", file=sys.stderr)
@@ -342,7 +354,7 @@ def cmd_profiles_export(settings: Settings, args: argparse.Namespace) -> int:
     import orjson
 
     from core.references import references_of
-    from db import members, segments
+    from db import members
 
     started = time.monotonic()
 
@@ -354,12 +366,8 @@ def cmd_profiles_export(settings: Settings, args: argparse.Namespace) -> int:
         exported = 0
         # One snapshot: a long export sees the profiles as they were when it began.
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            segment = await segments.segment_by_key(conn, project["id"], args.segment)
+            segment = await _segment_named(conn, project, args.segment)
             if segment is None:
-                print(
-                    f"error: no live segment {args.segment!r} in project {project['key']!r}",
-                    file=sys.stderr,
-                )
                 return 1
             # With the segments it references as they are now, as memberCount counts them.
             references = await references_of(conn, project["id"], segment["rules"])
@@ -470,7 +478,7 @@ def _import_targets(settings: Settings, args: argparse.Namespace, path: Path) ->
 
 
 def cmd_targets_export(settings: Settings, args: argparse.Namespace) -> int:
-    from db import segment_targets, segments
+    from db import segment_targets
 
     started = time.monotonic()
 
@@ -482,12 +490,8 @@ def cmd_targets_export(settings: Settings, args: argparse.Namespace) -> int:
         exported = 0
         # One snapshot: a replace committed meanwhile is not half seen.
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            segment = await segments.segment_by_key(conn, project["id"], args.segment)
+            segment = await _segment_named(conn, project, args.segment)
             if segment is None:
-                print(
-                    f"error: no live segment {args.segment!r} in project {project['key']!r}",
-                    file=sys.stderr,
-                )
                 return 1
             async for key in segment_targets.iter_targets(
                 conn, project["id"], segment["id"], args.kind, unbounded=segment["unbounded"]

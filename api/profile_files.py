@@ -12,16 +12,18 @@ import csv
 import io
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import orjson
 
 from rules.profiles import validate_profile
 from rules.validate import target_key_problem
 from rules.values import loads_json
+
+T = TypeVar("T")
 
 NDJSON = "ndjson"
 CSV = "csv"
@@ -74,10 +76,14 @@ class ProfileFile:
         return raw.tell() if raw is not None and not raw.closed else self.size
 
     def lines(self) -> Iterator[Line]:
+        return self._read(_ndjson_lines if self.format == NDJSON else _csv_lines)
+
+    def _read(self, read: Callable[[BinaryIO], Iterator[T]]) -> Iterator[T]:
+        """`read` over the file opened anew, decoding problems as a FileProblem."""
         with self.path.open("rb") as raw:
             self._raw = raw
             try:
-                yield from (_ndjson_lines(raw) if self.format == NDJSON else _csv_lines(raw))
+                yield from read(raw)
             except UnicodeDecodeError as error:
                 raise FileProblem(
                     f"the file is not UTF-8 text (byte {error.start} of a line)"
@@ -179,14 +185,7 @@ class TargetFile(ProfileFile):
         super().__init__(path, file_format or (CSV if path.suffix.lower() == ".csv" else LINES))
 
     def targets(self) -> Iterator[TargetLine]:
-        with self.path.open("rb") as raw:
-            self._raw = raw
-            try:
-                yield from (_key_lines(raw) if self.format == LINES else _csv_keys(raw))
-            except UnicodeDecodeError as error:
-                raise FileProblem(
-                    f"the file is not UTF-8 text (byte {error.start} of a line)"
-                ) from None
+        return self._read(_key_lines if self.format == LINES else _csv_keys)
 
 
 def _target_line(number: int, key: str) -> TargetLine:
