@@ -230,7 +230,11 @@ def _input_file(args: argparse.Namespace, run: Callable[[Path], int]) -> int:
     """`run` on the file `args.file` names. An import reads its input twice (check, then
     COPY), so standard input ("-") is spooled to a temporary file first."""
     if args.file != "-":
-        return run(Path(args.file))
+        path = Path(args.file)
+        if not path.is_file():
+            print(f"error: no file {str(path)!r}", file=sys.stderr)
+            return 1
+        return run(path)
     with tempfile.NamedTemporaryFile(prefix="segments-import-", suffix=".stdin") as spool:
         shutil.copyfileobj(sys.stdin.buffer, spool)
         spool.flush()
@@ -249,9 +253,6 @@ def _import_profiles(settings: Settings, args: argparse.Namespace, path: Path) -
     from db import profiles as db_profiles
 
     started = time.monotonic()
-    if not path.is_file():
-        print(f"error: no file {str(path)!r}", file=sys.stderr)
-        return 1
     profile_file = ProfileFile(path, args.format)
     # Progress bars only for a person watching; logs and pipes get the summary alone.
     quiet = not sys.stderr.isatty()
@@ -407,9 +408,6 @@ def _import_targets(settings: Settings, args: argparse.Namespace, path: Path) ->
     from core.targets import import_targets
 
     started = time.monotonic()
-    if not path.is_file():
-        print(f"error: no file {str(path)!r}", file=sys.stderr)
-        return 1
     target_file = TargetFile(path, args.format)
     quiet = not sys.stderr.isatty()
     bad: list[TargetLine] = []
