@@ -6,13 +6,12 @@ usedBySegments over the bench project's segments), not topValues, which scans on
 """
 
 import asyncio
-import time
 from typing import Any
 
 import orjson
 
 from bench import load
-from bench.profiles import _percentile_ms
+from bench.profiles import sequential_row, time_sequential
 from bench.seed import PROJECT_KEY
 
 PAGE = 50
@@ -48,35 +47,9 @@ async def _measure(port: int, token: str, runs: int) -> dict[str, Any]:
         {"query": ATTRIBUTES, "variables": {"projectKey": PROJECT_KEY, "first": PAGE}}
     )
     request = load.http_request("POST", "/graphql", port, body, token)
-    latencies: list[float] = []
-    errors = 0
-    problem = None
-    for attempt in range(runs + 1):
-        started = time.perf_counter()
-        try:
-            status, raw = await load.exchange(port, request)
-            document = orjson.loads(raw)
-        except (OSError, TimeoutError, ValueError) as error:
-            status, document = 0, {"errors": [repr(error)]}
-        elapsed = time.perf_counter() - started
-        found = f"HTTP {status}" if status != 200 else _problem(document)
-        if found:
-            errors += 1
-            problem = problem or found
-        if attempt:
-            latencies.append(elapsed)
-    latencies.sort()
-    return {
-        "rps": len(latencies) / sum(latencies) if latencies else None,
-        "p50_ms": _percentile_ms(latencies, 0.50),
-        "p99_ms": _percentile_ms(latencies, 0.99),
-        "errors": errors,
-        "requests": len(latencies),
-        "sql": None,
-        "acquires": None,
-        "cycles_per_s": None,
-        "generator": "sequential",
-        "problem": problem,
-        "note": f"first page of {PAGE} attributes with counts, types and usedBySegments "
-        f"(target 100 ms); {runs} sequential requests",
-    }
+    timed = await time_sequential(port, request, runs, _problem)
+    return sequential_row(
+        timed,
+        f"first page of {PAGE} attributes with counts, types and usedBySegments (target 100 ms)",
+        runs,
+    )

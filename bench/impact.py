@@ -3,13 +3,20 @@
 affected flags in one request, one request at a time. Goal: ≤ 2 s at 1,000,000 profiles."""
 
 import asyncio
-import time
 from typing import Any
 
 import orjson
 
 from bench import load
-from bench.profiles import COUNT_KEY, EUROPE, FIVE_CONDITIONS, SAMPLE, _c, _percentile_ms
+from bench.profiles import (
+    COUNT_KEY,
+    EUROPE,
+    FIVE_CONDITIONS,
+    SAMPLE,
+    _c,
+    sequential_row,
+    time_sequential,
+)
 from bench.seed import PROJECT_KEY
 
 # Every condition of FIVE_CONDITIONS changed: who enters and who leaves both matter.
@@ -76,43 +83,27 @@ async def _measure(port: int, token: str, runs: int) -> dict[str, dict[str, Any]
         "input": {"id": segment_id, "rules": [{"condition": c} for c in CHANGED]},
         "first": SAMPLE,
     }
-    latencies: list[float] = []
-    errors = 0
-    problem = None
     figures = ""
-    for attempt in range(runs + 1):
-        started = time.perf_counter()
-        try:
-            status, document = await _post(port, token, IMPACT, variables)
-        except (OSError, TimeoutError, ValueError) as error:
-            status, document = 0, {"errors": [repr(error)]}
-        elapsed = time.perf_counter() - started
-        found = _problem(status, document)
-        if found:
-            errors += 1
-            problem = problem or found
-        else:
+
+    def check(document: Any) -> str | None:
+        nonlocal figures
+        found = _problem(200, document)
+        if not found:
             counts = document["data"]["segmentChangeImpact"]["impact"]
             figures = (
                 f"{counts['memberCountBefore']:,} → {counts['memberCountAfter']:,}, "
                 f"+{counts['entering']:,} −{counts['leaving']:,}"
             )
-        if attempt:
-            latencies.append(elapsed)
-    latencies.sort()
+        return found
+
+    body = orjson.dumps({"query": IMPACT, "variables": variables})
+    request = load.http_request("POST", "/graphql", port, body, token)
+    timed = await time_sequential(port, request, runs, check)
     return {
-        "impact": {
-            "rps": len(latencies) / sum(latencies) if latencies else None,
-            "p50_ms": _percentile_ms(latencies, 0.50),
-            "p99_ms": _percentile_ms(latencies, 0.99),
-            "errors": errors,
-            "requests": len(latencies),
-            "sql": None,
-            "acquires": None,
-            "cycles_per_s": None,
-            "generator": "sequential",
-            "problem": problem,
-            "note": f"segmentChangeImpact, 5 conditions changed ({figures}), counts, samples "
-            f"of {SAMPLE} and flags; target 2 s; {runs} sequential requests",
-        }
+        "impact": sequential_row(
+            timed,
+            f"segmentChangeImpact, 5 conditions changed ({figures}), counts, samples "
+            f"of {SAMPLE} and flags; target 2 s",
+            runs,
+        )
     }

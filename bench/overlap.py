@@ -2,10 +2,7 @@
 the bench profiles (`--profiles`), one request at a time; target ≤ 2 s at 1,000,000."""
 
 import asyncio
-import time
 from typing import Any
-
-import orjson
 
 from bench import load, profiles
 from bench.seed import PROJECT_KEY
@@ -71,41 +68,9 @@ def run(dsn: str, project_id: int, port: int, token: str, runs: int) -> dict[str
     asyncio.run(_prepare(dsn, project_id))
     variables = {"projectKey": PROJECT_KEY, "a": profiles.COUNT_KEY, "b": OTHER_KEY}
     request = load.http_request("POST", "/graphql", port, profiles._body(OVERLAP, variables), token)
-    latencies, errors, problem = asyncio.run(_sequential(port, request, runs))
+    timed = asyncio.run(profiles.time_sequential(port, request, runs, _check))
     return {
-        "overlap": {
-            "rps": len(latencies) / sum(latencies) if latencies else None,
-            "p50_ms": profiles._percentile_ms(latencies, 0.50),
-            "p99_ms": profiles._percentile_ms(latencies, 0.99),
-            "errors": errors,
-            "requests": len(latencies),
-            "sql": None,
-            "acquires": None,
-            "cycles_per_s": None,
-            "generator": "sequential",
-            "problem": problem,
-            "note": "segmentOverlap of two 5-condition segments; target 2 s; "
-            f"{runs} sequential requests",
-        }
+        "overlap": profiles.sequential_row(
+            timed, "segmentOverlap of two 5-condition segments; target 2 s", runs
+        )
     }
-
-
-async def _sequential(port: int, request: bytes, runs: int) -> tuple[list[float], int, str | None]:
-    """`runs` timed requests after one unmeasured one, as the profile scenarios time theirs."""
-    latencies: list[float] = []
-    errors, problem = 0, None
-    for attempt in range(runs + 1):
-        started = time.perf_counter()
-        try:
-            status, raw = await load.exchange(port, request)
-            found = f"HTTP {status}" if status != 200 else _check(orjson.loads(raw))
-        except (OSError, TimeoutError, ValueError) as error:
-            found = repr(error)
-        elapsed = time.perf_counter() - started
-        if found:
-            errors += 1
-            problem = problem or found
-        if attempt:
-            latencies.append(elapsed)
-    latencies.sort()
-    return latencies, errors, problem

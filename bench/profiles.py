@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -269,38 +269,57 @@ async def _measure(
         if names is not None and name not in names:
             continue
         request = load.http_request("POST", "/graphql", port, body, token)
-        latencies: list[float] = []
-        errors = 0
-        problem = None
-        for attempt in range(runs + 1):
-            started = time.perf_counter()
-            try:
-                status, raw = await load.exchange(port, request)
-                document = orjson.loads(raw)
-            except (OSError, TimeoutError, ValueError) as error:
-                status, document = 0, {"errors": [repr(error)]}
-            elapsed = time.perf_counter() - started
-            found = f"HTTP {status}" if status != 200 else _problem(name, document, counted)
-            if found:
-                errors += 1
-                problem = problem or found
-            if attempt:
-                latencies.append(elapsed)
-        latencies.sort()
-        rows[name] = {
-            "rps": len(latencies) / sum(latencies) if latencies else None,
-            "p50_ms": _percentile_ms(latencies, 0.50),
-            "p99_ms": _percentile_ms(latencies, 0.99),
-            "errors": errors,
-            "requests": len(latencies),
-            "sql": None,
-            "acquires": None,
-            "cycles_per_s": None,
-            "generator": "sequential",
-            "problem": problem,
-            "note": f"{note}; {runs} sequential requests",
-        }
+        timed = await time_sequential(
+            port, request, runs, lambda document, name=name: _problem(name, document, counted)
+        )
+        rows[name] = sequential_row(timed, note, runs)
     return rows
+
+
+Timed = tuple[list[float], int, str | None]
+
+
+async def time_sequential(
+    port: int, request: bytes, runs: int, check: Callable[[Any], str | None]
+) -> Timed:
+    """`runs` timed requests after one unmeasured one: the sorted latencies, the number of
+    failed answers and the first problem. `check(document)` says what is wrong with an
+    HTTP 200 answer, or None."""
+    latencies: list[float] = []
+    errors, problem = 0, None
+    for attempt in range(runs + 1):
+        started = time.perf_counter()
+        try:
+            status, raw = await load.exchange(port, request)
+            found = f"HTTP {status}" if status != 200 else check(orjson.loads(raw))
+        except (OSError, TimeoutError, ValueError) as error:
+            found = repr(error)
+        elapsed = time.perf_counter() - started
+        if found:
+            errors += 1
+            problem = problem or found
+        if attempt:
+            latencies.append(elapsed)
+    latencies.sort()
+    return latencies, errors, problem
+
+
+def sequential_row(timed: Timed, note: str, runs: int) -> dict[str, Any]:
+    """The bench row of `time_sequential`'s figures."""
+    latencies, errors, problem = timed
+    return {
+        "rps": len(latencies) / sum(latencies) if latencies else None,
+        "p50_ms": _percentile_ms(latencies, 0.50),
+        "p99_ms": _percentile_ms(latencies, 0.99),
+        "errors": errors,
+        "requests": len(latencies),
+        "sql": None,
+        "acquires": None,
+        "cycles_per_s": None,
+        "generator": "sequential",
+        "problem": problem,
+        "note": f"{note}; {runs} sequential requests",
+    }
 
 
 def _percentile_ms(values: list[float], fraction: float) -> float | None:
