@@ -5,15 +5,17 @@ import asyncio
 import errno
 import logging
 import os
+import queue
 import shutil
 import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
@@ -27,6 +29,7 @@ from db.pool import connect
 from rules.problems import Refused
 
 log = logging.getLogger("segments")
+T = TypeVar("T")
 
 
 class CommandFailed(Exception):
@@ -227,8 +230,8 @@ class _ImportAborted(Exception):
 
 
 def _input_file(args: argparse.Namespace, run: Callable[[Path], int]) -> int:
-    """`run` on the file `args.file` names. An import reads its input twice (check, then
-    COPY), so standard input ("-") is spooled to a temporary file first."""
+    """`run` on the file `args.file` names. Standard input ("-") is spooled to a temporary
+    file first, so it is read as a file is: format told by content, size known for progress."""
     if args.file != "-":
         path = Path(args.file)
         if not path.is_file():
@@ -259,68 +262,55 @@ def _import_profiles(settings: Settings, args: argparse.Namespace, path: Path) -
     bad: list[Line] = []
     counts = {"valid": 0, "invalid": 0}
 
-    def note(line: Line) -> None:
-        if line.problem is None:
-            counts["valid"] += 1
-            return
-        counts["invalid"] += 1
-        if len(bad) < _SHOWN_BAD_LINES:
-            bad.append(line)
-
-    def check() -> None:
-        """The first, read-only pass: is every line valid?"""
-        with tqdm(
-            total=profile_file.size,
-            desc="checking",
-            unit="B",
-            unit_scale=True,
-            disable=quiet,
-            file=sys.stderr,
-        ) as bar:
-            for index, line in enumerate(profile_file.lines()):
-                note(line)
-                if index % 4096 == 0:
-                    bar.update(profile_file.position - bar.n)
-            bar.update(profile_file.size - bar.n)
-
-    def valid_profiles(bar: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    def chunks(bar: Any) -> Iterator[list[db_profiles.ImportRow]]:
+        """One pass: valid lines go to COPY in chunks, bad ones are counted (the first few
+        kept). Without --skip-invalid a bad line rolls the import back at the end, so from
+        the first one on the rest is only checked."""
+        chunk: list[db_profiles.ImportRow] = []
         for line in profile_file.lines():
             if line.profile is None:
-                if not args.skip_invalid:
-                    raise _ImportAborted(
-                        f"line {line.number} changed while importing; nothing imported"
-                    )
-                note(line)
+                counts["invalid"] += 1
+                if len(bad) < _SHOWN_BAD_LINES:
+                    bad.append(line)
                 continue
             counts["valid"] += 1
-            bar.update()
-            yield line.profile
+            if counts["invalid"] and not args.skip_invalid:
+                continue
+            chunk.append(line.profile)
+            if len(chunk) == db_profiles.COPY_CHUNK_SIZE:
+                bar.update(profile_file.position - bar.n)
+                yield chunk
+                chunk = []
+        if chunk and not (counts["invalid"] and not args.skip_invalid):
+            yield chunk
+        bar.update(profile_file.size - bar.n)
 
     async def work(conn: asyncpg.Connection) -> int:
         project = await _project_named(conn, args.project)
         if project is None:
             return 1
         try:
-            if not args.skip_invalid:
-                check()
-                if counts["invalid"]:
-                    _print_bad_lines(bad)
-                    print(
-                        f"error: {counts['invalid']} invalid line(s); nothing imported "
-                        "(--skip-invalid imports the valid lines)",
-                        file=sys.stderr,
-                    )
-                    return 1
-            total = counts["valid"] or None
-            counts["valid"] = 0
             with tqdm(
-                total=total, desc="importing", unit=" profiles", disable=quiet, file=sys.stderr
+                total=profile_file.size,
+                desc="importing",
+                unit="B",
+                unit_scale=True,
+                disable=quiet,
+                file=sys.stderr,
             ) as bar:
                 async with conn.transaction():
-                    await db_profiles.copy_profiles(conn, project["id"], valid_profiles(bar))
+                    await db_profiles.copy_import_rows(
+                        conn, project["id"], _made_ahead(chunks(bar))
+                    )
+                    if counts["invalid"] and not args.skip_invalid:
+                        raise _ImportAborted(
+                            f"{counts['invalid']} invalid line(s); nothing imported "
+                            "(--skip-invalid imports the valid lines)"
+                        )
                     if refused := await over_profile_limit(conn, project["id"], settings.policy):
                         raise _ImportAborted(f"{refused.problems[0].message}; nothing imported")
         except (FileProblem, _ImportAborted) as problem:
+            _print_bad_lines(bad)
             print(f"error: {problem}", file=sys.stderr)
             return 1
         _print_bad_lines(bad)
@@ -332,6 +322,51 @@ def _import_profiles(settings: Settings, args: argparse.Namespace, path: Path) -
         return 0
 
     return _migrated(_database_url(settings), work)
+
+
+_MADE = object()  # what _made_ahead's thread sends when the items have run out
+
+
+async def _made_ahead(items: Iterator[T], depth: int = 2) -> AsyncIterator[T]:
+    """`items`, made in a thread up to `depth` ahead of the consumer: parsing the next chunk
+    of a file overlaps PostgreSQL writing this one (the event loop's thread holds no GIL
+    while it waits on the socket). An exception of `items` is raised here; a consumer that
+    stops early stops the thread."""
+    made: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def send(item: Any, error: BaseException | None = None) -> bool:
+        while not stop.is_set():
+            try:
+                made.put((item, error), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def make() -> None:
+        try:
+            for item in items:
+                if not send(item):
+                    return
+        except BaseException as error:  # handed to the consumer, raised there
+            send(_MADE, error)
+        else:
+            send(_MADE)
+
+    thread = threading.Thread(target=make, name="import-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = await asyncio.to_thread(made.get)
+            if error is not None:
+                raise error
+            if item is _MADE:
+                return
+            yield item
+    finally:
+        stop.set()
+        await asyncio.to_thread(thread.join)
 
 
 async def _segment_named(

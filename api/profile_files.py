@@ -19,9 +19,10 @@ from typing import Any, BinaryIO, TypeVar
 
 import orjson
 
-from rules.profiles import validate_profile
+from db.profiles import ImportRow, import_row
+from rules.profiles import MAX_ATTRIBUTES_DEPTH, encoded_profile
 from rules.validate import target_key_problem
-from rules.values import loads_json
+from rules.values import loads_json, may_be_inexact
 
 T = TypeVar("T")
 
@@ -45,7 +46,7 @@ class Line:
     """One data line: a valid profile, or why it is not one."""
 
     number: int  # 1-based line of the file where the record starts
-    profile: tuple[str, dict[str, Any]] | None
+    profile: ImportRow | None  # as db.profiles.copy_import_rows writes it
     problem: str | None
 
 
@@ -100,8 +101,9 @@ def _ndjson_lines(raw: BinaryIO) -> Iterator[Line]:
 
 
 def _ndjson_line(number: int, text: bytes) -> Line:
+    inexact = may_be_inexact(text)
     try:
-        value = loads_json(text)
+        value = loads_json(text, inexact)
     except orjson.JSONDecodeError:
         return Line(number, None, "not a valid JSON line")
     if type(value) is not dict:
@@ -115,7 +117,9 @@ def _ndjson_line(number: int, text: bytes) -> Line:
         )
     if _KEY_COLUMN not in value:
         return Line(number, None, "targetingKey is missing")
-    return _checked(number, value[_KEY_COLUMN], value.get("attributes", {}))
+    # The line's brackets bound how deep its attributes nest (one level is the line itself).
+    plain = not inexact and text.count(b"{") + text.count(b"[") <= MAX_ATTRIBUTES_DEPTH + 1
+    return _checked(number, value[_KEY_COLUMN], value.get("attributes", {}), plain)
 
 
 def _csv_lines(raw: BinaryIO) -> Iterator[Line]:
@@ -140,7 +144,8 @@ def _csv_lines(raw: BinaryIO) -> Iterator[Line]:
                 yield Line(number, None, f"{len(row)} fields where the header has {len(header)}")
                 continue
             attributes = {name: typed(row[index]) for index, name in columns if row[index] != ""}
-            yield _checked(number, row[key_index], attributes)
+            # `typed` makes only 64-bit integers, finite floats and flat objects: plain.
+            yield _checked(number, row[key_index], attributes, plain=True)
     finally:
         text.detach()  # the caller closes the file
 
@@ -157,11 +162,11 @@ def typed(cell: str) -> Any:
     return _BOOLEANS.get(cell.lower(), cell)
 
 
-def _checked(number: int, targeting_key: Any, attributes: Any) -> Line:
-    problems = validate_profile(targeting_key, attributes)
+def _checked(number: int, targeting_key: Any, attributes: Any, plain: bool) -> Line:
+    encoded, problems = encoded_profile(targeting_key, attributes, plain=plain)
     if problems:
         return Line(number, None, "; ".join(problem.message for problem in problems))
-    return Line(number, (targeting_key, attributes), None)
+    return Line(number, import_row(targeting_key, attributes, encoded), None)
 
 
 # Target files for `segments targets import`: one key per line, or a CSV with a targetingKey

@@ -1,8 +1,8 @@
 """Every SQL statement about profiles: upserts, bulk import, deletes, lookups and listing."""
 
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import orjson
@@ -10,6 +10,9 @@ import orjson
 from db import attributes as db_attributes
 from db.pagination import Listing, SqlBuilder, contains_pattern
 from rules.evaluate import flatten_context
+
+T = TypeVar("T")
+R = TypeVar("R", bound=tuple[Any, ...])
 
 PROFILE_COLUMNS = "p.project_id, p.id, p.targeting_key, p.attributes, p.updated_at"
 
@@ -32,10 +35,10 @@ def profile_context(targeting_key: str, attributes: dict[str, Any]) -> dict[str,
     return context
 
 
-def _last_wins(profiles: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
-    # A dict keeps the first insertion position but the last value; one statement may not
-    # touch a row twice, so duplicates collapse here.
-    return {key: attributes for key, attributes in profiles}
+def _last_wins(rows: Iterable[R]) -> list[R]:
+    """Rows keyed by their first item, the last of duplicates kept (at the first one's place):
+    one statement may not touch a row twice."""
+    return list({row[0]: row for row in rows}.values())
 
 
 def _dumps(value: object) -> str:
@@ -97,13 +100,11 @@ async def upsert_profiles(
     """Insert or replace profiles by key in one statement; the last of duplicate keys wins.
 
     Takes the project's write lock first (see `lock_profile_writes`)."""
-    batch = _last_wins(profiles)
+    batch = _last_wins(import_row(key, attributes) for key, attributes in profiles)
     if not batch:
         return 0
     await lock_profile_writes(conn, project_id)
-    keys = list(batch)
-    attributes = [_dumps(batch[key]) for key in keys]
-    contexts = [_dumps(profile_context(key, batch[key])) for key in keys]
+    keys, attributes, contexts = (list(column) for column in zip(*batch, strict=True))
     status = await conn.execute(
         f"""
         INSERT INTO profiles (project_id, targeting_key, attributes, context)
@@ -119,17 +120,43 @@ async def upsert_profiles(
     return _affected(status)
 
 
+# One profile as an import writes it: targetingKey, attributes as JSON, context as JSON.
+ImportRow = tuple[str, str, str]
+
+
+def import_row(
+    targeting_key: str, attributes: dict[str, Any], encoded: bytes | None = None
+) -> ImportRow:
+    """`(targeting_key, attributes)` as `copy_import_rows` takes it; `encoded` is the attributes'
+    compact JSON when the caller has it already (rules.profiles.encoded_profile)."""
+    return (
+        targeting_key,
+        (orjson.dumps(attributes) if encoded is None else encoded).decode(),
+        _dumps(profile_context(targeting_key, attributes)),
+    )
+
+
 async def copy_profiles(
     conn: asyncpg.Connection,
     project_id: int,
     rows: AsyncIterable[tuple[str, dict[str, Any]]] | Iterable[tuple[str, dict[str, Any]]],
 ) -> int:
-    """Bulk upsert for imports: COPY chunks into a temporary table, upsert each chunk.
+    """Bulk upsert of `(targeting_key, attributes)` pairs: `copy_import_rows` over them in
+    chunks of COPY_CHUNK_SIZE."""
+    return await copy_import_rows(conn, project_id, _chunks(rows, COPY_CHUNK_SIZE))
 
-    Streams `rows` in chunks of COPY_CHUNK_SIZE, so memory stays flat however many come.
+
+async def copy_import_rows(
+    conn: asyncpg.Connection,
+    project_id: int,
+    chunks: AsyncIterable[list[ImportRow]] | Iterable[list[ImportRow]],
+) -> int:
+    """Bulk upsert for imports: COPY each chunk into a temporary table, upsert it from there.
+
+    Memory stays flat however many chunks come; the caller keeps them small (COPY_CHUNK_SIZE).
     Runs in a transaction (a savepoint inside the caller's), so it applies all or nothing;
     a later duplicate of a key replaces the earlier one, as repeated upserts would. Returns
-    the number of rows read from `rows`, duplicates included.
+    the number of rows read, duplicates included.
 
     The project's counter is not touched while the chunks are written (sql/0005: the triggers
     sum this project's rows in a transaction-local setting instead), so the project's API
@@ -160,13 +187,8 @@ async def copy_profiles(
         )
         await conn.execute("TRUNCATE profiles_import")
         await db_attributes.defer_counts(conn)
-        async for chunk in _chunks(rows, COPY_CHUNK_SIZE):
-            batch = _last_wins(chunk)
-            records = [
-                (key, _dumps(attributes), _dumps(profile_context(key, attributes)))
-                for key, attributes in batch.items()
-            ]
-            await conn.copy_records_to_table("profiles_import", records=records)
+        async for chunk in _each(chunks):
+            await conn.copy_records_to_table("profiles_import", records=_last_wins(chunk))
             await conn.execute(
                 f"""
                 INSERT INTO profiles (project_id, targeting_key, attributes, context)
@@ -193,23 +215,25 @@ async def copy_profiles(
     return written
 
 
+async def _each(items: AsyncIterable[T] | Iterable[T]) -> AsyncIterator[T]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
+
+
 async def _chunks(
     rows: AsyncIterable[tuple[str, dict[str, Any]]] | Iterable[tuple[str, dict[str, Any]]],
     size: int,
-):
-    chunk: list[tuple[str, dict[str, Any]]] = []
-    if isinstance(rows, AsyncIterable):
-        async for row in rows:
-            chunk.append(row)
-            if len(chunk) >= size:
-                yield chunk
-                chunk = []
-    else:
-        for row in rows:
-            chunk.append(row)
-            if len(chunk) >= size:
-                yield chunk
-                chunk = []
+) -> AsyncIterator[list[ImportRow]]:
+    chunk: list[ImportRow] = []
+    async for key, attributes in _each(rows):
+        chunk.append(import_row(key, attributes))
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
     if chunk:
         yield chunk
 

@@ -16,6 +16,17 @@ MAX_PROFILES_PER_CALL = 1000
 def validate_profile(targeting_key: object, attributes: object, path: Path = ()) -> list[Problem]:
     """Every problem with one profile; `path` is where it sits in the input, e.g.
     ("input", "profiles", "3"), and each problem points at its targetingKey or attributes."""
+    return encoded_profile(targeting_key, attributes, path)[1]
+
+
+def encoded_profile(
+    targeting_key: object, attributes: object, path: Path = (), *, plain: bool = False
+) -> tuple[bytes | None, list[Problem]]:
+    """The attributes as stored (compact JSON), or None, and every problem with the profile.
+
+    `plain` says the caller knows `json_problem` finds nothing in `attributes` (a file line that
+    `may_be_inexact` clears and whose brackets cannot nest deeper than allowed), so the walk
+    over every value is skipped: the import checks a million lines."""
     problems = []
     if not (
         isinstance(targeting_key, str)
@@ -30,18 +41,19 @@ def validate_profile(targeting_key: object, attributes: object, path: Path = ())
                 "(no NUL)",
             )
         )
-    message = attributes_problem(attributes)
-    if message is not None:
-        problems.append(Problem((*path, "attributes"), ProblemCode.INVALID_INPUT, message))
-    return problems
+    encoded = _encoded_attributes(attributes, plain)
+    if type(encoded) is str:
+        problems.append(Problem((*path, "attributes"), ProblemCode.INVALID_INPUT, encoded))
+        return None, problems
+    return (None if problems else encoded), problems
 
 
-def attributes_problem(attributes: object) -> str | None:
-    """What is wrong with an attributes value, or None when it can be stored."""
+def _encoded_attributes(attributes: object, plain: bool) -> bytes | str:
+    """Attributes as compact JSON, or a str saying why they cannot be stored."""
     if type(attributes) is not dict:
         return "attributes must be a JSON object"
     # Before encoding: orjson would write an infinity as null and stop at integers of 65 bits.
-    problem = json_problem(attributes, MAX_ATTRIBUTES_DEPTH)
+    problem = None if plain else json_problem(attributes, MAX_ATTRIBUTES_DEPTH)
     if problem is not None:
         return f"attributes: {problem}"
     try:
@@ -58,7 +70,7 @@ def attributes_problem(attributes: object) -> str | None:
     # cheaply whether a closer look is needed (an escaped backslash can fake the pattern).
     if b"\\u0000" in encoded and _holds_nul(attributes):
         return "attributes must not contain the character U+0000 (NUL)"
-    return None
+    return encoded
 
 
 def _holds_nul(value: Any) -> bool:

@@ -371,6 +371,33 @@ async def test_a_large_import_streams_through_several_copy_chunks(
     assert data["previewSegment"]["memberCount"] == count // 4
 
 
+async def test_a_bad_line_after_chunks_were_written_rolls_them_back(
+    database_url, project, gql, tmp_path
+):
+    """The file is read once: chunks before a bad line are already written when it is read,
+    and the transaction takes them back."""
+    count = db_profiles.COPY_CHUNK_SIZE + 500
+    file = tmp_path / "late.ndjson"
+    with file.open("wb") as out:
+        for i in range(count):
+            out.write(orjson.dumps(profile(f"user-{i:06}", n=i)) + b"\n")
+        out.write(b'{"targetingKey": "late", "attributes": []}\n')
+        out.write(orjson.dumps(profile("after-the-bad-one")) + b"\n")
+
+    result = run(
+        "profiles", "import", "--project", project.key, str(file), database_url=database_url
+    )
+
+    assert result.returncode == 1
+    assert f"line {count + 1}: attributes must be a JSON object" in result.stderr
+    assert "1 invalid line(s); nothing imported" in result.stderr
+    data = await gql(
+        "query($p: String!) { profiles(projectKey: $p, first: 0) { totalCount } }",
+        {"p": project.key},
+    )
+    assert data["profiles"]["totalCount"] == 0
+
+
 def test_import_shows_a_progress_bar_on_a_terminal(database_url, project, tmp_path):
     file = tmp_path / "people.ndjson"
     file.write_text(ndjson(profile("u1"), profile("u2")))
@@ -401,7 +428,8 @@ def test_import_shows_a_progress_bar_on_a_terminal(database_url, project, tmp_pa
     finally:
         os.close(controller)
     assert process.returncode == 0
-    assert b"checking" in shown and b"importing" in shown
+    # One pass, one bar, counting the file's bytes up to all of them.
+    assert b"importing" in shown and b"76.0/76.0" in shown
     assert summary(process.stdout) == (2, 0)
 
 

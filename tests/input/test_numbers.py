@@ -310,3 +310,58 @@ async def test_csv_cells_spelling_inexact_numbers_stay_text_never_null(
     assert (await gql(PROFILES))["profiles"]["nodes"] == [
         {"targetingKey": "u1", "attributes": {"n": "1e400", "m": "18446744073709551616"}}
     ]
+
+
+# The bytes JSON numbers are made of, and a few others, so runs and exponents come up often.
+number_bytes = st.binary(max_size=60).map(
+    lambda noise: bytes(b"0123456789eE+-.x\""[byte % 17] for byte in noise)
+)
+
+
+@given(number_bytes | st.binary(max_size=60))
+def test_the_inexact_prescan_finds_exactly_what_its_pattern_describes(raw):
+    import re
+
+    from rules.values import may_be_inexact
+
+    pattern = re.compile(rb"[0-9]{19}|[eE][+-]?[0-9]{3}")
+    assert may_be_inexact(raw) == (pattern.search(raw) is not None)
+
+
+deep_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=2), inner, max_size=2)
+    ),
+    max_leaves=14,
+)
+
+
+@given(st.dictionaries(st.text(max_size=3), deep_values, max_size=4), st.text(max_size=3))
+def test_an_import_line_is_judged_as_upsert_profiles_judges_it(attributes, key):
+    """The import skips the walk over values when the line's bytes show it cannot find
+    anything; the verdict and the stored JSON stay those of the full check."""
+    import orjson
+
+    from api.profile_files import _ndjson_line
+    from rules.profiles import validate_profile
+
+    text = as_text({"targetingKey": key, "attributes": attributes}).encode()
+    line = _ndjson_line(1, text)
+    problems = validate_profile(key, loads_exact(text)["attributes"])
+    if problems:
+        assert line.profile is None
+        assert line.problem == "; ".join(problem.message for problem in problems)
+    else:
+        assert line.problem is None
+        assert orjson.loads(line.profile[1]) == attributes
+
+
+def loads_exact(text: bytes) -> object:
+    from rules.values import loads_json
+
+    return loads_json(text, inexact=True)  # the exact reader, whatever the bytes
