@@ -314,7 +314,7 @@ async def test_csv_cells_spelling_inexact_numbers_stay_text_never_null(
 
 # The bytes JSON numbers are made of, and a few others, so runs and exponents come up often.
 number_bytes = st.binary(max_size=60).map(
-    lambda noise: bytes(b"0123456789eE+-.x\""[byte % 17] for byte in noise)
+    lambda noise: bytes(b'0123456789eE+-.x"'[byte % 17] for byte in noise)
 )
 
 
