@@ -11,11 +11,11 @@ import signal
 import socket
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
@@ -29,7 +29,6 @@ from db.pool import connect
 from rules.problems import Refused
 
 log = logging.getLogger("segments")
-T = TypeVar("T")
 
 
 class CommandFailed(Exception):
@@ -251,39 +250,15 @@ def cmd_profiles_import(settings: Settings, args: argparse.Namespace) -> int:
 def _import_profiles(settings: Settings, args: argparse.Namespace, path: Path) -> int:
     from tqdm import tqdm
 
-    from api.profile_files import FileProblem, Line, ProfileFile
+    from api.profile_files import FileProblem
     from core.profiles import over_profile_limit
     from db import profiles as db_profiles
 
     started = time.monotonic()
-    profile_file = ProfileFile(path, args.format)
+    size = path.stat().st_size
     # Progress bars only for a person watching; logs and pipes get the summary alone.
     quiet = not sys.stderr.isatty()
-    bad: list[Line] = []
-    counts = {"valid": 0, "invalid": 0}
-
-    def chunks(bar: Any) -> Iterator[list[db_profiles.ImportRow]]:
-        """One pass: valid lines go to COPY in chunks, bad ones are counted (the first few
-        kept). Without --skip-invalid a bad line rolls the import back at the end, so from
-        the first one on the rest is only checked."""
-        chunk: list[db_profiles.ImportRow] = []
-        for line in profile_file.lines():
-            if line.profile is None:
-                counts["invalid"] += 1
-                if len(bad) < _SHOWN_BAD_LINES:
-                    bad.append(line)
-                continue
-            counts["valid"] += 1
-            if counts["invalid"] and not args.skip_invalid:
-                continue
-            chunk.append(line.profile)
-            if len(chunk) == db_profiles.COPY_CHUNK_SIZE:
-                bar.update(profile_file.position - bar.n)
-                yield chunk
-                chunk = []
-        if chunk and not (counts["invalid"] and not args.skip_invalid):
-            yield chunk
-        bar.update(profile_file.size - bar.n)
+    read = _ProfilesRead()
 
     async def work(conn: asyncpg.Connection) -> int:
         project = await _project_named(conn, args.project)
@@ -291,7 +266,7 @@ def _import_profiles(settings: Settings, args: argparse.Namespace, path: Path) -
             return 1
         try:
             with tqdm(
-                total=profile_file.size,
+                total=size,
                 desc="importing",
                 unit="B",
                 unit_scale=True,
@@ -299,24 +274,24 @@ def _import_profiles(settings: Settings, args: argparse.Namespace, path: Path) -
                 file=sys.stderr,
             ) as bar:
                 async with conn.transaction():
-                    await db_profiles.copy_import_rows(
-                        conn, project["id"], _made_ahead(chunks(bar))
+                    await db_profiles.copy_import_chunks(
+                        conn, project["id"], _profile_chunks(path, args, read, bar)
                     )
-                    if counts["invalid"] and not args.skip_invalid:
+                    if read.invalid and not args.skip_invalid:
                         raise _ImportAborted(
-                            f"{counts['invalid']} invalid line(s); nothing imported "
+                            f"{read.invalid} invalid line(s); nothing imported "
                             "(--skip-invalid imports the valid lines)"
                         )
                     if refused := await over_profile_limit(conn, project["id"], settings.policy):
                         raise _ImportAborted(f"{refused.problems[0].message}; nothing imported")
         except (FileProblem, _ImportAborted) as problem:
-            _print_bad_lines(bad)
+            _print_bad_lines(read.bad)
             print(f"error: {problem}", file=sys.stderr)
             return 1
-        _print_bad_lines(bad)
+        _print_bad_lines(read.bad)
         elapsed = time.monotonic() - started
         print(
-            f"imported {counts['valid']} profiles, skipped {counts['invalid']} invalid lines "
+            f"imported {read.valid} profiles, skipped {read.invalid} invalid lines "
             f"in {elapsed:.1f} s"
         )
         return 0
@@ -324,49 +299,89 @@ def _import_profiles(settings: Settings, args: argparse.Namespace, path: Path) -
     return _migrated(_database_url(settings), work)
 
 
-_MADE = object()  # what _made_ahead's thread sends when the items have run out
+@dataclass
+class _ProfilesRead:
+    """What the reader of a profile file found: valid and invalid lines, the first bad ones."""
+
+    valid: int = 0
+    invalid: int = 0
+    bad: list[Any] = field(default_factory=list)
 
 
-async def _made_ahead(items: Iterator[T], depth: int = 2) -> AsyncIterator[T]:
-    """`items`, made in a thread up to `depth` ahead of the consumer: parsing the next chunk
-    of a file overlaps PostgreSQL writing this one (the event loop's thread holds no GIL
-    while it waits on the socket). An exception of `items` is raised here; a consumer that
-    stops early stops the thread."""
-    made: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(depth)
-    stop = threading.Event()
+def _read_profile_file(path: Path, file_format: str | None, skip_invalid: bool, out: Any) -> None:
+    """The reader process of `segments profiles import`: one pass over the file, its valid
+    lines sent to `out` as packed COPY chunks with the file position, bad ones counted (the
+    first few kept), then ("done", _ProfilesRead). Without --skip-invalid a bad line rolls
+    the import back at the end, so from the first one on the rest is only checked."""
+    from api.profile_files import FileProblem, ProfileFile
+    from db.profiles import COPY_CHUNK_SIZE, ImportChunk
 
-    def send(item: Any, error: BaseException | None = None) -> bool:
-        while not stop.is_set():
-            try:
-                made.put((item, error), timeout=0.1)
-                return True
-            except queue.Full:
+    read = _ProfilesRead()
+    try:
+        profile_file = ProfileFile(path, file_format)
+        chunk = ImportChunk()
+        for line in profile_file.lines():
+            if line.profile is None:
+                read.invalid += 1
+                if len(read.bad) < _SHOWN_BAD_LINES:
+                    read.bad.append(line)
                 continue
-        return False
+            read.valid += 1
+            if read.invalid and not skip_invalid:
+                continue
+            chunk.add(*line.profile)
+            if chunk.read == COPY_CHUNK_SIZE:
+                out.put(("chunk", chunk.pack(), profile_file.position))
+                chunk = ImportChunk()
+        if chunk.read and not (read.invalid and not skip_invalid):
+            out.put(("chunk", chunk.pack(), profile_file.size))
+        out.put(("done", read))
+    except FileProblem as problem:
+        out.put(("problem", str(problem), read))
 
-    def make() -> None:
-        try:
-            for item in items:
-                if not send(item):
-                    return
-        except BaseException as error:  # handed to the consumer, raised there
-            send(_MADE, error)
-        else:
-            send(_MADE)
 
-    thread = threading.Thread(target=make, name="import-reader", daemon=True)
-    thread.start()
+async def _profile_chunks(
+    path: Path, args: argparse.Namespace, read: _ProfilesRead, bar: Any
+) -> AsyncIterator[Any]:
+    """The packed chunks of a profile file, made by a reader process up to two ahead: parsing
+    and checking the next lines overlaps PostgreSQL writing these, on another core and
+    without sharing a GIL with the connection's writes. `read` is filled in at the end."""
+    import multiprocessing
+
+    from api.profile_files import FileProblem
+
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue(2)
+    reader = context.Process(
+        target=_read_profile_file,
+        args=(path, args.format, args.skip_invalid, out),
+        name="segments-import-reader",
+        daemon=True,
+    )
+    reader.start()
     try:
         while True:
-            item, error = await asyncio.to_thread(made.get)
-            if error is not None:
-                raise error
-            if item is _MADE:
-                return
-            yield item
+            try:
+                message = await asyncio.to_thread(out.get, timeout=1)
+            except queue.Empty:
+                if not reader.is_alive():
+                    raise CommandFailed("the import's file reader stopped unexpectedly") from None
+                continue
+            kind, *payload = message
+            if kind == "chunk":
+                chunk, position = payload
+                bar.update(position - bar.n)
+                yield chunk
+                continue
+            found: _ProfilesRead = payload[-1]
+            read.valid, read.invalid, read.bad = found.valid, found.invalid, found.bad
+            if kind == "problem":
+                raise FileProblem(payload[0])
+            return
     finally:
-        stop.set()
-        await asyncio.to_thread(thread.join)
+        if reader.is_alive():
+            reader.terminate()
+        await asyncio.to_thread(reader.join)
 
 
 async def _segment_named(

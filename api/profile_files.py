@@ -19,7 +19,6 @@ from typing import Any, BinaryIO, TypeVar
 
 import orjson
 
-from db.profiles import ImportRow, import_row
 from rules.profiles import MAX_ATTRIBUTES_DEPTH, encoded_profile
 from rules.validate import target_key_problem
 from rules.values import loads_json, may_be_inexact
@@ -46,7 +45,7 @@ class Line:
     """One data line: a valid profile, or why it is not one."""
 
     number: int  # 1-based line of the file where the record starts
-    profile: ImportRow | None  # as db.profiles.copy_import_rows writes it
+    profile: tuple[str, dict[str, Any], bytes] | None  # key, attributes, their compact JSON
     problem: str | None
 
 
@@ -166,7 +165,7 @@ def _checked(number: int, targeting_key: Any, attributes: Any, plain: bool) -> L
     encoded, problems = encoded_profile(targeting_key, attributes, plain=plain)
     if problems:
         return Line(number, None, "; ".join(problem.message for problem in problems))
-    return Line(number, import_row(targeting_key, attributes, encoded), None)
+    return Line(number, (targeting_key, attributes, encoded), None)
 
 
 # Target files for `segments targets import`: one key per line, or a CSV with a targetingKey

@@ -1,5 +1,6 @@
 """Every SQL statement about the attribute catalogue (sql/0013) and declared attributes."""
 
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
@@ -289,6 +290,23 @@ async def defer_counts(conn: asyncpg.Connection) -> None:
         """
     )
     await conn.execute("TRUNCATE attribute_count_deltas")
+
+
+async def add_import_paths(
+    conn: asyncpg.Connection, project_id: int, paths: Mapping[tuple[str, str], int]
+) -> None:
+    """Add to an import's deferred deltas how many of the rows it wrote hold each (path, JSON
+    type), as the import counted them from its rows (sql/0015: the triggers leave those to it)."""
+    if not paths:
+        return
+    counted = sorted(paths.items())
+    await conn.execute(
+        "SELECT attribute_counts_apply($1::bigint[], $2::text[], $3::text[], $4::bigint[])",
+        [project_id] * len(counted),
+        [path for (path, _), _ in counted],
+        [json_type for (_, json_type), _ in counted],
+        [count for _, count in counted],
+    )
 
 
 async def add_deferred_counts(conn: asyncpg.Connection, project_id: int) -> None:

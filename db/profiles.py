@@ -1,7 +1,11 @@
 """Every SQL statement about profiles: upserts, bulk import, deletes, lookups and listing."""
 
+import re
+from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from dataclasses import dataclass
 from functools import partial
+from itertools import chain
 from typing import Any, TypeVar
 
 import asyncpg
@@ -123,17 +127,82 @@ async def upsert_profiles(
 # One profile as an import writes it: targetingKey, attributes as JSON, context as JSON.
 ImportRow = tuple[str, str, str]
 
+# The catalogue's name (jsonb_typeof) for each type a stored context's leaf can have; a
+# non-empty object is never a leaf and an empty one leaves no path (flatten_context).
+_JSON_TYPES = {
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    list: "array",
+    type(None): "null",
+}
 
-def import_row(
-    targeting_key: str, attributes: dict[str, Any], encoded: bytes | None = None
-) -> ImportRow:
-    """`(targeting_key, attributes)` as `copy_import_rows` takes it; `encoded` is the attributes'
-    compact JSON when the caller has it already (rules.profiles.encoded_profile)."""
-    return (
-        targeting_key,
-        (orjson.dumps(attributes) if encoded is None else encoded).decode(),
-        _dumps(profile_context(targeting_key, attributes)),
-    )
+
+def import_row(targeting_key: str, attributes: dict[str, Any]) -> ImportRow:
+    """`(targeting_key, attributes)` as an upsert writes it."""
+    return (targeting_key, _dumps(attributes), _dumps(profile_context(targeting_key, attributes)))
+
+
+# COPY's text format: a backslash starts an escape, tab and newline end a field and a row.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_NEEDS_ESCAPE = re.compile(r"[\\\t\n\r]")
+
+
+@dataclass(frozen=True, slots=True)
+class PackedChunk:
+    """An ImportChunk ready to send (and small to pass between processes): its rows as COPY
+    text, how many of them hold each (path, JSON type), and how many profiles it read."""
+
+    data: bytes
+    paths: Counter[tuple[str, str]]
+    read: int
+
+
+class ImportChunk:
+    """Profiles for one COPY of an import: the last of duplicate keys kept (one statement may
+    not touch a row twice), each with the (path, JSON type) pairs of its context, which the
+    import adds to the catalogue itself (sql/0015)."""
+
+    __slots__ = ("_profiles", "read")
+
+    def __init__(self) -> None:
+        self._profiles: dict[str, tuple[bytes, tuple[tuple[str, str], ...]]] = {}
+        self.read = 0  # profiles added, duplicates included
+
+    def add(
+        self, targeting_key: str, attributes: dict[str, Any], encoded: bytes | None = None
+    ) -> None:
+        """`encoded` is the attributes' compact JSON when the caller has it already
+        (rules.profiles.encoded_profile)."""
+        context = profile_context(targeting_key, attributes)
+        key = targeting_key
+        if _NEEDS_ESCAPE.search(key) is not None:
+            key = key.translate(_COPY_ESCAPES)
+        # orjson writes control characters escaped, so only backslashes need doubling.
+        line = b"\t".join(
+            (
+                key.encode(),
+                (orjson.dumps(attributes) if encoded is None else encoded).replace(b"\\", b"\\\\"),
+                orjson.dumps(context).replace(b"\\", b"\\\\"),
+            )
+        )
+        # What sql/0013's attribute_paths() reads from the stored context.
+        paths = tuple(
+            (path, _JSON_TYPES[type(value)])
+            for path, value in context.items()
+            if path != "targetingKey"
+        )
+        self._profiles[targeting_key] = (line, paths)
+        self.read += 1
+
+    def pack(self) -> PackedChunk:
+        kept = self._profiles.values()
+        return PackedChunk(
+            b"".join(line + b"\n" for line, _ in kept),
+            Counter(chain.from_iterable(paths for _, paths in kept)),
+            self.read,
+        )
 
 
 async def copy_profiles(
@@ -141,30 +210,33 @@ async def copy_profiles(
     project_id: int,
     rows: AsyncIterable[tuple[str, dict[str, Any]]] | Iterable[tuple[str, dict[str, Any]]],
 ) -> int:
-    """Bulk upsert of `(targeting_key, attributes)` pairs: `copy_import_rows` over them in
+    """Bulk upsert of `(targeting_key, attributes)` pairs: `copy_import_chunks` over them in
     chunks of COPY_CHUNK_SIZE."""
-    return await copy_import_rows(conn, project_id, _chunks(rows, COPY_CHUNK_SIZE))
+    return await copy_import_chunks(conn, project_id, _chunks(rows, COPY_CHUNK_SIZE))
 
 
-async def copy_import_rows(
+async def copy_import_chunks(
     conn: asyncpg.Connection,
     project_id: int,
-    chunks: AsyncIterable[list[ImportRow]] | Iterable[list[ImportRow]],
+    chunks: AsyncIterable[PackedChunk] | Iterable[PackedChunk],
 ) -> int:
     """Bulk upsert for imports: COPY each chunk into a temporary table, upsert it from there.
 
     Memory stays flat however many chunks come; the caller keeps them small (COPY_CHUNK_SIZE).
     Runs in a transaction (a savepoint inside the caller's), so it applies all or nothing;
     a later duplicate of a key replaces the earlier one, as repeated upserts would. Returns
-    the number of rows read, duplicates included.
+    the number of profiles read, duplicates included.
 
     The project's counter is not touched while the chunks are written (sql/0005: the triggers
     sum this project's rows in a transaction-local setting instead), so the project's API
     writes go on during a long import; the sum is added in one last statement, which locks
     the counter until the caller's transaction ends, and the caller checks the limit then.
-    The attribute catalogue is deferred the same way (sql/0013) and added just before it.
+    The attribute catalogue is deferred the same way (sql/0013) and added just before it; the
+    paths of the rows written are counted here, from the chunks, and the triggers subtract
+    only what replaced rows held (sql/0015), so PostgreSQL does not walk every new context.
     """
-    written = 0
+    read = 0
+    paths: Counter[tuple[str, str]] = Counter()
     async with conn.transaction():
         # Imports of one project queue, as they did behind the counter: two writing the same
         # keys in different orders would otherwise deadlock, each holding thousands.
@@ -188,7 +260,10 @@ async def copy_import_rows(
         await conn.execute("TRUNCATE profiles_import")
         await db_attributes.defer_counts(conn)
         async for chunk in _each(chunks):
-            await conn.copy_records_to_table("profiles_import", records=_last_wins(chunk))
+            # A memoryview: asyncpg would take bytes for a file name.
+            await conn.copy_to_table(
+                "profiles_import", source=memoryview(chunk.data), format="text"
+            )
             await conn.execute(
                 f"""
                 INSERT INTO profiles (project_id, targeting_key, attributes, context)
@@ -198,8 +273,10 @@ async def copy_import_rows(
                 """,
                 project_id,
             )
-            written += len(chunk)
+            paths.update(chunk.paths)
+            read += chunk.read
             await conn.execute("TRUNCATE profiles_import")
+        await db_attributes.add_import_paths(conn, project_id, paths)
         added = await conn.fetchval("SELECT current_setting('segments.deferred_count')::bigint")
         await conn.execute("SELECT set_config('segments.deferred_count_project', '', true)")
         await db_attributes.add_deferred_counts(conn, project_id)
@@ -212,7 +289,7 @@ async def copy_import_rows(
                 project_id,
                 added,
             )
-    return written
+    return read
 
 
 async def _each(items: AsyncIterable[T] | Iterable[T]) -> AsyncIterator[T]:
@@ -227,15 +304,15 @@ async def _each(items: AsyncIterable[T] | Iterable[T]) -> AsyncIterator[T]:
 async def _chunks(
     rows: AsyncIterable[tuple[str, dict[str, Any]]] | Iterable[tuple[str, dict[str, Any]]],
     size: int,
-) -> AsyncIterator[list[ImportRow]]:
-    chunk: list[ImportRow] = []
+) -> AsyncIterator[PackedChunk]:
+    chunk = ImportChunk()
     async for key, attributes in _each(rows):
-        chunk.append(import_row(key, attributes))
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+        chunk.add(key, attributes)
+        if chunk.read >= size:
+            yield chunk.pack()
+            chunk = ImportChunk()
+    if chunk.read:
+        yield chunk.pack()
 
 
 async def delete_profiles(

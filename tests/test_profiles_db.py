@@ -12,6 +12,7 @@ import pytest
 from db import profiles
 from db.pagination import PageRequest
 from db.pool import connect
+from rules.evaluate import flatten_context
 from tests.conftest import Project
 
 
@@ -199,6 +200,24 @@ async def test_copy_takes_async_iterables_and_replaces_existing_profiles(
     assert await counted(conn, project) == 20_000
     assert (await stored(conn, project, "u1"))["attributes"] == {"n": 20_001}
     assert (await stored(conn, project, "u7000"))["attributes"] == {"n": 7000}
+
+
+async def test_copy_stores_keys_and_values_that_copy_text_would_read_as_escapes(
+    conn: asyncpg.Connection, project: Project
+) -> None:
+    """Imports send COPY's text format: a tab, newline, carriage return or backslash in a key
+    or a value must arrive as written, not as a field or row break or an escape."""
+    tricky = {
+        "tab\tkey": {"v": "a\tb", "path\\with": "back\\slash"},
+        "new\nline\r\n": {"quote": '"\\N"', "n": r"\N"},
+        "back\\slash\\": {"unicode": "žluťoučký 🐎", "escaped": "\u00e9 \\u0041"},
+        r"\N": {"empty": "", "list": ["\t", "\\", "\n"]},
+    }
+    assert await profiles.copy_profiles(conn, project.id, list(tricky.items())) == 4
+    for key, attributes in tricky.items():
+        row = await stored(conn, project, key)
+        assert row["attributes"] == attributes
+        assert row["context"] == {**flatten_context(attributes), "targetingKey": key}
 
 
 async def test_copy_is_all_or_nothing(conn: asyncpg.Connection, project: Project) -> None:

@@ -358,7 +358,7 @@ def test_an_import_line_is_judged_as_upsert_profiles_judges_it(attributes, key):
         assert line.problem == "; ".join(problem.message for problem in problems)
     else:
         assert line.problem is None
-        assert orjson.loads(line.profile[1]) == attributes
+        assert orjson.loads(line.profile[2]) == line.profile[1] == attributes
 
 
 def loads_exact(text: bytes) -> object:
