@@ -5,7 +5,6 @@ from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass
 from functools import partial
-from itertools import chain
 from typing import Any, TypeVar
 
 import asyncpg
@@ -167,7 +166,7 @@ class ImportChunk:
     __slots__ = ("_profiles", "read")
 
     def __init__(self) -> None:
-        self._profiles: dict[str, tuple[bytes, tuple[tuple[str, str], ...]]] = {}
+        self._profiles: dict[str, tuple[bytes, tuple[str, ...], tuple[type, ...]]] = {}
         self.read = 0  # profiles added, duplicates included
 
     def add(
@@ -187,22 +186,21 @@ class ImportChunk:
                 orjson.dumps(context).replace(b"\\", b"\\\\"),
             )
         )
-        # What sql/0013's attribute_paths() reads from the stored context.
-        paths = tuple(
-            (path, _JSON_TYPES[type(value)])
-            for path, value in context.items()
-            if path != "targetingKey"
-        )
-        self._profiles[targeting_key] = (line, paths)
+        # What sql/0013's attribute_paths() reads from the stored context, kept cheaply: its
+        # paths and the Python types of its values, named and counted once per chunk.
+        self._profiles[targeting_key] = (line, tuple(context), tuple(map(type, context.values())))
         self.read += 1
 
     def pack(self) -> PackedChunk:
         kept = self._profiles.values()
-        return PackedChunk(
-            b"".join(line + b"\n" for line, _ in kept),
-            Counter(chain.from_iterable(paths for _, paths in kept)),
-            self.read,
-        )
+        by_type: Counter[tuple[str, type]] = Counter()
+        for _, paths, types in kept:
+            by_type.update(zip(paths, types, strict=True))
+        counted: Counter[tuple[str, str]] = Counter()
+        for (path, kind), profiles in by_type.items():
+            if path != "targetingKey":
+                counted[(path, _JSON_TYPES[kind])] += profiles
+        return PackedChunk(b"".join(line + b"\n" for line, _, _ in kept), counted, self.read)
 
 
 async def copy_profiles(

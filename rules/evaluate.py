@@ -45,7 +45,7 @@ def flatten_context(context: object) -> dict[str, Any]:
                     stack.append((f"{prefix}{key}.", iter(value.items())))
                     break
             else:
-                flat[f"{prefix}{key}"] = value
+                flat[f"{prefix}{key}" if prefix else key] = value
         else:
             stack.pop()
     return flat
