@@ -258,10 +258,7 @@ async def copy_import_chunks(
         await conn.execute("TRUNCATE profiles_import")
         await db_attributes.defer_counts(conn)
         async for chunk in _each(chunks):
-            # A memoryview: asyncpg would take bytes for a file name.
-            await conn.copy_to_table(
-                "profiles_import", source=memoryview(chunk.data), format="text"
-            )
+            await conn.copy_to_table("profiles_import", source=_once(chunk.data), format="text")
             await conn.execute(
                 f"""
                 INSERT INTO profiles (project_id, targeting_key, attributes, context)
@@ -288,6 +285,11 @@ async def copy_import_chunks(
                 added,
             )
     return read
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    """`data` as the async iterable asyncpg's COPY takes (bare bytes it would read as a path)."""
+    yield data
 
 
 async def _each(items: AsyncIterable[T] | Iterable[T]) -> AsyncIterator[T]:

@@ -42,7 +42,7 @@ def encoded_profile(
             )
         )
     encoded = _encoded_attributes(attributes, plain)
-    if type(encoded) is str:
+    if isinstance(encoded, str):
         problems.append(Problem((*path, "attributes"), ProblemCode.INVALID_INPUT, encoded))
         return None, problems
     return (None if problems else encoded), problems
