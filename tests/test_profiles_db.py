@@ -220,6 +220,34 @@ async def test_copy_stores_keys_and_values_that_copy_text_would_read_as_escapes(
         assert row["context"] == {**flatten_context(attributes), "targetingKey": key}
 
 
+async def test_profiles_keep_needing_their_project(
+    conn: asyncpg.Connection, project: Project
+) -> None:
+    """sql/0016 checks the reference to projects per statement instead of per row; it holds
+    for upserts, imports and updates (the counter's own key may be the first to say so), and
+    a project with profiles cannot go."""
+    missing = 987_654_321
+    with pytest.raises(asyncpg.ForeignKeyViolationError, match='"projects"'):
+        await profiles.upsert_profiles(conn, missing, [("a", {})])
+    with pytest.raises(asyncpg.ForeignKeyViolationError, match='"projects"'):
+        await profiles.copy_profiles(conn, missing, [("a", {}), ("b", {})])
+    await profiles.upsert_profiles(conn, project.id, [("kept", {})])
+    with pytest.raises(asyncpg.ForeignKeyViolationError, match='"projects"'):
+        await conn.execute(
+            "UPDATE profiles SET project_id = $1 WHERE project_id = $2", missing, project.id
+        )
+    # A bare project (no environments, keys or segments to hold it) with one profile.
+    bare = await conn.fetchval(
+        "INSERT INTO projects (key, name) VALUES ('bare-' || gen_random_uuid(), 'Bare') RETURNING id"
+    )
+    await profiles.upsert_profiles(conn, bare, [("only", {})])
+    with pytest.raises(asyncpg.ForeignKeyViolationError, match='from "profiles"'):
+        async with conn.transaction():
+            await conn.execute("DELETE FROM profile_counts WHERE project_id = $1", bare)
+            await conn.execute("DELETE FROM projects WHERE id = $1", bare)
+    assert await counted(conn, project) == 1
+
+
 async def test_copy_is_all_or_nothing(conn: asyncpg.Connection, project: Project) -> None:
     def rows() -> Iterator[tuple[str, dict[str, Any]]]:
         for n in range(15_000):
