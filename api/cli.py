@@ -316,6 +316,8 @@ def _read_profile_file(path: Path, file_format: str | None, skip_invalid: bool, 
     from api.profile_files import FileProblem, ProfileFile
     from db.profiles import COPY_CHUNK_SIZE, ImportChunk
 
+    # Ctrl-C is the parent's to handle: it rolls back and stops this process.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     read = _ProfilesRead()
     try:
         profile_file = ProfileFile(path, file_format)
