@@ -103,7 +103,7 @@ async def upsert_profiles(
     """Insert or replace profiles by key in one statement; the last of duplicate keys wins.
 
     Takes the project's write lock first (see `lock_profile_writes`)."""
-    batch = _last_wins(import_row(key, attributes) for key, attributes in profiles)
+    batch = _last_wins(_row(key, attributes) for key, attributes in profiles)
     if not batch:
         return 0
     await lock_profile_writes(conn, project_id)
@@ -123,8 +123,8 @@ async def upsert_profiles(
     return _affected(status)
 
 
-# One profile as an import writes it: targetingKey, attributes as JSON, context as JSON.
-ImportRow = tuple[str, str, str]
+# One profile as `upsert_profiles` sends it: targetingKey, attributes and context as JSON.
+_Row = tuple[str, str, str]
 
 # The catalogue's name (jsonb_typeof) for each type a stored context's leaf can have; a
 # non-empty object is never a leaf and an empty one leaves no path (flatten_context).
@@ -138,8 +138,7 @@ _JSON_TYPES = {
 }
 
 
-def import_row(targeting_key: str, attributes: dict[str, Any]) -> ImportRow:
-    """`(targeting_key, attributes)` as an upsert writes it."""
+def _row(targeting_key: str, attributes: dict[str, Any]) -> _Row:
     return (targeting_key, _dumps(attributes), _dumps(profile_context(targeting_key, attributes)))
 
 
@@ -160,8 +159,8 @@ class PackedChunk:
 
 class ImportChunk:
     """Profiles for one COPY of an import: the last of duplicate keys kept (one statement may
-    not touch a row twice), each with the (path, JSON type) pairs of its context, which the
-    import adds to the catalogue itself (sql/0015)."""
+    not touch a row twice), each as its COPY text line and its context's paths and value
+    types, from which `pack` counts what the import adds to the catalogue itself (sql/0015)."""
 
     __slots__ = ("_profiles", "read")
 
