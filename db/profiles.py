@@ -19,8 +19,9 @@ R = TypeVar("R", bound=tuple[Any, ...])
 
 PROFILE_COLUMNS = "p.project_id, p.id, p.targeting_key, p.attributes, p.updated_at"
 
-# Rows per COPY round trip in `copy_profiles`: large enough to amortise the statements, small
-# enough that an import of millions of rows holds only this many in memory.
+# Rows per COPY round trip of an import (`copy_profiles`' chunks, the CLI reader's ImportChunks):
+# large enough to amortise the statements, small enough that an import of millions of rows
+# holds only this many in memory.
 COPY_CHUNK_SIZE = 10_000
 
 _UPSERT_SET = """
