@@ -10,11 +10,13 @@ may not review, and approvals count once per reviewer name.
 """
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
+from core import references
 from core import segments as core_segments
 from core.access import Forbidden, require_editor
 from core.policy import Policy
@@ -173,8 +175,24 @@ async def propose(
             base=base,
             base_snapshot=await db_segments.snapshot_of(conn, before),
             proposed_snapshot=proposed_snapshot,
+            proposed_rules=written["rules"] if "rules" in changed else None,
             changed_fields=changed,
         )
+
+
+async def fields_now(
+    conn: asyncpg.Connection, row: Row | Mapping[str, Any], *, lock: bool
+) -> tuple[dict[str, Any], list[str]]:
+    """The request's fields as its write takes them today: proposed rules name the segments
+    they referenced when proposed by their keys now (`references.rules_input_now`), with the
+    keys of those deleted since. A request stored before sql/0017 names them as proposed."""
+    fields = dict(row["fields"])
+    if "rules" not in fields or row["proposed_rules"] is None:
+        return fields, []
+    rules, gone = await references.rules_input_now(
+        conn, row["project_id"], row["proposed_rules"], lock=lock
+    )
+    return {**fields, "rules": rules}, gone
 
 
 async def _write(
@@ -314,9 +332,16 @@ async def _apply(
         why = f"Changed since version {row['base_version']}: {', '.join(overlap)}."
         await db_requests.set_state(conn, row, "CONFLICT", actor=principal.name, conflict=why)
         return Refused.one(ProblemCode.CHANGE_CONFLICT, why, ("input", "id"))
+    fields, gone = await fields_now(conn, row, lock=True)
+    if gone:
+        return Refused.one(
+            ProblemCode.NOT_FOUND,
+            f"rules: the proposed rules reference the segment {gone[0]!r}, deleted since.",
+            ("input", "id"),
+        )
     try:
         async with conn.transaction():
-            written = await _write(conn, principal, policy, current, row["deletes"], row["fields"])
+            written = await _write(conn, principal, policy, current, row["deletes"], fields)
             if isinstance(written, Refused):
                 raise _RolledBack(written)
     except _RolledBack as refused:

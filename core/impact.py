@@ -26,10 +26,10 @@ Two ways in:
   column values it proposes (what `check_fields`/`check_update` return), applied over the
   row; or `delete=True`. Call it on any connection; it reads the reference closure (one
   statement, none when neither definition references a segment).
-- `request_impact(db, principal, policy, segment_id, fields, deletes=...)`: what
-  `ChangeRequest.impact` shows, against the segment's current version: a request's stored
-  `fields` (column -> revision snapshot value) validated over today's state like the update
-  applying it would be (None when that would be refused), or its delete.
+- `request_impact(db, principal, policy, request)`: what `ChangeRequest.impact` shows,
+  against the segment's current version: a request's (its row) fields as applying it would
+  write them today (`core.change_requests.fields_now`), validated over today's state like
+  that update (None when it would be refused), or its delete.
 """
 
 from collections.abc import Mapping
@@ -40,6 +40,7 @@ import asyncpg
 
 from core import references
 from core import segments as core_segments
+from core.change_requests import fields_now
 from core.policy import Policy
 from db import segments as db_segments
 from db.api_keys import Principal
@@ -109,26 +110,23 @@ async def change_impact(
 
 
 async def request_impact(
-    db: Database,
-    principal: Principal,
-    policy: Policy,
-    segment_id: int,
-    fields: Mapping[str, Any],
-    *,
-    deletes: bool,
+    db: Database, principal: Principal, policy: Policy, request: Mapping[str, Any]
 ) -> Impact | None:
-    """A change request's impact on the segment as it is now; None when the segment is gone
-    or deleted, or when today's state would refuse the update."""
+    """A change request's (its db.change_requests row) impact on the segment as it is now;
+    None when the segment is gone or deleted, or when today's state would refuse the update
+    (a segment its rules reference deleted since, too)."""
     project_id = principal.project_id
+    segment_id = request["segment_id"]
     async with db.connection() as conn:
-        if deletes:
+        if request["deletes"]:
             rows = await db_segments.segments_by_id(conn, project_id, [segment_id])
             if not rows or rows[0]["deleted_at"] is not None:
                 return None
             return await impact_of(conn, project_id, rows[0], None, delete=True)
-        checked = await core_segments.check_update(
-            conn, project_id, policy, segment_id, dict(fields)
-        )
+        fields, gone = await fields_now(conn, request, lock=False)
+        if gone:
+            return None
+        checked = await core_segments.check_update(conn, project_id, policy, segment_id, fields)
         if isinstance(checked, Refused):
             return None
         row, values = checked

@@ -12,7 +12,7 @@ from db import segments as db_segments
 from db.members import references_from_rows
 from db.pool import Database
 from rules import references, validate
-from rules.models import Limits, References, StoredRule, referenced_ids
+from rules.models import Limits, References, StoredRule, referenced_ids, rules_as_input
 from rules.problems import Path, Problem, ProblemCode
 
 # Stands for a segment not stored yet (a create, a preview): no row has id 0.
@@ -30,6 +30,29 @@ async def resolve_keys(
         return {}
     rows = await db_segments.live_segments_by_key(conn, project_id, wanted, lock=lock)
     return {row["key"]: row["id"] for row in rows}
+
+
+async def rules_input_now(
+    conn: asyncpg.Connection, project_id: int, stored: list[StoredRule], *, lock: bool
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Stored rules (references by segment id) in the input shapes a write takes, each
+    reference naming the key its segment has now, and the keys of referenced segments
+    deleted since. What a revert or a change request writes again: the segments it
+    references stay the same ones however they were renamed, a key another segment took
+    since never redirects a reference, and one deleted since is NOT_FOUND to the caller.
+
+    With `lock` (inside the write's transaction) it takes the reference-graph lock and
+    share-locks the referenced segments, as `resolve_keys` does, so none is renamed or
+    deleted before the write commits; without, it reads what is committed (an impact)."""
+    wanted = sorted(set(referenced_ids(stored)))
+    if not wanted:
+        return rules_as_input(stored, {}), []
+    if lock:
+        await db_segments.lock_reference_graph(conn, project_id)
+    rows = await db_segments.segments_by_id(conn, project_id, wanted, lock=lock)
+    live = {row["id"]: row["key"] for row in rows if row["deleted_at"] is None}
+    gone = sorted(row["key"] for row in rows if row["deleted_at"] is not None)
+    return rules_as_input(stored, live), gone
 
 
 async def graph_problems(

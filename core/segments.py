@@ -336,7 +336,8 @@ async def revert_segment(
 ) -> Row | Refused:
     """A new version equal to the snapshot of `to_version`: an ordinary update, validated
     against today's state (a reference to a segment deleted since is NOT_FOUND, a key taken
-    since KEY_TAKEN). Whether the segment is deleted is not part of it (restoreSegment)."""
+    since KEY_TAKEN). A reference is to the segment the version referenced, by id, whatever
+    its key is now. Whether the segment is deleted is not part of it (restoreSegment)."""
     require_editor(principal)
     if segment_id is None:
         return _no_such_segment()
@@ -357,6 +358,18 @@ async def revert_segment(
             column: revision["snapshot"][api_name]
             for api_name, column in _SNAPSHOT_TO_FIELD.items()
         }
+        if revision["rules"] is not None:  # NULL: written before sql/0017, keys it is
+            rules, gone = await references.rules_input_now(
+                conn, principal.project_id, revision["rules"], lock=True
+            )
+            if gone:
+                return Refused.one(
+                    ProblemCode.NOT_FOUND,
+                    f"rules: version {to_version} references the segment {gone[0]!r}, "
+                    "deleted since.",
+                    ("input", "toVersion"),
+                )
+            fields["rules"] = rules
         result = await _update(
             conn, principal, policy, segment_id, fields, expected_version, bypassed
         )

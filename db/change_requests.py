@@ -11,8 +11,8 @@ from db.pool import returning
 
 CHANGE_REQUEST_COLUMNS = """
     c.project_id, c.id, c.segment_id, c.state, c.author, c.note, c.base_version, c.deletes,
-    c.fields, c.base, c.base_snapshot, c.proposed_snapshot, c.changed_fields, c.apply_at,
-    c.applied_by, c.applied_version, c.conflict, c.created_at, c.updated_at
+    c.fields, c.base, c.base_snapshot, c.proposed_snapshot, c.proposed_rules, c.changed_fields,
+    c.apply_at, c.applied_by, c.applied_version, c.conflict, c.created_at, c.updated_at
 """
 REVIEW_COLUMNS = (
     "r.project_id, r.id, r.change_request_id, r.reviewer, r.decision, r.comment, r.created_at"
@@ -37,6 +37,7 @@ async def insert_request(
     base: dict[str, Any],
     base_snapshot: dict[str, Any],
     proposed_snapshot: dict[str, Any],
+    proposed_rules: list[Any] | None,
     changed_fields: list[str],
 ) -> asyncpg.Record:
     """A new OPEN request, audited as CREATED."""
@@ -45,9 +46,9 @@ async def insert_request(
         f"""
         INSERT INTO change_requests AS c (
             project_id, segment_id, author, note, base_version, deletes, fields, base,
-            base_snapshot, proposed_snapshot, changed_fields
+            base_snapshot, proposed_snapshot, proposed_rules, changed_fields
         )
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
         RETURNING {CHANGE_REQUEST_COLUMNS}
         """,
         project_id,
@@ -60,6 +61,7 @@ async def insert_request(
         base,
         base_snapshot,
         proposed_snapshot,
+        proposed_rules,
         changed_fields,
     )
     await record_event(

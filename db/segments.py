@@ -140,10 +140,15 @@ async def numbered_page(
 
 
 async def segments_by_id(
-    conn: asyncpg.Connection, project_id: int, ids: list[int]
+    conn: asyncpg.Connection, project_id: int, ids: list[int], *, lock: bool = False
 ) -> list[asyncpg.Record]:
+    """The segments with these ids, deleted ones too; with `lock`, share-locked in id order
+    (as `live_segments_by_key` locks them) until the transaction ends."""
     return await conn.fetch(
-        f"SELECT {SEGMENT_COLUMNS} FROM segments s WHERE s.project_id = $1 AND s.id = ANY($2)",
+        f"""
+        SELECT {SEGMENT_COLUMNS} FROM segments s WHERE s.project_id = $1 AND s.id = ANY($2)
+        {"ORDER BY s.id FOR SHARE" if lock else ""}
+        """,
         project_id,
         ids,
     )
@@ -563,7 +568,7 @@ BYPASSED_APPROVAL = {"field": "approval", "before": "required", "after": "bypass
 # Revisions (DESIGN §14). Snapshot fields, in the contract's input spelling.
 SNAPSHOT_FIELDS = (*FIELDS.values(), "deleted")
 REVISION_COLUMNS = """
-    r.project_id, r.id, r.segment_id, r.version, r.snapshot, r.actor, r.created_at,
+    r.project_id, r.id, r.segment_id, r.version, r.snapshot, r.rules, r.actor, r.created_at,
     (
         SELECT p.snapshot
         FROM segment_revisions p
@@ -617,13 +622,15 @@ async def _record_write(
     )
     await conn.execute(
         """
-        INSERT INTO segment_revisions (project_id, segment_id, version, snapshot, actor, created_at)
-        VALUES ($1, $2, $3, $4, $5, $6)
+        INSERT INTO segment_revisions
+            (project_id, segment_id, version, snapshot, rules, actor, created_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
         """,
         row["project_id"],
         row["id"],
         row["version"],
         await snapshot_of(conn, row),
+        row["rules"],
         actor,
         row["updated_at"],
     )

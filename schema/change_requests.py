@@ -94,8 +94,8 @@ class ChangeRequest(Node):
     updated_at: datetime = strawberry.field(description="When it last changed.")
     db_id: strawberry.Private[int]
     segment_id: strawberry.Private[int]
-    # The proposed fields as stored: column -> revision snapshot value.
-    proposed_fields: strawberry.Private[dict[str, Any]]
+    # The request's row (db.change_requests.CHANGE_REQUEST_COLUMNS), for its live impact.
+    row: strawberry.Private[Mapping[str, Any]]
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Self:
@@ -114,7 +114,7 @@ class ChangeRequest(Node):
             updated_at=row["updated_at"],
             db_id=row["id"],
             segment_id=row["segment_id"],
-            proposed_fields=row["fields"],
+            row=row,
         )
 
     @strawberry.field(description="The segment the change is for.")
@@ -137,14 +137,7 @@ class ChangeRequest(Node):
         if self.state.value in ("APPLIED", "REJECTED", "WITHDRAWN"):
             return None
         ctx = info.context
-        found = await request_impact(
-            ctx.db,
-            ctx.principal,
-            ctx.settings.policy,
-            self.segment_id,
-            self.proposed_fields,
-            deletes=self.deletes,
-        )
+        found = await request_impact(ctx.db, ctx.principal, ctx.settings.policy, self.row)
         return None if found is None else SegmentImpact.of(found)
 
     @strawberry.field(description="Reviews so far, one per reviewer (their latest), oldest first.")

@@ -17,11 +17,13 @@ from tests.mutations.helpers import (
     attach,
     change_request,
     condition,
+    delete_segment,
     editor_token,
     errors_of,
     new_flag,
     new_segment,
     propose,
+    ref,
     review,
     segment_by_key,
     sql_fetch,
@@ -376,6 +378,51 @@ async def test_a_request_is_refused_by_todays_state_and_stays_approved(gql, proj
     assert errors_of(payload) == [(("input", "id"), "SEGMENT_IN_USE")]
     assert (await change_request(gql, request["changeRequest"]["id"]))["state"] == "APPROVED"
     assert (await segment_by_key(gql, project.key, "later"))["deleted"] is False
+
+
+REFERENCES_AND_IMPACT = """
+query($id: ID!, $request: ID!) {
+  segment: node(id: $id) {
+    ... on Segment { rules { ... on SegmentMatch { segment { id key } negate } } }
+  }
+  request: node(id: $request) { ... on ChangeRequest { state impact { memberCountAfter } } }
+}"""
+
+
+async def test_a_request_references_the_segments_it_proposed_after_they_are_renamed(
+    gql, project, keys
+):
+    staff = await new_segment(gql, project.key, name="Staff", key="staff")
+    segment = await new_segment(gql, project.key, name="Not staff")
+    request = await approved(gql, keys, segment["id"], rules=[ref("staff", True)])
+    await update_segment(gql, staff["id"], key="former-staff")
+    # Another segment takes the freed key: the request still means the one it named.
+    await new_segment(gql, project.key, name="New staff", key="staff")
+    found = await gql(REFERENCES_AND_IMPACT, {"id": segment["id"], "request": request["id"]})
+    assert found["request"]["impact"] is not None  # today's state would accept it
+    done = await apply_request(gql, request["id"])
+    assert done["userErrors"] == [] and done["changeRequest"]["state"] == "APPLIED"
+    found = await gql(REFERENCES_AND_IMPACT, {"id": segment["id"], "request": request["id"]})
+    rules = [r for r in found["segment"]["rules"] if r]
+    assert rules == [{"segment": {"id": staff["id"], "key": "former-staff"}, "negate": True}]
+
+
+async def test_a_request_referencing_a_segment_deleted_since_is_refused_and_stays_approved(
+    gql, project, keys
+):
+    staff = await new_segment(gql, project.key, name="Staff", key="staff")
+    segment = await new_segment(gql, project.key, name="Not staff")
+    request = await approved(gql, keys, segment["id"], rules=[ref("staff")])
+    await delete_segment(gql, staff["id"])
+    await new_segment(gql, project.key, name="New staff", key="staff")
+    found = await gql(REFERENCES_AND_IMPACT, {"id": segment["id"], "request": request["id"]})
+    assert found["request"] == {"state": "APPROVED", "impact": None}
+    before = await state(gql, project.key)
+    payload = await apply_request(gql, request["id"])
+    assert errors_of(payload) == [(("input", "id"), "NOT_FOUND")]
+    assert "staff" in payload["userErrors"][0]["message"]
+    assert await state(gql, project.key) == before
+    assert (await change_request(gql, request["id"]))["state"] == "APPROVED"
 
 
 async def test_scheduling_and_withdrawing(gql, project, keys):

@@ -218,6 +218,55 @@ async def test_revert_refuses_a_reference_to_a_segment_deleted_since(gql, projec
     assert await state(gql, project.key) == before
 
 
+REFERENCED = """
+query($id: ID!) {
+  node(id: $id) { ... on Segment { rules { ... on SegmentMatch { segment { id key } negate } } } }
+}"""
+
+
+async def referenced(gql, segment_id):
+    """The (id, key, negate) of each segment the segment's rules reference."""
+    rules = (await gql(REFERENCED, {"id": segment_id}))["node"]["rules"]
+    return [(r["segment"]["id"], r["segment"]["key"], r["negate"]) for r in rules if r]
+
+
+async def test_revert_keeps_referencing_a_segment_renamed_since(gql, project):
+    staff = await new_segment(gql, project.key, name="Staff", key="staff")
+    segment = await new_segment(gql, project.key, name="Uses", rules=[ref("staff", True)])
+    await update_segment(gql, segment["id"], rules=[])
+    await update_segment(gql, staff["id"], key="employees")
+    payload = await revert(gql, segment["id"], 1)
+    assert payload["userErrors"] == []
+    assert await referenced(gql, segment["id"]) == [(staff["id"], "employees", True)]
+    # The revision shows the reference by the key it has at the new version.
+    latest = (await revisions(gql, segment["id"], first=1))["nodes"][0]
+    assert latest["snapshot"]["rules"] == [{"segment": {"segmentKey": "employees", "negate": True}}]
+
+
+async def test_revert_never_follows_a_key_another_segment_took_since(gql, project):
+    staff = await new_segment(gql, project.key, name="Staff", key="staff")
+    segment = await new_segment(gql, project.key, name="Uses", rules=[ref("staff")])
+    await update_segment(gql, segment["id"], rules=[])
+    await update_segment(gql, staff["id"], key="former-staff")
+    await new_segment(gql, project.key, name="New staff", key="staff")
+    payload = await revert(gql, segment["id"], 1)
+    assert payload["userErrors"] == []
+    assert await referenced(gql, segment["id"]) == [(staff["id"], "former-staff", False)]
+
+
+async def test_revert_refuses_a_deleted_reference_even_when_its_key_was_taken(gql, project):
+    staff = await new_segment(gql, project.key, name="Staff", key="staff")
+    segment = await new_segment(gql, project.key, name="Uses", rules=[group(ref("staff"))])
+    await update_segment(gql, segment["id"], rules=[])
+    await delete_segment(gql, staff["id"])
+    await new_segment(gql, project.key, name="New staff", key="staff")
+    before = await state(gql, project.key)
+    payload = await revert(gql, segment["id"], 1)
+    assert errors_of(payload) == [(("input", "toVersion"), "NOT_FOUND")]
+    assert "staff" in payload["userErrors"][0]["message"]
+    assert await state(gql, project.key) == before
+
+
 async def test_revert_refuses_a_key_taken_since(gql, project):
     segment = await new_segment(gql, project.key, name="A", key="first")
     await update_segment(gql, segment["id"], key="second")
@@ -254,40 +303,48 @@ async def test_revisions_of_another_projects_segment_are_not_visible(gql, projec
 
 async def test_the_migration_gives_every_existing_segment_a_revision(database_url, project):
     conn = await connect(database_url)
+    transaction = conn.transaction()
+    await transaction.start()
     try:
-        async with conn.transaction():
-            await conn.execute("DROP TABLE segment_revisions")
-            staff = await conn.fetchval(
-                """
-                INSERT INTO segments (project_id, key, name, salt, version)
-                VALUES ($1, 'staff', 'Staff', 'staff', 3) RETURNING id
-                """,
-                project.id,
-            )
-            await conn.execute(
-                """
-                INSERT INTO segments (project_id, key, name, salt, rules, tags, deleted_at)
-                VALUES ($1, 'uses', 'Uses', 's', $2, '{x}', now())
-                """,
-                project.id,
-                [
-                    {"logicalOp": "NOT", "rules": [{"segmentId": staff, "negate": False}]},
-                    {"attribute": "a", "operator": "EQ", "value": 1},
-                ],
-            )
-            await conn.execute(dict(migration_files())["0010_segment_revisions"])
-            rows = await conn.fetch(
-                """
-                SELECT s.key, r.version, r.actor, r.snapshot
-                FROM segment_revisions r
-                JOIN segments s ON s.project_id = r.project_id AND s.id = r.segment_id
-                WHERE r.project_id = $1
-                ORDER BY s.key
-                """,
-                project.id,
-            )
+        await conn.execute("DROP TABLE segment_revisions")
+        await conn.execute("ALTER TABLE change_requests DROP COLUMN proposed_rules")
+        staff = await conn.fetchval(
+            """
+            INSERT INTO segments (project_id, key, name, salt, version)
+            VALUES ($1, 'staff', 'Staff', 'staff', 3) RETURNING id
+            """,
+            project.id,
+        )
+        stored = [
+            {"logicalOp": "NOT", "rules": [{"segmentId": staff, "negate": False}]},
+            {"attribute": "a", "operator": "EQ", "value": 1},
+        ]
+        await conn.execute(
+            """
+            INSERT INTO segments (project_id, key, name, salt, rules, tags, deleted_at)
+            VALUES ($1, 'uses', 'Uses', 's', $2, '{x}', now())
+            """,
+            project.id,
+            stored,
+        )
+        migrations = dict(migration_files())
+        await conn.execute(migrations["0010_segment_revisions"])
+        await conn.execute(migrations["0017_stored_rules_beside_snapshots"])
+        rows = await conn.fetch(
+            """
+            SELECT s.key, r.version, r.actor, r.snapshot, r.rules
+            FROM segment_revisions r
+            JOIN segments s ON s.project_id = r.project_id AND s.id = r.segment_id
+            WHERE r.project_id = $1
+            ORDER BY s.key
+            """,
+            project.id,
+        )
     finally:
+        await transaction.rollback()  # the tables as the migrations left them
         await conn.close()
+    # sql/0017 gives the revision of each segment's current version its stored rules.
+    assert [r["rules"] for r in rows] == [[], stored]
     assert [(r["key"], r["version"], r["actor"]) for r in rows] == [
         ("staff", 3, "migration"),
         ("uses", 1, "migration"),
