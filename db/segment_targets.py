@@ -203,6 +203,11 @@ async def copy_targets(
     )
     await conn.execute("TRUNCATE targets_import")
     await conn.execute(f"SET LOCAL work_mem = '{IMPORT_WORK_MEM}'")
+    # The two anti-joins below hash or merge, never nest: the staging table has no index,
+    # and a list that grew since segment_targets was last analyzed is estimated at a row or
+    # so, for which the planner nests a loop that compares every pair of keys (a replace of
+    # 5,000 keys by 200,000 took 95 s on PostgreSQL 15; hashed, 0.4 s).
+    await conn.execute("SET LOCAL enable_nestloop = off")
     await conn.copy_records_to_table("targets_import", records=keys)
     await conn.execute("ANALYZE targets_import")
     removed = 0
@@ -258,6 +263,7 @@ async def copy_targets(
         SAMPLE_SIZE,
     )
     assert written is not None, "an aggregate returns a row"
+    await conn.execute("RESET enable_nestloop")
     await conn.execute("TRUNCATE targets_import")
     return Edit(written[0], removed, list(written[1]), removed_sample)
 
