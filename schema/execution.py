@@ -372,4 +372,18 @@ class Executor:
         )
         if isawaitable(result):
             result = await result
+        if result.errors and len(result.errors) > 1:
+            result.errors.sort(key=_error_order)
         return result
+
+
+def _error_order(error: GraphQLError) -> tuple[tuple[int, int], tuple[tuple[int, int, str], ...]]:
+    """Errors in the order of the document (then of their response paths), the same on every
+    run: graphql-core lists them as they happen, and fields resolved concurrently fail in
+    whatever order their loads complete."""
+    location = error.locations[0] if error.locations else None
+    where = (location.line, location.column) if location else (sys.maxsize, sys.maxsize)
+    path = tuple(
+        (0, step, "") if isinstance(step, int) else (1, 0, step) for step in error.path or ()
+    )
+    return where, path

@@ -203,6 +203,29 @@ async def test_errors_come_from_graphql_core_unchanged(gql, project, app):
     assert executor.fallbacks == before + 1
 
 
+async def test_errors_are_listed_in_document_order_whichever_field_fails_first(gql, project):
+    """The first field fails after two loads, the second after one: graphql-core would list
+    the second first. Clients comparing responses (snapshots, caches) get one order."""
+    from tests.mutations.helpers import new_segment, propose
+
+    segment = await new_segment(gql, project.key, name="Slow", key="slow")
+    request = (await propose(gql, update={"id": segment["id"], "name": "Slower"}))["changeRequest"]
+    query = """query($p: String!, $request: ID!) {
+      first: node(id: $request) {
+        ... on ChangeRequest { segment { changeRequests(first: -1) { totalCount } } }
+      }
+      second: segment(projectKey: $p, key: "slow") { changeRequests(first: 101) { totalCount } }
+    }"""
+    for _ in range(3):
+        response = await gql.raw(query, {"p": project.key, "request": request["id"]})
+        body = response.json()
+        assert body["data"] == {"first": None, "second": None}
+        assert [error["path"] for error in body["errors"]] == [
+            ["first", "segment", "changeRequests"],
+            ["second", "changeRequests"],
+        ]
+
+
 async def _viewer_context(app, project):
     endpoint = app.state.graphql
     conn = await connect(endpoint.settings.database_url)
