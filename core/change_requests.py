@@ -182,17 +182,17 @@ async def propose(
 
 async def fields_now(
     conn: asyncpg.Connection, row: Row | Mapping[str, Any], *, lock: bool
-) -> tuple[dict[str, Any], list[str]]:
+) -> dict[str, Any] | Refused:
     """The request's fields as its write takes them today: proposed rules name the segments
-    they referenced when proposed by their keys now (`references.rules_input_now`), with the
-    keys of those deleted since. A request stored before sql/0017 names them as proposed."""
+    they referenced when proposed by their keys now (`references.rules_input_now`; NOT_FOUND
+    when one was deleted since). A request stored before sql/0017 names them as proposed."""
     fields = dict(row["fields"])
     if "rules" not in fields or row["proposed_rules"] is None:
-        return fields, []
-    rules, gone = await references.rules_input_now(
-        conn, row["project_id"], row["proposed_rules"], lock=lock
+        return fields
+    rules = await references.rules_input_now(
+        conn, row["project_id"], row["proposed_rules"], ("input", "id"), lock=lock
     )
-    return {**fields, "rules": rules}, gone
+    return rules if isinstance(rules, Refused) else {**fields, "rules": rules}
 
 
 async def _write(
@@ -332,13 +332,9 @@ async def _apply(
         why = f"Changed since version {row['base_version']}: {', '.join(overlap)}."
         await db_requests.set_state(conn, row, "CONFLICT", actor=principal.name, conflict=why)
         return Refused.one(ProblemCode.CHANGE_CONFLICT, why, ("input", "id"))
-    fields, gone = await fields_now(conn, row, lock=True)
-    if gone:
-        return Refused.one(
-            ProblemCode.NOT_FOUND,
-            f"rules: the proposed rules reference the segment {gone[0]!r}, deleted since.",
-            ("input", "id"),
-        )
+    fields = await fields_now(conn, row, lock=True)
+    if isinstance(fields, Refused):
+        return fields
     try:
         async with conn.transaction():
             written = await _write(conn, principal, policy, current, row["deletes"], fields)

@@ -123,8 +123,8 @@ async def request_impact(
             if not rows or rows[0]["deleted_at"] is not None:
                 return None
             return await impact_of(conn, project_id, rows[0], None, delete=True)
-        fields, gone = await fields_now(conn, request, lock=False)
-        if gone:
+        fields = await fields_now(conn, request, lock=False)
+        if isinstance(fields, Refused):
             return None
         checked = await core_segments.check_update(conn, project_id, policy, segment_id, fields)
         if isinstance(checked, Refused):

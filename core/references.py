@@ -13,7 +13,7 @@ from db.members import references_from_rows
 from db.pool import Database
 from rules import references, validate
 from rules.models import Limits, References, StoredRule, referenced_ids, rules_as_input
-from rules.problems import Path, Problem, ProblemCode
+from rules.problems import Path, Problem, ProblemCode, Refused
 
 # Stands for a segment not stored yet (a create, a preview): no row has id 0.
 _NEW = 0
@@ -33,26 +33,31 @@ async def resolve_keys(
 
 
 async def rules_input_now(
-    conn: asyncpg.Connection, project_id: int, stored: list[StoredRule], *, lock: bool
-) -> tuple[list[dict[str, Any]], list[str]]:
+    conn: asyncpg.Connection, project_id: int, stored: list[StoredRule], at: Path, *, lock: bool
+) -> list[dict[str, Any]] | Refused:
     """Stored rules (references by segment id) in the input shapes a write takes, each
-    reference naming the key its segment has now, and the keys of referenced segments
+    reference naming the key its segment has now; NOT_FOUND at `at` when one of them was
     deleted since. What a revert or a change request writes again: the segments it
-    references stay the same ones however they were renamed, a key another segment took
-    since never redirects a reference, and one deleted since is NOT_FOUND to the caller.
+    references stay the same ones however they were renamed, and a key another segment took
+    since never redirects a reference.
 
     With `lock` (inside the write's transaction) it takes the reference-graph lock and
     share-locks the referenced segments, as `resolve_keys` does, so none is renamed or
     deleted before the write commits; without, it reads what is committed (an impact)."""
     wanted = sorted(set(referenced_ids(stored)))
     if not wanted:
-        return rules_as_input(stored, {}), []
+        return rules_as_input(stored, {})
     if lock:
         await db_segments.lock_reference_graph(conn, project_id)
     rows = await db_segments.segments_by_id(conn, project_id, wanted, lock=lock)
-    live = {row["id"]: row["key"] for row in rows if row["deleted_at"] is None}
     gone = sorted(row["key"] for row in rows if row["deleted_at"] is not None)
-    return rules_as_input(stored, live), gone
+    if gone:
+        return Refused.one(
+            ProblemCode.NOT_FOUND,
+            f"rules: they reference the segment {gone[0]!r}, deleted since.",
+            at,
+        )
+    return rules_as_input(stored, {row["id"]: row["key"] for row in rows})
 
 
 async def graph_problems(

@@ -359,16 +359,11 @@ async def revert_segment(
             for api_name, column in _SNAPSHOT_TO_FIELD.items()
         }
         if revision["rules"] is not None:  # NULL: written before sql/0017, keys it is
-            rules, gone = await references.rules_input_now(
-                conn, principal.project_id, revision["rules"], lock=True
+            rules = await references.rules_input_now(
+                conn, principal.project_id, revision["rules"], ("input", "toVersion"), lock=True
             )
-            if gone:
-                return Refused.one(
-                    ProblemCode.NOT_FOUND,
-                    f"rules: version {to_version} references the segment {gone[0]!r}, "
-                    "deleted since.",
-                    ("input", "toVersion"),
-                )
+            if isinstance(rules, Refused):
+                return rules
             fields["rules"] = rules
         result = await _update(
             conn, principal, policy, segment_id, fields, expected_version, bypassed
